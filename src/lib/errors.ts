@@ -1,0 +1,72 @@
+/**
+ * Errors that cross a boundary carry their retry meaning.
+ *
+ * - `permanent`: retrying the same input cannot succeed (bad configuration, a malformed archive, an e-mail the
+ *   service rejected). Message paths turn these into quarantine records; they never reach the Functions host.
+ * - `transient`: the same input may succeed later (storage or e-mail service unavailable, throttled, a lost
+ *   conditional-write race). Handlers let these propagate so the trigger's retry or redelivery applies.
+ *
+ * Guards compare `name` and `code`, not `instanceof`, so that errors survive duplicated module copies.
+ */
+
+export type ErrorKind = 'permanent' | 'transient';
+
+/** Every code and its fixed retry meaning. A code never changes kind. */
+const KIND_OF = {
+  ConfigInvalid: 'permanent',
+  UsageInvalid: 'permanent',
+  ArchiveTruncated: 'permanent',
+  ArchiveCorrupt: 'permanent',
+  ArchiveFormatUnknown: 'permanent',
+  StorageUnavailable: 'transient',
+  StorageConflict: 'transient',
+  StorageRejected: 'permanent',
+  EmailThrottled: 'transient',
+  EmailUnavailable: 'transient',
+  EmailRejected: 'permanent',
+  TwinUnavailable: 'transient',
+  DeviceNotificationFailed: 'transient',
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorCode = keyof typeof KIND_OF;
+
+export const ERROR_CODES = Object.keys(KIND_OF) as readonly ErrorCode[];
+
+export interface RoutingErrorOptions {
+  cause?: unknown;
+  /** Seconds the caller should wait before retrying (from a Retry-After header, for example). */
+  retryAfterSeconds?: number;
+}
+
+export class RoutingError extends Error {
+  override readonly name = 'RoutingError';
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: RoutingErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.kind = KIND_OF[code];
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export function isRoutingError(error: unknown): error is RoutingError {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { name?: unknown }).name === 'RoutingError' &&
+    typeof (error as { code?: unknown }).code === 'string' &&
+    (error as { code: string }).code in KIND_OF
+  );
+}
+
+/** True only for errors that declare themselves transient; unknown errors are not assumed retryable here. */
+export function isTransient(error: unknown): boolean {
+  return isRoutingError(error) && error.kind === 'transient';
+}
+
+export function kindOf(code: ErrorCode): ErrorKind {
+  return KIND_OF[code];
+}
