@@ -1,0 +1,352 @@
+/**
+ * The one place settings and routing.config.json are read and validated. Every problem is collected and reported
+ * in one ConfigInvalid error, so a deployment is fixed in one pass instead of one error per restart.
+ * Secrets live only in app settings; routing.config.json holds no connection strings (it is checked for them).
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseChecksConfig, type ChecksConfig } from './checks/expectations.js';
+import { ENDPOINT_NAMES, ENRICHMENT_KEY, type EndpointName } from './checks/reasons.js';
+import { RoutingError } from './errors.js';
+
+export interface SettingSpec {
+  name: string;
+  description: string;
+  /** Placeholder shown in local.settings.sample.json. */
+  example: string;
+  /** Secrets are never logged or echoed in errors. */
+  secret: boolean;
+}
+
+/**
+ * Every app setting the app reads. local.settings.sample.json lists exactly these (a test keeps them in step).
+ * Connections follow the Functions convention: either NAME holds a connection string, or NAME__property entries
+ * describe an identity-based connection (documented next to each in the sample).
+ */
+export const SETTINGS = [
+  {
+    name: 'AzureWebJobsStorage',
+    description:
+      'Storage for the Functions host and for our containers (quarantine, reports, alerts, archive-index). Identity-based: AzureWebJobsStorage__accountName instead.',
+    example: 'UseDevelopmentStorage=true',
+    secret: true,
+  },
+  {
+    name: 'ROUTING_CONFIG_PATH',
+    description: 'Path of routing.config.json, relative to the app root. Default: routing.config.json.',
+    example: 'routing.config.json',
+    secret: false,
+  },
+  {
+    name: 'QUARANTINE_CONTAINER',
+    description: 'Container that keeps rejected messages with their reason codes. Default: quarantine.',
+    example: 'quarantine',
+    secret: false,
+  },
+  {
+    name: 'IOTHUB_SERVICE_CONNECTION',
+    description:
+      'IoT Hub service connection string (policy with registry read) for twin resolution; only when twinResolution.enabled. Identity-based: IOTHUB_SERVICE_CONNECTION__hostName.',
+    example: 'HostName=<hub>.azure-devices.net;SharedAccessKeyName=registryRead;SharedAccessKey=<key>',
+    secret: true,
+  },
+] as const satisfies readonly SettingSpec[];
+
+export type SettingName = (typeof SETTINGS)[number]['name'];
+
+/** A connection given either as a connection string or as identity-based properties (`NAME__property`). */
+export type Connection =
+  | { kind: 'connectionString'; value: string }
+  | { kind: 'identity'; properties: Record<string, string> };
+
+export interface Settings {
+  storage: Connection;
+  routingConfigPath: string;
+  quarantineContainer: string;
+  iotHubService: Connection | null;
+}
+
+export interface TwinResolutionConfig {
+  enabled: boolean;
+  cacheTtlSeconds: number;
+  maxConcurrency: number;
+  readsPerSecond: number;
+}
+
+export { ENDPOINT_NAMES, type EndpointName };
+
+export interface RouteConfig {
+  name: string;
+  /** IoT Hub routing query, e.g. `level="critical"`. */
+  condition: string;
+  endpoint: EndpointName;
+  enabled: boolean;
+}
+
+export interface EnrichmentConfig {
+  key: string;
+  /** `$iothubname`, `$twin.tags.x`, `$twin.properties.desired.x` or a static value. */
+  value: string;
+  endpoints: EndpointName[];
+}
+
+export interface RoutingConfig {
+  iotHubName: string;
+  routes: RouteConfig[];
+  fallbackRoute: boolean;
+  enrichments: EnrichmentConfig[];
+  checks: ChecksConfig;
+  twinResolution: TwinResolutionConfig;
+}
+
+export interface AppConfig {
+  settings: Settings;
+  routing: RoutingConfig;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const CONTAINER_NAME = /^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/;
+
+function connectionFrom(env: Env, name: string): Connection | null {
+  const direct = env[name]?.trim();
+  if (direct) return { kind: 'connectionString', value: direct };
+  const prefix = `${name}__`;
+  const properties: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (key.startsWith(prefix) && value !== undefined && value !== '') properties[key.slice(prefix.length)] = value;
+  }
+  return Object.keys(properties).length > 0 ? { kind: 'identity', properties } : null;
+}
+
+export function parseSettings(env: Env, problems: string[]): Settings {
+  const storage = connectionFrom(env, 'AzureWebJobsStorage');
+  if (storage === null) {
+    problems.push(
+      'AzureWebJobsStorage is not set: give a connection string (UseDevelopmentStorage=true locally) or AzureWebJobsStorage__accountName for an identity-based connection',
+    );
+  } else if (
+    storage.kind === 'identity' &&
+    !['accountName', 'blobServiceUri', 'serviceUri'].some((p) => storage.properties[p] !== undefined)
+  ) {
+    problems.push('AzureWebJobsStorage__*: an identity-based connection needs accountName or blobServiceUri');
+  }
+  const quarantineContainer = env['QUARANTINE_CONTAINER']?.trim() || 'quarantine';
+  if (!CONTAINER_NAME.test(quarantineContainer)) {
+    problems.push(
+      `QUARANTINE_CONTAINER: "${quarantineContainer}" is not a valid container name (3-63 lower-case letters, digits and single hyphens)`,
+    );
+  }
+  const iotHubService = connectionFrom(env, 'IOTHUB_SERVICE_CONNECTION');
+  if (iotHubService?.kind === 'connectionString' && !/HostName=[^;]+/i.test(iotHubService.value)) {
+    problems.push('IOTHUB_SERVICE_CONNECTION: not an IoT Hub connection string (no HostName=...)');
+  }
+  if (iotHubService?.kind === 'identity' && iotHubService.properties['hostName'] === undefined) {
+    problems.push('IOTHUB_SERVICE_CONNECTION__*: an identity-based connection needs IOTHUB_SERVICE_CONNECTION__hostName');
+  }
+  return {
+    storage: storage ?? { kind: 'connectionString', value: '' },
+    routingConfigPath: env['ROUTING_CONFIG_PATH']?.trim() || 'routing.config.json',
+    quarantineContainer,
+    iotHubService,
+  };
+}
+
+// ---- routing.config.json -------------------------------------------------------------------------------------
+
+type Json = unknown;
+
+function isObject(value: Json): value is Record<string, Json> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function unknownKeys(value: Record<string, Json>, allowed: readonly string[], at: string, problems: string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) problems.push(`${at}.${key}: unknown setting (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+function str(value: Json, at: string, problems: string[], fallback = ''): string {
+  if (typeof value === 'string' && value.trim() !== '') return value;
+  problems.push(`${at}: expected a non-empty string`);
+  return fallback;
+}
+
+function positiveNumber(value: Json, at: string, problems: string[], fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= max) return value;
+  problems.push(`${at}: expected a number above 0${max < Number.MAX_SAFE_INTEGER ? ` and at most ${max}` : ''}`);
+  return fallback;
+}
+
+function endpointName(value: Json, at: string, problems: string[]): EndpointName {
+  if (typeof value === 'string' && (ENDPOINT_NAMES as readonly string[]).includes(value)) return value as EndpointName;
+  problems.push(`${at}: expected one of ${ENDPOINT_NAMES.join(', ')}`);
+  return 'events';
+}
+
+const SECRET_LIKE = /(AccountKey|SharedAccessKey|SharedAccessSignature|accesskey)=/i;
+
+export function parseRoutingConfig(raw: Json, problems: string[]): RoutingConfig {
+  const at = 'routing.config.json';
+  if (!isObject(raw)) {
+    problems.push(`${at}: expected a JSON object`);
+    raw = {};
+  }
+  const doc = raw as Record<string, Json>;
+  unknownKeys(doc, ['$schema', 'iotHubName', 'routes', 'fallbackRoute', 'enrichments', 'checks', 'twinResolution'], at, problems);
+  if (SECRET_LIKE.test(JSON.stringify(doc))) {
+    problems.push(`${at}: contains what looks like a key or connection string; secrets belong in app settings only`);
+  }
+
+  const routes: RouteConfig[] = [];
+  if (doc['routes'] !== undefined && !Array.isArray(doc['routes'])) problems.push('routes: expected an array');
+  const seenRoutes = new Set<string>();
+  for (const [i, route] of (Array.isArray(doc['routes']) ? doc['routes'] : []).entries()) {
+    const here = `routes[${i}]`;
+    if (!isObject(route)) {
+      problems.push(`${here}: expected an object`);
+      continue;
+    }
+    unknownKeys(route, ['name', 'condition', 'endpoint', 'enabled'], here, problems);
+    const name = str(route['name'], `${here}.name`, problems);
+    if (name !== '' && !/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+      problems.push(`${here}.name: IoT Hub route names hold only letters, digits, - and _ (at most 64)`);
+    }
+    if (seenRoutes.has(name.toLowerCase())) problems.push(`${here}.name: duplicate route name "${name}"`);
+    seenRoutes.add(name.toLowerCase());
+    routes.push({
+      name,
+      condition: route['condition'] === undefined ? 'true' : str(route['condition'], `${here}.condition`, problems),
+      endpoint: endpointName(route['endpoint'], `${here}.endpoint`, problems),
+      enabled: route['enabled'] === undefined ? true : route['enabled'] === true,
+    });
+  }
+
+  const enrichments: EnrichmentConfig[] = [];
+  if (doc['enrichments'] !== undefined && !Array.isArray(doc['enrichments'])) problems.push('enrichments: expected an array');
+  for (const [i, enrichment] of (Array.isArray(doc['enrichments']) ? doc['enrichments'] : []).entries()) {
+    const here = `enrichments[${i}]`;
+    if (!isObject(enrichment)) {
+      problems.push(`${here}: expected an object`);
+      continue;
+    }
+    unknownKeys(enrichment, ['key', 'value', 'endpoints'], here, problems);
+    const key = str(enrichment['key'], `${here}.key`, problems);
+    if (key !== '' && !ENRICHMENT_KEY.test(key)) {
+      problems.push(
+        `${here}.key: "${key}" is not accepted by IoT Hub: use only letters, digits, "-", "_" and "." (at most 64 characters)`,
+      );
+    }
+    const endpoints = Array.isArray(enrichment['endpoints'])
+      ? enrichment['endpoints'].map((e, j) => endpointName(e, `${here}.endpoints[${j}]`, problems))
+      : (problems.push(`${here}.endpoints: expected an array of endpoint names`), []);
+    enrichments.push({ key, value: str(enrichment['value'], `${here}.value`, problems), endpoints });
+  }
+
+  const iotHubName =
+    doc['iotHubName'] === undefined ? 'local-hub' : str(doc['iotHubName'], 'iotHubName', problems, 'local-hub');
+  const checks = parseChecksConfig(withDerivedExpectations(doc['checks'], enrichments, iotHubName), 'checks');
+  if ('errors' in checks) problems.push(...checks.errors);
+
+  const twin = isObject(doc['twinResolution']) ? doc['twinResolution'] : {};
+  if (doc['twinResolution'] !== undefined && !isObject(doc['twinResolution'])) problems.push('twinResolution: expected an object');
+  unknownKeys(twin, ['enabled', 'cacheTtlSeconds', 'maxConcurrency', 'readsPerSecond'], 'twinResolution', problems);
+  const twinResolution: TwinResolutionConfig = {
+    enabled: twin['enabled'] === true,
+    cacheTtlSeconds: positiveNumber(twin['cacheTtlSeconds'], 'twinResolution.cacheTtlSeconds', problems, 300, 86_400),
+    maxConcurrency: positiveNumber(twin['maxConcurrency'], 'twinResolution.maxConcurrency', problems, 4, 64),
+    readsPerSecond: positiveNumber(twin['readsPerSecond'], 'twinResolution.readsPerSecond', problems, 8, 1_000),
+  };
+
+  return {
+    iotHubName,
+    routes,
+    fallbackRoute: doc['fallbackRoute'] === undefined ? true : doc['fallbackRoute'] === true,
+    enrichments,
+    checks: 'value' in checks ? checks.value : parseDefaultChecks(),
+    twinResolution,
+  };
+}
+
+/**
+ * The enrichments the hub is configured to stamp are what each endpoint should find on its messages, so they become
+ * expectations without being written twice: a static value must be equal, `$iothubname` must equal the hub's
+ * name, a `$twin` path must be present (its value is the device's own). Expectations written explicitly under
+ * `checks` for the same key (any case) win.
+ */
+function withDerivedExpectations(rawChecks: Json, enrichments: readonly EnrichmentConfig[], iotHubName: string): Json {
+  if (rawChecks !== undefined && !isObject(rawChecks)) return rawChecks; // parseChecksConfig reports the type error
+  const checks: Record<string, Json> = { ...(rawChecks ?? {}) };
+  const endpointsRaw = checks['endpoints'];
+  if (endpointsRaw !== undefined && !isObject(endpointsRaw)) return rawChecks;
+  const endpoints: Record<string, Json> = { ...(endpointsRaw ?? {}) };
+  for (const enrichment of enrichments) {
+    if (enrichment.key === '' || !ENRICHMENT_KEY.test(enrichment.key)) continue; // already reported
+    for (const endpoint of new Set(enrichment.endpoints)) {
+      const current = isObject(endpoints[endpoint]) ? (endpoints[endpoint] as Record<string, Json>) : {};
+      if (endpoints[endpoint] !== undefined && !isObject(endpoints[endpoint])) continue;
+      const listed = Array.isArray(current['enrichments']) ? current['enrichments'] : [];
+      if (current['enrichments'] !== undefined && !Array.isArray(current['enrichments'])) continue;
+      const explicit = listed.some(
+        (e) => isObject(e) && typeof e['key'] === 'string' && e['key'].toLowerCase() === enrichment.key.toLowerCase(),
+      );
+      if (explicit) continue;
+      const value = enrichment.value;
+      const derived = value.toLowerCase().startsWith('$twin.')
+        ? { key: enrichment.key }
+        : { key: enrichment.key, equals: value.toLowerCase() === '$iothubname' ? iotHubName : value };
+      endpoints[endpoint] = { ...current, enrichments: [...listed, derived] };
+    }
+  }
+  checks['endpoints'] = endpoints;
+  return checks;
+}
+
+function parseDefaultChecks(): ChecksConfig {
+  const fallback = parseChecksConfig({}, 'checks');
+  if ('errors' in fallback) throw new Error(`default checks config is invalid: ${fallback.errors.join('; ')}`);
+  return fallback.value;
+}
+
+/** Validates settings and the parsed routing config together; throws one ConfigInvalid naming every problem. */
+export function buildAppConfig(env: Env, rawRouting: Json, problems: string[] = []): AppConfig {
+  const settings = parseSettings(env, problems);
+  const routing = parseRoutingConfig(rawRouting, problems);
+  if (routing.twinResolution.enabled && settings.iotHubService === null) {
+    problems.push('twinResolution.enabled is true but IOTHUB_SERVICE_CONNECTION is not set');
+  }
+  if (problems.length > 0) {
+    throw new RoutingError('ConfigInvalid', `Configuration is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`);
+  }
+  return { settings, routing };
+}
+
+/** Reads routing.config.json from disk (relative to `root`) and validates everything once. */
+export async function loadAppConfig(env: Env, root: string = process.cwd()): Promise<AppConfig> {
+  const problems: string[] = [];
+  const configPath = path.resolve(root, env['ROUTING_CONFIG_PATH']?.trim() || 'routing.config.json');
+  let raw: Json = {};
+  try {
+    raw = JSON.parse(await readFile(configPath, 'utf8')) as Json;
+  } catch (error) {
+    problems.push(`${configPath}: ${error instanceof SyntaxError ? `not valid JSON: ${error.message}` : (error as Error).message}`);
+  }
+  return buildAppConfig(env, raw, problems);
+}
+
+/** Reads only routing.config.json (the CLI's `--config`), without app settings. */
+export async function loadRoutingConfig(file: string): Promise<RoutingConfig> {
+  const problems: string[] = [];
+  let raw: Json = {};
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8')) as Json;
+  } catch (error) {
+    problems.push(`${file}: ${error instanceof SyntaxError ? `not valid JSON: ${error.message}` : (error as Error).message}`);
+  }
+  const routing = parseRoutingConfig(raw, problems);
+  if (problems.length > 0) {
+    throw new RoutingError('ConfigInvalid', `${file} is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`);
+  }
+  return routing;
+}

@@ -1,0 +1,31 @@
+import type { DecodedBody, MessageSource, PropertyValue, RoutedMessage } from './RoutedMessage.js';
+
+/** The normalized message as printed by the CLI and returned by queries: plain JSON, times in ISO-8601 UTC. */
+export interface MessageRecord {
+  deviceId: string | null;
+  moduleId?: string;
+  messageId?: string;
+  enqueuedTime: string | null;
+  contentType?: string;
+  contentEncoding?: string;
+  properties: Record<string, PropertyValue>;
+  systemProperties: Record<string, PropertyValue>;
+  body: DecodedBody;
+  source: MessageSource;
+}
+
+export function toMessageRecord(message: RoutedMessage): MessageRecord {
+  // Spelled out field by field so the printed key order is stable and optional fields are absent, not undefined.
+  return {
+    deviceId: message.deviceId,
+    ...(message.moduleId !== undefined ? { moduleId: message.moduleId } : {}),
+    ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
+    enqueuedTime: message.enqueuedTime === null ? null : message.enqueuedTime.toISOString(),
+    ...(message.contentType !== undefined ? { contentType: message.contentType } : {}),
+    ...(message.contentEncoding !== undefined ? { contentEncoding: message.contentEncoding } : {}),
+    properties: message.properties,
+    systemProperties: message.systemProperties,
+    body: message.decoded,
+    source: message.source,
+  };
+}

@@ -1,0 +1,129 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { buildAppConfig, loadAppConfig, loadRoutingConfig, SETTINGS } from '../src/lib/config.js';
+import { isRoutingError } from '../src/lib/errors.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    if (isRoutingError(error) && error.code === 'ConfigInvalid') return error.message;
+    throw error;
+  }
+  throw new Error('expected ConfigInvalid');
+}
+
+describe('config', () => {
+  it('accepts the routing.config.json shipped with the app and the sample settings', async () => {
+    const sample = JSON.parse(await readFile(path.join(root, 'local.settings.sample.json'), 'utf8')) as {
+      Values: Record<string, string>;
+    };
+    const config = await loadAppConfig(sample.Values, root);
+    expect(config.routing.iotHubName).toBe('ContosoTestHub');
+    expect(config.routing.routes.map((r) => [r.name, r.endpoint])).toEqual([
+      ['CriticalRoute', 'criticalQueue'],
+      ['StorageRoute', 'archive'],
+    ]);
+    expect(config.settings.storage).toEqual({ kind: 'connectionString', value: 'UseDevelopmentStorage=true' });
+    expect(config.settings.quarantineContainer).toBe('quarantine');
+  });
+
+  it('lists every setting the app reads in local.settings.sample.json, each with a description', async () => {
+    const sample = JSON.parse(await readFile(path.join(root, 'local.settings.sample.json'), 'utf8')) as {
+      Values: Record<string, string>;
+      Descriptions: Record<string, string>;
+    };
+    const names = SETTINGS.map((s) => s.name);
+    expect(Object.keys(sample.Values).sort()).toEqual(['FUNCTIONS_WORKER_RUNTIME', ...names].sort());
+    for (const name of Object.keys(sample.Values)) expect(sample.Descriptions[name]?.length ?? 0).toBeGreaterThan(20);
+  });
+
+  it('reports every problem in one error, each with where it is', () => {
+    const message = configError(() =>
+      buildAppConfig(
+        { QUARANTINE_CONTAINER: 'Bad_Name' },
+        {
+          routes: [
+            { name: 'ok', condition: 'level="critical"', endpoint: 'criticalQueue' },
+            { name: 'ok', endpoint: 'nowhere' },
+          ],
+          enrichments: [{ key: 'device location', value: '$twin.tags.location', endpoints: ['archive'] }],
+          twinResolution: { enabled: true, readsPerSecond: -1 },
+          colour: 'blue',
+        },
+      ),
+    );
+    expect(message).toContain('AzureWebJobsStorage is not set');
+    expect(message).toContain('QUARANTINE_CONTAINER: "Bad_Name" is not a valid container name');
+    expect(message).toContain('routes[1].name: duplicate route name "ok"');
+    expect(message).toContain('routes[1].endpoint: expected one of events, criticalQueue, archive');
+    expect(message).toContain('enrichments[0].key: "device location" is not accepted by IoT Hub');
+    expect(message).toContain('twinResolution.readsPerSecond: expected a number above 0');
+    expect(message).toContain('twinResolution.enabled is true but IOTHUB_SERVICE_CONNECTION is not set');
+    expect(message).toContain('routing.config.json.colour: unknown setting');
+    expect(message).toMatch(/Configuration is invalid \(\d+ problems\)/);
+  });
+
+  it('refuses secrets in routing.config.json', () => {
+    const message = configError(() =>
+      buildAppConfig(
+        { AzureWebJobsStorage: 'UseDevelopmentStorage=true' },
+        { iotHubName: 'HostName=x;SharedAccessKeyName=a;SharedAccessKey=abc' },
+      ),
+    );
+    expect(message).toContain('secrets belong in app settings only');
+    expect(message).not.toContain('SharedAccessKey=abc');
+  });
+
+  it('accepts identity-based connections in the Functions naming convention', () => {
+    const config = buildAppConfig(
+      {
+        AzureWebJobsStorage__accountName: 'contosostorage',
+        IOTHUB_SERVICE_CONNECTION__hostName: 'contoso.azure-devices.net',
+      },
+      { twinResolution: { enabled: true } },
+    );
+    expect(config.settings.storage).toEqual({ kind: 'identity', properties: { accountName: 'contosostorage' } });
+    expect(config.settings.iotHubService).toEqual({ kind: 'identity', properties: { hostName: 'contoso.azure-devices.net' } });
+    expect(config.routing.twinResolution).toEqual({ enabled: true, cacheTtlSeconds: 300, maxConcurrency: 4, readsPerSecond: 8 });
+  });
+
+  it('names the file when routing.config.json is not JSON', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'routing-config-'));
+    const file = path.join(dir, 'routing.config.json');
+    await writeFile(file, '{ "routes": [ }');
+    await expect(loadRoutingConfig(file)).rejects.toThrow(/routing\.config\.json: not valid JSON/);
+  });
+});
+
+describe('enrichments become expectations', () => {
+  it('derives equals for static values and $iothubname, presence for $twin paths, on the listed endpoints only', () => {
+    const { routing } = buildAppConfig(
+      { AzureWebJobsStorage: 'UseDevelopmentStorage=true' },
+      {
+        iotHubName: 'ContosoTestHub',
+        enrichments: [
+          { key: 'hub', value: '$iothubname', endpoints: ['criticalQueue'] },
+          { key: 'DeviceLocation', value: '$twin.tags.location', endpoints: ['criticalQueue', 'archive'] },
+          { key: 'customerID', value: 'c-42', endpoints: ['criticalQueue'] },
+        ],
+        checks: { endpoints: { criticalQueue: { enrichments: [{ key: 'CUSTOMERID', pattern: '^c-' }] } } },
+      },
+    );
+    const rules = (endpoint: 'events' | 'criticalQueue' | 'archive') =>
+      routing.checks.endpoints[endpoint].enrichments.map((e) => [e.key, e.rule.kind, 'value' in e.rule ? e.rule.value : undefined]);
+    // The explicit CUSTOMERID rule wins over the derived one (keys match ignoring case, as IoT Hub's do).
+    expect(rules('criticalQueue')).toEqual([
+      ['CUSTOMERID', 'pattern', undefined],
+      ['hub', 'equals', 'ContosoTestHub'],
+      ['DeviceLocation', 'present', undefined],
+    ]);
+    expect(rules('archive')).toEqual([['DeviceLocation', 'present', undefined]]);
+    expect(rules('events')).toEqual([]);
+  });
+});
