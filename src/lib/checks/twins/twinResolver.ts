@@ -1,0 +1,376 @@
+/**
+ * Optional twin resolution for `$twin.*` message enrichments.
+ *
+ * IoT Hub stamps an enrichment such as `location: $twin.tags.location` with the twin's value when it can, and with
+ * the literal placeholder text when the twin lacks the path or a twin change has not reached the enrichment yet
+ * (up to five minutes). This module reads the twin itself for such messages, through the {@link TwinReader} port,
+ * with a per-device cache, single-flight reads, bounded concurrency and a rate below IoT Hub's twin-read throttle.
+ *
+ * Pure domain: no SDK import. The azure-iothub adapter lives in `registryTwinReader.ts`.
+ */
+
+import { RoutingError, isRoutingError } from '../../errors.js';
+import type { PropertyValue } from '../../message/RoutedMessage.js';
+import type { Clock } from '../../ports.js';
+
+/** The parts of a device twin that enrichments can name. */
+export interface TwinDocument {
+  tags: Record<string, unknown>;
+  properties: {
+    desired: Record<string, unknown>;
+    reported: Record<string, unknown>;
+  };
+}
+
+/** Port: reads one device twin. */
+export interface TwinReader {
+  /**
+   * Resolves to `null` when the hub has no such device. Any other failure rejects; the resolver treats it as
+   * transient.
+   */
+  getTwin(deviceId: string): Promise<TwinDocument | null>;
+}
+
+export type TwinUnresolvedReason =
+  /** The hub has no device with this id (deleted since the message was sent, or a wrong id). */
+  | 'DeviceNotFound'
+  /** The twin exists but has nothing at the placeholder's path. */
+  | 'PathMissing'
+  /** Not a placeholder this resolver understands (IoT Hub only offers tags, desired and reported properties). */
+  | 'Unsupported';
+
+export type TwinResolution =
+  | { resolved: true; value: PropertyValue }
+  | { resolved: false; reason: TwinUnresolvedReason };
+
+export interface ResolvedProperties {
+  /** A copy of the input with every resolvable placeholder replaced; unresolved ones keep their literal text. */
+  properties: Record<string, PropertyValue>;
+  /** Keys whose placeholder was replaced by a twin value. */
+  resolved: string[];
+  /** Keys that still hold a `$twin.` placeholder. */
+  unresolved: string[];
+  /** Why each key in `unresolved` stayed unresolved. */
+  reasons: Record<string, TwinUnresolvedReason>;
+}
+
+export interface TwinResolver {
+  /** Resolves one placeholder such as `$twin.tags.location` for one device. */
+  resolve(deviceId: string, placeholder: string): Promise<TwinResolution>;
+  /**
+   * Resolves every property value that is an unresolved `$twin.` placeholder, with at most one twin read per device
+   * per cache lifetime. Other values are copied unchanged.
+   */
+  resolveProperties(deviceId: string, properties: Readonly<Record<string, PropertyValue>>): Promise<ResolvedProperties>;
+}
+
+/**
+ * IoT Hub's documented throttle for twin (device and module) reads is 100/sec for Free and S1 hubs, the higher of
+ * 100/sec or 10/sec/unit for S2 and 500/sec/unit for S3 (learn.microsoft.com, "IoT Hub quotas and throttling").
+ * The budget is per hub and shared with devices reading their own twins, other back ends and every scaled-out
+ * instance of this app, each of which has its own resolver; 8/sec per instance leaves most of the smallest
+ * budget to them. Raise it per deployment when the hub tier and instance count allow.
+ */
+export const DEFAULT_TWIN_READS_PER_SECOND = 8;
+
+/**
+ * Matches the propagation window IoT Hub documents for enrichments: a value read now is no older than what the hub
+ * itself would stamp a few minutes later, and a busy device costs at most one read per five minutes.
+ */
+export const DEFAULT_TWIN_TTL_MS = 5 * 60_000;
+
+/** A device that does not exist is usually deleted for good; a minute bounds the wait if it is being re-created. */
+export const DEFAULT_NOT_FOUND_TTL_MS = 60_000;
+
+export const DEFAULT_MAX_CONCURRENT_TWIN_READS = 4;
+
+export const DEFAULT_MAX_CACHED_TWINS = 10_000;
+
+export interface TwinResolverOptions {
+  reader: TwinReader;
+  clock: Clock;
+  /** Waits for the rate limiter. Defaults to a real timer; tests pass one that advances a manual clock. */
+  sleep?: (ms: number) => Promise<void>;
+  /** How long a twin read stays usable, in milliseconds. Default {@link DEFAULT_TWIN_TTL_MS}. */
+  ttlMs?: number;
+  /** How long "device not found" is remembered, in milliseconds. Default {@link DEFAULT_NOT_FOUND_TTL_MS}. */
+  negativeTtlMs?: number;
+  /** Twin reads in flight at once. Default {@link DEFAULT_MAX_CONCURRENT_TWIN_READS}. */
+  maxConcurrency?: number;
+  /** Sustained twin reads per second started by this resolver. Default {@link DEFAULT_TWIN_READS_PER_SECOND}. */
+  ratePerSecond?: number;
+  /**
+   * Reads that may start back to back before pacing applies. In any window of `T` seconds at most
+   * `burst - 1 + ratePerSecond * T` reads start; with the default of 1 no one-second window holds more than
+   * `ratePerSecond`.
+   */
+  burst?: number;
+  /** Devices kept in the cache; the least recently read is dropped first. Default {@link DEFAULT_MAX_CACHED_TWINS}. */
+  maxCachedDevices?: number;
+}
+
+const TWIN_PREFIX = '$twin.';
+
+/** True for a value IoT Hub left as an unresolved `$twin.` enrichment. */
+export function isTwinPlaceholder(value: unknown): value is string {
+  return typeof value === 'string' && value.startsWith(TWIN_PREFIX);
+}
+
+export interface TwinPath {
+  section: 'tags' | 'desired' | 'reported';
+  /** Property names from the section root; never empty. */
+  path: string[];
+}
+
+/**
+ * Parses `$twin.tags.a.b`, `$twin.properties.desired.x` and `$twin.properties.reported.x`. Returns null for anything
+ * else, including a bare section (`$twin.tags`), because IoT Hub enrichments name a value, not a section.
+ */
+export function parseTwinPlaceholder(placeholder: string): TwinPath | null {
+  if (!placeholder.startsWith(TWIN_PREFIX)) return null;
+  const segments = placeholder.slice(TWIN_PREFIX.length).split('.');
+  // Twin property names cannot contain '.', so an empty segment is a malformed placeholder, not a key.
+  if (segments.some((s) => s.length === 0)) return null;
+  const [first, second, ...rest] = segments;
+  if (first === 'tags' && second !== undefined) return { section: 'tags', path: [second, ...rest] };
+  if (first === 'properties' && (second === 'desired' || second === 'reported') && rest.length > 0) {
+    return { section: second, path: rest };
+  }
+  return null;
+}
+
+/** Looks a parsed path up in a twin. Own properties only, so `constructor` or `__proto__` never resolve. */
+export function readTwinPath(twin: TwinDocument, twinPath: TwinPath): TwinResolution {
+  let current: unknown = twinPath.section === 'tags' ? twin.tags : twin.properties[twinPath.section];
+  for (const key of twinPath.path) {
+    if (typeof current !== 'object' || current === null || Array.isArray(current) || !Object.hasOwn(current, key)) {
+      return { resolved: false, reason: 'PathMissing' };
+    }
+    current = (current as Record<string, unknown>)[key];
+  }
+  return { resolved: true, value: toPropertyValue(current) };
+}
+
+function toPropertyValue(value: unknown): PropertyValue {
+  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+    return value;
+  }
+  // Application properties are flat scalars, so a nested object travels as its JSON text.
+  return JSON.stringify(value) ?? null;
+}
+
+export function createTwinResolver(options: TwinResolverOptions): TwinResolver {
+  const settings = validateOptions(options);
+  const { reader, clock } = options;
+  const sleep = options.sleep ?? realSleep;
+  const cache = new TwinCache(settings.maxCachedDevices);
+  const inFlight = new Map<string, Promise<TwinDocument | null>>();
+  const slots = new Semaphore(settings.maxConcurrency);
+  const bucket = new TokenBucket(settings.ratePerSecond, settings.burst, clock.now().getTime());
+
+  async function readThrottled(deviceId: string): Promise<TwinDocument | null> {
+    // The slot is taken before the token so that a read starts as soon as its token is granted; taking tokens while
+    // queued for a slot would let reads bunch up later and exceed the rate.
+    await slots.acquire();
+    try {
+      const waitMs = bucket.reserve(clock.now().getTime());
+      if (waitMs > 0) await sleep(waitMs);
+      return await reader.getTwin(deviceId);
+    } finally {
+      slots.release();
+    }
+  }
+
+  async function load(deviceId: string): Promise<TwinDocument | null> {
+    let twin: TwinDocument | null;
+    try {
+      twin = await readThrottled(deviceId);
+    } catch (error) {
+      // Not cached: the next message for this device tries again, and the trigger's retry sees a transient error.
+      if (isRoutingError(error) && error.code === 'TwinUnavailable') throw error;
+      throw new RoutingError('TwinUnavailable', `Reading the twin of device '${deviceId}' failed: ${describe(error)}`, {
+        cause: error,
+      });
+    }
+    const ttl = twin === null ? settings.negativeTtlMs : settings.ttlMs;
+    cache.set(deviceId, twin, clock.now().getTime() + ttl);
+    return twin;
+  }
+
+  function twinOf(deviceId: string): Promise<TwinDocument | null> {
+    const cached = cache.get(deviceId, clock.now().getTime());
+    if (cached !== undefined) return Promise.resolve(cached);
+    const pending = inFlight.get(deviceId);
+    if (pending !== undefined) return pending;
+    // Single flight: every caller that arrives while the read runs shares it, so a burst of messages from one
+    // device costs one read and one token.
+    const started = load(deviceId).finally(() => inFlight.delete(deviceId));
+    inFlight.set(deviceId, started);
+    return started;
+  }
+
+  return {
+    async resolve(deviceId, placeholder) {
+      const twinPath = parseTwinPlaceholder(placeholder);
+      if (twinPath === null) return { resolved: false, reason: 'Unsupported' };
+      if (deviceId.length === 0) return { resolved: false, reason: 'DeviceNotFound' };
+      const twin = await twinOf(deviceId);
+      if (twin === null) return { resolved: false, reason: 'DeviceNotFound' };
+      return readTwinPath(twin, twinPath);
+    },
+
+    async resolveProperties(deviceId, properties) {
+      const result: ResolvedProperties = { properties: { ...properties }, resolved: [], unresolved: [], reasons: {} };
+      const wanted: Array<[string, TwinPath]> = [];
+      for (const [key, value] of Object.entries(properties)) {
+        if (!isTwinPlaceholder(value)) continue;
+        const twinPath = parseTwinPlaceholder(value);
+        if (twinPath === null) {
+          result.unresolved.push(key);
+          result.reasons[key] = 'Unsupported';
+        } else {
+          wanted.push([key, twinPath]);
+        }
+      }
+      if (wanted.length === 0) return result;
+
+      const twin = deviceId.length === 0 ? null : await twinOf(deviceId);
+      for (const [key, twinPath] of wanted) {
+        const resolution: TwinResolution =
+          twin === null ? { resolved: false, reason: 'DeviceNotFound' } : readTwinPath(twin, twinPath);
+        if (resolution.resolved) {
+          result.properties[key] = resolution.value;
+          result.resolved.push(key);
+        } else {
+          result.unresolved.push(key);
+          result.reasons[key] = resolution.reason;
+        }
+      }
+      return result;
+    },
+  };
+}
+
+interface Settings {
+  ttlMs: number;
+  negativeTtlMs: number;
+  maxConcurrency: number;
+  ratePerSecond: number;
+  burst: number;
+  maxCachedDevices: number;
+}
+
+function validateOptions(options: TwinResolverOptions): Settings {
+  const settings: Settings = {
+    ttlMs: options.ttlMs ?? DEFAULT_TWIN_TTL_MS,
+    negativeTtlMs: options.negativeTtlMs ?? DEFAULT_NOT_FOUND_TTL_MS,
+    maxConcurrency: options.maxConcurrency ?? DEFAULT_MAX_CONCURRENT_TWIN_READS,
+    ratePerSecond: options.ratePerSecond ?? DEFAULT_TWIN_READS_PER_SECOND,
+    burst: options.burst ?? 1,
+    maxCachedDevices: options.maxCachedDevices ?? DEFAULT_MAX_CACHED_TWINS,
+  };
+  const problems: string[] = [];
+  const requireAtLeast = (name: keyof Settings, min: number, integer: boolean): void => {
+    const value = settings[name];
+    if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+      problems.push(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${String(value)}`);
+    }
+  };
+  requireAtLeast('ttlMs', 0, false);
+  requireAtLeast('negativeTtlMs', 0, false);
+  requireAtLeast('maxConcurrency', 1, true);
+  requireAtLeast('burst', 1, true);
+  requireAtLeast('maxCachedDevices', 1, true);
+  if (!Number.isFinite(settings.ratePerSecond) || settings.ratePerSecond <= 0) {
+    problems.push(`ratePerSecond must be a number > 0, got ${String(settings.ratePerSecond)}`);
+  }
+  if (problems.length > 0) throw new RoutingError('ConfigInvalid', `Twin resolver: ${problems.join('; ')}`);
+  return settings;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.name === 'Error' ? error.message : `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+function realSleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Twin reads by device id with expiry; Map order doubles as recency so the oldest read is evicted first. */
+class TwinCache {
+  readonly #entries = new Map<string, { twin: TwinDocument | null; expiresAt: number }>();
+
+  constructor(private readonly maxEntries: number) {}
+
+  /** `undefined` means "not cached"; `null` is a cached "device not found". */
+  get(deviceId: string, nowMs: number): TwinDocument | null | undefined {
+    const entry = this.#entries.get(deviceId);
+    if (entry === undefined) return undefined;
+    if (nowMs >= entry.expiresAt) {
+      this.#entries.delete(deviceId);
+      return undefined;
+    }
+    return entry.twin;
+  }
+
+  set(deviceId: string, twin: TwinDocument | null, expiresAt: number): void {
+    this.#entries.delete(deviceId);
+    this.#entries.set(deviceId, { twin, expiresAt });
+    while (this.#entries.size > this.maxEntries) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done === true) break;
+      this.#entries.delete(oldest.value);
+    }
+  }
+}
+
+/** Counting semaphore with FIFO hand-over: a released slot goes straight to the longest waiter. */
+class Semaphore {
+  #active = 0;
+  readonly #waiters: Array<() => void> = [];
+
+  constructor(private readonly max: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.#active < this.max) {
+      this.#active += 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next !== undefined) next();
+    else this.#active -= 1;
+  }
+}
+
+/**
+ * Token bucket that lets callers go into debt: `reserve` always takes a token and returns how long the caller must
+ * wait until the bucket would have held it. Reservations are therefore served in arrival order, with no polling,
+ * and the start times they produce never exceed `burst` plus `ratePerSecond` per elapsed second.
+ */
+class TokenBucket {
+  #tokens: number;
+  #updatedAt: number;
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly capacity: number,
+    nowMs: number,
+  ) {
+    this.#tokens = capacity;
+    this.#updatedAt = nowMs;
+  }
+
+  reserve(nowMs: number): number {
+    // A clock that steps backwards must not mint tokens.
+    const elapsed = Math.max(0, nowMs - this.#updatedAt);
+    this.#updatedAt = Math.max(this.#updatedAt, nowMs);
+    this.#tokens = Math.min(this.capacity, this.#tokens + (elapsed * this.ratePerSecond) / 1000);
+    this.#tokens -= 1;
+    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.ratePerSecond);
+  }
+}
