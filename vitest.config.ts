@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Two cores on CI: keep workers to the machine so Azurite and the suites do not starve each other.
     maxWorkers: 2,
+    // One Azurite for the whole run (test/support/azurite.ts); each test uses its own containers.
+    globalSetup: ['test/support/azuriteGlobalSetup.ts'],
   },
 });
