@@ -1,0 +1,80 @@
+/**
+ * The stage every path runs between decoding and its own work: resolve unresolved twin enrichments (when
+ * configured), check, and quarantine what must not be processed. Conservation: every message given to `admit`
+ * comes back either in `admitted` or counted in `quarantined` — never neither, never both.
+ */
+import type { RoutedMessage } from '../message/RoutedMessage.js';
+import { reasonsFromFindings, type Quarantine } from '../storage/quarantine.js';
+import { checkMessage, isUnresolvedPlaceholder, type CheckResult } from './checks.js';
+import type { ChecksConfig } from './expectations.js';
+import type { EndpointName, ReasonCode } from './reasons.js';
+import type { TwinResolver } from './twins/twinResolver.js';
+
+export interface AdmitDeps {
+  checks: ChecksConfig;
+  quarantine: Quarantine;
+  /** Present only when twinResolution.enabled. */
+  twins?: TwinResolver | undefined;
+  now: () => Date;
+}
+
+export interface AdmittedMessage {
+  message: RoutedMessage;
+  check: CheckResult;
+  /** Enrichment keys whose `$twin` placeholder was resolved from the device twin. */
+  twinResolved: readonly string[];
+}
+
+export interface AdmitResult {
+  admitted: AdmittedMessage[];
+  quarantined: number;
+  /** Quarantined messages whose identity was already in the quarantine (replays). */
+  quarantineReplays: number;
+  /** Counts of findings by reason code over the whole batch, quarantined or not. */
+  findings: Partial<Record<ReasonCode, number>>;
+}
+
+const QUARANTINE_CONCURRENCY = 8;
+
+export async function admit(messages: readonly RoutedMessage[], endpoint: EndpointName, deps: AdmitDeps): Promise<AdmitResult> {
+  const now = deps.now();
+  const admitted: AdmittedMessage[] = [];
+  const toQuarantine: Array<{ message: RoutedMessage; check: CheckResult }> = [];
+  const findings: Partial<Record<ReasonCode, number>> = {};
+
+  for (const original of messages) {
+    let message = original;
+    let twinResolved: readonly string[] = [];
+    if (deps.twins !== undefined && message.deviceId !== null && hasPlaceholder(message)) {
+      // Transient twin failures throw (TwinUnavailable) so the trigger retries the batch: nothing is half-done here.
+      const resolution = await deps.twins.resolveProperties(message.deviceId, message.properties);
+      if (resolution.resolved.length > 0) {
+        message = { ...message, properties: resolution.properties };
+        twinResolved = resolution.resolved;
+      }
+    }
+    const check = checkMessage(message, endpoint, deps.checks, now);
+    for (const finding of check.findings) findings[finding.code] = (findings[finding.code] ?? 0) + 1;
+    if (check.outcome === 'quarantine') toQuarantine.push({ message, check });
+    else admitted.push({ message, check, twinResolved });
+  }
+
+  let quarantineReplays = 0;
+  // Bounded parallelism: a batch full of bad messages must not open hundreds of storage requests at once.
+  for (let i = 0; i < toQuarantine.length; i += QUARANTINE_CONCURRENCY) {
+    const results = await Promise.all(
+      toQuarantine
+        .slice(i, i + QUARANTINE_CONCURRENCY)
+        .map(({ message, check }) => deps.quarantine.putMessage(message, endpoint, reasonsFromFindings(check.findings))),
+    );
+    quarantineReplays += results.filter((r) => !r.created).length;
+  }
+  return { admitted, quarantined: toQuarantine.length, quarantineReplays, findings };
+}
+
+function hasPlaceholder(message: RoutedMessage): boolean {
+  for (const key in message.properties) {
+    if (isUnresolvedPlaceholder(message.properties[key])) return true;
+  }
+  return false;
+}

@@ -1,0 +1,229 @@
+/**
+ * The quarantine: where every message that cannot be processed is kept, with what a person needs to fix and replay
+ * it. Nothing rejected is ever dropped; it is quarantined or processed.
+ *
+ * Layout (container from QUARANTINE_CONTAINER, default `quarantine`):
+ *   messages/{endpoint}/{YYYY}/{MM}/{DD}/{identity}.json   one per message identity (enqueued day; `undated`)
+ *   blobs/{endpoint}/{sha of blob name}-{sha of etag}.json   one per damaged archive blob version
+ * Blob metadata holds the reason codes and the device id so a listing can filter without downloading.
+ */
+import { createHash } from 'node:crypto';
+import type { Finding } from '../checks/checks.js';
+import { REASONS, type EndpointName, type ReasonCode } from '../checks/reasons.js';
+import type { ArchiveDamage } from '../message/archive.js';
+import { messageIdentity } from '../message/identity.js';
+import type { MessageSource, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
+import type { BlobStore, Clock } from '../ports.js';
+import { createJson, getJson } from './jsonDocuments.js';
+
+export type ArchiveDamageCode = ArchiveDamage['code'];
+
+/** Reasons a later stage can reject a message for, after the checks accepted it. */
+export type ProcessingRejectionCode = 'EmailRejected';
+
+export type QuarantineReasonCode = ReasonCode | ArchiveDamageCode | ProcessingRejectionCode;
+
+export interface QuarantineReason {
+  code: QuarantineReasonCode;
+  detail: string;
+  hint: string;
+  property?: string;
+}
+
+export const DAMAGE_HINTS: Readonly<Record<ArchiveDamageCode, string>> = {
+  ArchiveTruncated:
+    'The blob ends in the middle of a record block: it was cut while being written or copied. Every complete record ' +
+    'before the cut was processed. If IoT Hub is still writing it, the blob trigger fires again when it is complete; ' +
+    'otherwise restore the blob from its source and replay it.',
+  ArchiveCorrupt:
+    'The blob is not a valid Avro container or JSON-lines file past the reported offset (bad sync marker, block or ' +
+    'line). Every complete record before it was processed. Check what else writes to this container; only IoT Hub ' +
+    'routing and Event Hubs Capture output is expected here.',
+  ArchiveFormatUnknown:
+    'The blob is neither Avro (IoT Hub or Event Hubs Capture) nor IoT Hub JSON lines. Only IoT Hub routing or Event ' +
+    'Hubs Capture should write to the archive container; move other files elsewhere.',
+};
+
+export interface QuarantinedMessage {
+  schema: 1;
+  kind: 'message';
+  identity: string;
+  endpoint: EndpointName;
+  /** When the first copy was quarantined (replays do not change it). */
+  quarantinedAt: string;
+  reasons: QuarantineReason[];
+  deviceId: string | null;
+  moduleId?: string;
+  messageId?: string;
+  enqueuedTime: string | null;
+  contentType?: string;
+  contentEncoding?: string;
+  properties: Record<string, PropertyValue>;
+  systemProperties: Record<string, PropertyValue>;
+  source: MessageSource;
+  /** The original body bytes, base64: the exact input, so it can be replayed once the cause is fixed. */
+  bodyBase64: string;
+  bodyBytes: number;
+}
+
+export interface QuarantinedBlob {
+  schema: 1;
+  kind: 'archive-blob';
+  identity: string;
+  endpoint: EndpointName;
+  quarantinedAt: string;
+  reasons: QuarantineReason[];
+  /** The damaged blob stays where it is (it can be 300 MB); this records which version and where it broke. */
+  blob: { container: string; name: string; etag: string; size: number; recordsBeforeDamage: number };
+}
+
+export type QuarantineEntry = QuarantinedMessage | QuarantinedBlob;
+
+export interface QuarantineListItem {
+  name: string;
+  endpoint: string;
+  kind: 'message' | 'archive-blob';
+  reasons: string[];
+  deviceId: string | null;
+  lastModified: Date;
+  size: number;
+}
+
+export interface QuarantinePutResult {
+  name: string;
+  /** False when this identity was already quarantined: a replay, which changes nothing. */
+  created: boolean;
+}
+
+export interface Quarantine {
+  putMessage(message: RoutedMessage, endpoint: EndpointName, reasons: readonly QuarantineReason[]): Promise<QuarantinePutResult>;
+  putDamagedBlob(
+    blob: QuarantinedBlob['blob'],
+    endpoint: EndpointName,
+    damage: ArchiveDamage,
+  ): Promise<QuarantinePutResult>;
+  list(filter?: { endpoint?: string; reason?: string; deviceId?: string }): AsyncIterable<QuarantineListItem>;
+  get(name: string): Promise<QuarantineEntry | null>;
+}
+
+/** Findings with the outcome `quarantine` as reasons; the others stay with the processed message. */
+export function reasonsFromFindings(findings: readonly Finding[]): QuarantineReason[] {
+  return findings.map((f) => ({
+    code: f.code,
+    detail: f.detail,
+    hint: f.hint,
+    ...(f.property !== undefined ? { property: f.property } : {}),
+  }));
+}
+
+export function reasonFor(code: ReasonCode, detail: string): QuarantineReason {
+  return { code, detail, hint: REASONS[code].hint };
+}
+
+function sha(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 24);
+}
+
+/** Metadata values travel as HTTP headers: ASCII only, so device ids are percent-encoded. */
+function metadataFor(kind: QuarantineEntry['kind'], reasons: readonly QuarantineReason[], deviceId: string | null): Record<string, string> {
+  return {
+    kind,
+    reasons: [...new Set(reasons.map((r) => r.code))].join(','),
+    ...(deviceId !== null ? { deviceid: encodeURIComponent(deviceId) } : {}),
+  };
+}
+
+export function createQuarantine(store: BlobStore, container: string, clock: Clock): Quarantine {
+  let ready: Promise<void> | undefined;
+  const ensure = (): Promise<void> => {
+    ready ??= store.ensureContainer(container).catch((error: unknown) => {
+      ready = undefined; // a transient failure must not poison later calls
+      throw error;
+    });
+    return ready;
+  };
+
+  return {
+    async putMessage(message, endpoint, reasons) {
+      await ensure();
+      const identity = messageIdentity(message);
+      const day = message.enqueuedTime === null ? 'undated' : message.enqueuedTime.toISOString().slice(0, 10).replaceAll('-', '/');
+      const name = `messages/${endpoint}/${day}/${identity}.json`;
+      const entry: QuarantinedMessage = {
+        schema: 1,
+        kind: 'message',
+        identity,
+        endpoint,
+        quarantinedAt: clock.now().toISOString(),
+        reasons: [...reasons],
+        deviceId: message.deviceId,
+        ...(message.moduleId !== undefined ? { moduleId: message.moduleId } : {}),
+        ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
+        enqueuedTime: message.enqueuedTime?.toISOString() ?? null,
+        ...(message.contentType !== undefined ? { contentType: message.contentType } : {}),
+        ...(message.contentEncoding !== undefined ? { contentEncoding: message.contentEncoding } : {}),
+        properties: message.properties,
+        systemProperties: message.systemProperties,
+        source: message.source,
+        bodyBase64: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength).toString('base64'),
+        bodyBytes: message.body.byteLength,
+      };
+      // Invariant: one blob per (endpoint, message identity). If-None-Match: * makes the first copy win, so a
+      // replayed or re-sent message finds it and writes nothing; its first reasons and time are kept.
+      const result = await createJson(store, container, name, entry, {
+        metadata: metadataFor('message', reasons, message.deviceId),
+      });
+      return { name, created: result.created };
+    },
+
+    async putDamagedBlob(blob, endpoint, damage) {
+      await ensure();
+      const identity = `${sha(`${blob.container}/${blob.name}`)}-${sha(blob.etag)}`;
+      const name = `blobs/${endpoint}/${identity}.json`;
+      const reasons: QuarantineReason[] = [
+        { code: damage.code, detail: `${damage.detail} (at byte ${damage.byteOffset})`, hint: DAMAGE_HINTS[damage.code] },
+      ];
+      const entry: QuarantinedBlob = {
+        schema: 1,
+        kind: 'archive-blob',
+        identity,
+        endpoint,
+        quarantinedAt: clock.now().toISOString(),
+        reasons,
+        blob,
+      };
+      // Invariant: one record per blob version (name + ETag); a re-fired trigger for the same version writes nothing,
+      // a rewritten blob (new ETag) is judged again.
+      const result = await createJson(store, container, name, entry, { metadata: metadataFor('archive-blob', reasons, null) });
+      return { name, created: result.created };
+    },
+
+    async *list(filter = {}) {
+      const roots = filter.endpoint === undefined ? ['messages/', 'blobs/'] : [`messages/${filter.endpoint}/`, `blobs/${filter.endpoint}/`];
+      for (const prefix of roots) {
+        for await (const item of store.list(container, prefix)) {
+          const [root, endpoint] = item.name.split('/');
+          if (endpoint === undefined) continue;
+          const reasons = (item.metadata['reasons'] ?? '').split(',').filter((r) => r !== '');
+          const deviceId = item.metadata['deviceid'] === undefined ? null : decodeURIComponent(item.metadata['deviceid']);
+          if (filter.reason !== undefined && !reasons.includes(filter.reason)) continue;
+          if (filter.deviceId !== undefined && deviceId !== filter.deviceId) continue;
+          yield {
+            name: item.name,
+            endpoint,
+            kind: root === 'messages' ? ('message' as const) : ('archive-blob' as const),
+            reasons,
+            deviceId,
+            lastModified: item.lastModified,
+            size: item.size,
+          };
+        }
+      }
+    },
+
+    async get(name) {
+      const document = await getJson<QuarantineEntry>(store, container, name);
+      return document?.value ?? null;
+    },
+  };
+}

@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { admit, type AdmitDeps } from '../../src/lib/checks/admit.js';
+import { defaultChecksConfig } from '../../src/lib/checks/expectations.js';
+import { createTwinResolver, type TwinDocument } from '../../src/lib/checks/twins/twinResolver.js';
+import { toRoutedMessage } from '../../src/lib/message/normalize.js';
+import type { PropertyValue, RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
+import { ManualClock } from '../../src/lib/ports.js';
+import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
+import { createQuarantine, type QuarantinedMessage } from '../../src/lib/storage/quarantine.js';
+import { faultyStore } from '../support/faultyStore.js';
+
+const clock = new ManualClock('2026-11-22T10:00:00Z');
+
+function message(overrides: {
+  deviceId?: string | null;
+  properties?: Record<string, PropertyValue>;
+  body?: string;
+  messageId?: string;
+}): RoutedMessage {
+  const sys: Record<string, PropertyValue> = {
+    'iothub-enqueuedtime': '2026-11-22T09:59:00.0000000Z',
+    'content-type': 'application/json',
+    'content-encoding': 'utf-8',
+  };
+  if (overrides.deviceId !== null) sys['iothub-connection-device-id'] = overrides.deviceId ?? 'dev-1';
+  if (overrides.messageId !== undefined) sys['message-id'] = overrides.messageId;
+  return toRoutedMessage({
+    systemProperties: sys,
+    properties: overrides.properties ?? { level: 'critical' },
+    body: Buffer.from(overrides.body ?? '{"temperature":21.5}'),
+    source: { kind: 'serviceBus', queue: 'critical', sequenceNumber: 1, deliveryCount: 1 },
+  });
+}
+
+function deps(store = new MemoryBlobStore(), extra: Partial<AdmitDeps> = {}): AdmitDeps & { store: MemoryBlobStore } {
+  return {
+    store,
+    checks: defaultChecksConfig(),
+    quarantine: createQuarantine(store, 'quarantine', clock),
+    now: () => clock.now(),
+    ...extra,
+  };
+}
+
+async function quarantined(store: MemoryBlobStore): Promise<QuarantinedMessage[]> {
+  const out: QuarantinedMessage[] = [];
+  for await (const item of store.list('quarantine')) {
+    const doc = await store.get('quarantine', item.name);
+    out.push(JSON.parse(doc!.body.toString('utf8')) as QuarantinedMessage);
+  }
+  return out;
+}
+
+describe('admit', () => {
+  it('conserves every message: each is admitted or quarantined, never both, never neither', async () => {
+    const d = deps();
+    const batch = [
+      message({ messageId: 'a' }),
+      message({ deviceId: null, messageId: 'b' }), // DeviceIdMissing: quarantine
+      message({ messageId: 'c', properties: { level: 'critical', location: '$twin.tags.location' } }), // warn
+    ];
+    const result = await admit(batch, 'criticalQueue', d);
+    expect(result.admitted.map((a) => a.message.messageId)).toEqual(['a', 'c']);
+    expect(result.quarantined).toBe(1);
+    expect(result.admitted[1]!.check.outcome).toBe('warn');
+    expect(result.findings).toMatchObject({ DeviceIdMissing: 1, EnrichmentUnresolved: 1 });
+    const [entry] = await quarantined(d.store);
+    expect(entry).toMatchObject({
+      kind: 'message',
+      endpoint: 'criticalQueue',
+      deviceId: null,
+      messageId: 'b',
+      bodyBase64: Buffer.from('{"temperature":21.5}').toString('base64'),
+      reasons: [expect.objectContaining({ code: 'DeviceIdMissing' })],
+    });
+    expect(entry!.reasons[0]!.hint.length).toBeGreaterThan(20);
+  });
+
+  it('replaying the same bad message any number of times leaves exactly one quarantine blob', async () => {
+    const d = deps();
+    const bad = message({ deviceId: null, body: 'not json at all' });
+    let replays = 0;
+    for (let i = 0; i < 5; i += 1) {
+      const result = await admit([bad, bad], 'criticalQueue', d);
+      replays += result.quarantineReplays;
+      expect(result.quarantined).toBe(2);
+    }
+    expect(await quarantined(d.store)).toHaveLength(1);
+    expect(replays).toBe(9);
+  });
+
+  it('resolves unresolved $twin enrichments when twin resolution is configured, so they are not flagged', async () => {
+    const twins: Record<string, TwinDocument> = {
+      'dev-1': { tags: { location: 'Lyon' }, properties: { desired: {}, reported: {} } },
+    };
+    let reads = 0;
+    const resolver = createTwinResolver({
+      reader: {
+        getTwin: async (id) => {
+          reads += 1;
+          return twins[id] ?? null;
+        },
+      },
+      clock,
+      sleep: async (ms) => {
+        clock.advance(ms);
+      },
+    });
+    const d = deps(new MemoryBlobStore(), { twins: resolver });
+    const m = message({ properties: { level: 'critical', DeviceLocation: '$twin.tags.location' } });
+    const result = await admit([m, m], 'criticalQueue', d);
+    expect(result.admitted.map((a) => a.message.properties['DeviceLocation'])).toEqual(['Lyon', 'Lyon']);
+    expect(result.admitted[0]!.twinResolved).toEqual(['DeviceLocation']);
+    expect(result.findings.EnrichmentUnresolved).toBeUndefined();
+    expect(reads).toBe(1);
+    // The decoded message handed in is not mutated: replays see the original properties.
+    expect(m.properties['DeviceLocation']).toBe('$twin.tags.location');
+  });
+
+  it('throws transient storage failures so the trigger retries the batch', async () => {
+    const store = new MemoryBlobStore();
+    const failing = faultyStore(store, (operation, index) => operation === 'create' && index < 2);
+    const d = deps(store, { quarantine: createQuarantine(failing, 'quarantine', clock) });
+    const batch = [message({ deviceId: null })];
+    await expect(admit(batch, 'criticalQueue', d)).rejects.toMatchObject({ code: 'StorageUnavailable', kind: 'transient' });
+    // The retry after the failure ends exactly where an undisturbed run ends: one quarantine record.
+    const retried = await admit(batch, 'criticalQueue', d);
+    expect(retried).toMatchObject({ quarantined: 1, quarantineReplays: 0 });
+    expect(await quarantined(store)).toHaveLength(1);
+  });
+});
