@@ -1,0 +1,78 @@
+/**
+ * {@link EmailSender} for the local runtime: each e-mail becomes `<operationId>.eml` (RFC 5322, MIME
+ * multipart/alternative) in a directory, which any mail client opens.
+ *
+ * Effectively-once: the file name is the operation id, and the file appears only complete and only once. It is
+ * written under a temporary name and then hard-linked to its final name, which fails if that name exists; a send
+ * that finds the file already there reports `sent` without rewriting it, like ACS answering a repeated Operation-Id.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RoutingError } from '../errors.js';
+import { systemClock, type Clock } from '../ports.js';
+import { checkEmailMessage, localRejection, type EmailMessage, type EmailSender, type SendResult } from './email.js';
+import { renderEml } from './mime.js';
+
+export interface OutboxSenderOptions {
+  /** Created if missing. */
+  directory: string;
+  /** Source of the Date header. */
+  clock?: Clock;
+}
+
+/** File-system errors for which a hard link is unsupported (some network and FAT mounts): fall back to rename. */
+const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'ENOSYS', 'EXDEV', 'EOPNOTSUPP']);
+
+export function createOutboxSender(options: OutboxSenderOptions): EmailSender {
+  const clock = options.clock ?? systemClock;
+  return {
+    async send(message: EmailMessage): Promise<SendResult> {
+      const checked = checkEmailMessage(message);
+      if (!checked.ok) return localRejection(message, checked.problems);
+      const email = checked.message;
+      // The operation id is a UUID (checked above), so it is a safe file name on every platform.
+      const fileName = `${email.operationId.toLowerCase()}.eml`;
+      const finalPath = join(options.directory, fileName);
+      const sent: SendResult = { status: 'sent', operationId: message.operationId, providerId: fileName };
+      try {
+        await mkdir(options.directory, { recursive: true });
+        if (await exists(finalPath)) return sent;
+        // A temporary name only has to be unique among concurrent writers; it never becomes an identity.
+        const tempPath = join(options.directory, `.${fileName}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+        await writeFile(tempPath, renderEml(email, { date: clock.now() }), { flag: 'wx' });
+        try {
+          await link(tempPath, finalPath);
+        } catch (error) {
+          const code = errorCode(error);
+          if (code === 'EEXIST') return sent;
+          if (code === undefined || !LINK_UNSUPPORTED.has(code)) throw error;
+          // Without links, rename is still atomic; two racing first sends may then both write, with equal content.
+          if (!(await exists(finalPath))) await rename(tempPath, finalPath);
+        } finally {
+          await rm(tempPath, { force: true });
+        }
+        return sent;
+      } catch (error) {
+        const problem = `outbox ${options.directory}: cannot write ${fileName}: ${String(error)}`;
+        throw new RoutingError('EmailUnavailable', problem, { cause: error });
+      }
+    },
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
