@@ -51,6 +51,7 @@ describe('config', () => {
           routes: [
             { name: 'ok', condition: 'level="critical"', endpoint: 'criticalQueue' },
             { name: 'ok', endpoint: 'nowhere' },
+            { name: 'broken', condition: 'level = "critical")', endpoint: 'archive' },
           ],
           enrichments: [{ key: 'device location', value: '$twin.tags.location', endpoints: ['archive'] }],
           twinResolution: { enabled: true, readsPerSecond: -1 },
@@ -66,6 +67,7 @@ describe('config', () => {
     expect(message).toContain('twinResolution.readsPerSecond: expected a number above 0');
     expect(message).toContain('twinResolution.enabled is true but IOTHUB_SERVICE_CONNECTION is not set');
     expect(message).toContain('routing.config.json.colour: unknown setting');
+    expect(message).toMatch(/routes\[2\]\.condition: unexpected token '\)' at \d+/);
     expect(message).toMatch(/Configuration is invalid \(\d+ problems\)/);
   });
 

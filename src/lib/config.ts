@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseChecksConfig, type ChecksConfig } from './checks/expectations.js';
 import { ENDPOINT_NAMES, ENRICHMENT_KEY, type EndpointName } from './checks/reasons.js';
 import { RoutingError } from './errors.js';
+import { compileRoutes } from './routing/routes.js';
 
 export interface SettingSpec {
   name: string;
@@ -248,6 +249,9 @@ export function parseRoutingConfig(raw: Json, problems: string[]): RoutingConfig
     doc['iotHubName'] === undefined ? 'local-hub' : str(doc['iotHubName'], 'iotHubName', problems, 'local-hub');
   const checks = parseChecksConfig(withDerivedExpectations(doc['checks'], enrichments, iotHubName), 'checks');
   if ('errors' in checks) problems.push(...checks.errors);
+  // IoT Hub refuses to save a route whose query does not parse; so do we, with the position of the problem.
+  const compiled = compileRoutes(routes);
+  if ('errors' in compiled) problems.push(...compiled.errors);
 
   const twin = isObject(doc['twinResolution']) ? doc['twinResolution'] : {};
   if (doc['twinResolution'] !== undefined && !isObject(doc['twinResolution'])) problems.push('twinResolution: expected an object');

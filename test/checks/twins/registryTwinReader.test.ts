@@ -84,7 +84,7 @@ describe.skipIf(!hasOpenssl())('azure-iothub Registry via the adapter against th
       level: 'critical',
       location: 'Oslo',
       building: 'B7',
-      interval: 30,
+      interval: '30',
       firmware: '1.4.2',
     });
     expect(result.unresolved).toEqual([]);

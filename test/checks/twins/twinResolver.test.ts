@@ -115,7 +115,7 @@ describe('parseTwinPlaceholder', () => {
 });
 
 describe('createTwinResolver: values', () => {
-  it('resolves tags, desired and reported paths from one read', async () => {
+  it('resolves tags, desired and reported paths from one read, as the text IoT Hub would stamp', async () => {
     const { time, reader, resolver } = setup();
     reader.set('dev-1', {
       tags: { location: 'Oslo', site: { building: 7 } },
@@ -135,10 +135,11 @@ describe('createTwinResolver: values', () => {
 
     expect(results).toEqual([
       { resolved: true, value: 'Oslo' },
-      { resolved: true, value: 7 },
-      { resolved: true, value: 30 },
-      { resolved: true, value: '{"mode":"eco","on":true}' },
-      { resolved: true, value: false },
+      { resolved: true, value: '7' },
+      { resolved: true, value: '30' },
+      // IoT Hub does not stamp objects: the placeholder stays, so the resolver must not invent a value either.
+      { resolved: false, reason: 'Unsupported' },
+      { resolved: true, value: 'false' },
     ]);
     expect(reader.calls).toHaveLength(1);
   });
@@ -199,7 +200,7 @@ describe('createTwinResolver: values', () => {
       level: 'critical',
       hub: 'my-hub',
       location: 'Oslo',
-      interval: 30,
+      interval: '30',
       floor: '$twin.tags.floor',
       odd: '$twin.deviceId',
       count: 3,
@@ -294,7 +295,7 @@ describe('createTwinResolver: cache', () => {
 
     expect(reader.calls).toHaveLength(1);
     expect(results.slice(0, 10).every((r) => 'value' in r && r.value === 'Oslo')).toBe(true);
-    expect(results[10]).toMatchObject({ properties: { interval: 30 }, resolved: ['interval'] });
+    expect(results[10]).toMatchObject({ properties: { interval: '30' }, resolved: ['interval'] });
   });
 });
 

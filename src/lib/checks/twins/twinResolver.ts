@@ -148,15 +148,12 @@ export function readTwinPath(twin: TwinDocument, twinPath: TwinPath): TwinResolu
     }
     current = (current as Record<string, unknown>)[key];
   }
-  return { resolved: true, value: toPropertyValue(current) };
-}
-
-function toPropertyValue(value: unknown): PropertyValue {
-  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
-    return value;
-  }
-  // Application properties are flat scalars, so a nested object travels as its JSON text.
-  return JSON.stringify(value) ?? null;
+  // Resolve exactly what IoT Hub would have stamped (see src/lib/routing/enrich.ts and ADR 0003): enrichment values
+  // are text, so numbers and booleans become their text, and an object, array or null is not stamped at all (the
+  // hub leaves the placeholder).
+  if (typeof current === 'string') return { resolved: true, value: current };
+  if (typeof current === 'number' || typeof current === 'boolean') return { resolved: true, value: String(current) };
+  return { resolved: false, reason: 'Unsupported' };
 }
 
 export function createTwinResolver(options: TwinResolverOptions): TwinResolver {
