@@ -85,7 +85,11 @@ export interface RoutedMessage {
   enqueuedTime: Date | null;
   contentType?: string;
   contentEncoding?: string;
-  /** Application properties, enrichments included, with their original key case. */
+  /**
+   * Application properties, enrichments included. Keys are as the endpoint delivered them: the storage encodings keep
+   * the device's case, while the Functions Node library lower-cases the first letter of trigger metadata keys
+   * (`Level` arrives as `level`); look them up with `lookupProperty`, which ignores case as IoT Hub does.
+   */
   properties: Record<string, PropertyValue>;
   /** System properties with their original keys (`iothub-*`, `x-opt-*`, or IoT Hub storage names). */
   systemProperties: Record<string, PropertyValue>;

@@ -1,5 +1,5 @@
 import { decodeBody } from './body.js';
-import type { MessageSource, PropertyValue, RoutedMessage } from './RoutedMessage.js';
+import type { DecodedBody, MessageSource, PropertyValue, RoutedMessage } from './RoutedMessage.js';
 
 /**
  * The same fact arrives under different keys depending on the endpoint: AMQP names on the Event Hubs and Service
@@ -52,7 +52,11 @@ const US = /^(\d{1,2})\/(\d{1,2})\/(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7
  */
 export function parseEnqueuedTime(value: unknown): Date | null {
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value;
-  if (typeof value === 'number') return Number.isFinite(value) ? new Date(value) : null;
+  if (typeof value === 'number') {
+    // Finite numbers beyond ±8.64e15 ms still make an Invalid Date.
+    const date = new Date(value);
+    return Number.isNaN(date.getTime()) ? null : date;
+  }
   if (typeof value !== 'string') return null;
   const text = value.trim();
   let y: number, mo: number, d: number, h: number, mi: number, s: number, frac: string | undefined;
@@ -78,11 +82,72 @@ export function parseEnqueuedTime(value: unknown): Date | null {
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return null;
   const ms = frac === undefined ? 0 : Math.floor(Number(`0.${frac}`) * 1000);
-  const time = Date.UTC(y, mo - 1, d, h, mi, s, ms) - offsetMinutes * 60_000;
-  const date = new Date(time);
+  // .NET's DateTime.MinValue is how an unset time gets serialised (IoT Hub has written it), not an instant.
+  if (y === 1 && mo === 1 && d === 1 && h === 0 && mi === 0 && s === 0 && ms === 0) return null;
+  // Date.UTC would map years 0-99 to 1900-1999; setUTCFullYear takes the year as written.
+  const day = new Date(0);
+  day.setUTCFullYear(y, mo - 1, d);
   // Reject rolled-over dates such as 2/31.
-  if (new Date(Date.UTC(y, mo - 1, d)).getUTCDate() !== d) return null;
+  if (day.getUTCDate() !== d) return null;
+  const date = new Date(day.getTime() + ((h * 60 + mi) * 60 + s) * 1000 + ms - offsetMinutes * 60_000);
   return Number.isNaN(date.getTime()) ? null : date;
+}
+
+/**
+ * Property values as the endpoints deliver them to JavaScript: strings, booleans and finite numbers as they are;
+ * `Date` as ISO-8601 (the Functions host already hands .NET dates over as ISO strings); bytes as base64, as the host
+ * serialises AMQP binary values; anything else structured as its JSON text. Nothing is dropped, so a check can still
+ * see a property whose value has an unexpected type.
+ */
+export function toPropertyValue(value: unknown): PropertyValue {
+  if (value === null || value === undefined) return null;
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      return Number.isFinite(value) ? value : String(value);
+    case 'bigint':
+      return value.toString();
+    default:
+      break;
+  }
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * A property map from whatever the transport handed over; anything that is not a plain object gives an empty map.
+ * Built with `Object.fromEntries` so that a key such as `__proto__` stays an ordinary own property.
+ */
+export function toPropertyMap(value: unknown): Record<string, PropertyValue> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) return {};
+  return Object.fromEntries(Object.entries(value).map(([key, v]) => [key, toPropertyValue(v)]));
+}
+
+/**
+ * Reads a Functions trigger metadata entry. The Node library lower-cases the first letter of every key the host
+ * sends (`SystemPropertiesArray` arrives as `systemPropertiesArray`); the host's own spelling is accepted too, so
+ * the local runtime and tests can pass binding data either way.
+ */
+export function metadataValue(metadata: Readonly<Record<string, unknown>>, camelCaseName: string): unknown {
+  if (Object.hasOwn(metadata, camelCaseName)) return metadata[camelCaseName];
+  const pascal = camelCaseName.charAt(0).toUpperCase() + camelCaseName.slice(1);
+  return Object.hasOwn(metadata, pascal) ? metadata[pascal] : undefined;
+}
+
+/**
+ * A count or sequence number from metadata: the host sends .NET longs as JSON numbers, and string metadata that
+ * looks numeric is JSON-parsed by the Node library, so both forms occur. Anything else is null.
+ */
+export function toSafeInteger(value: unknown): number | null {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  return typeof n === 'number' && Number.isSafeInteger(n) ? n : null;
 }
 
 export interface RawMessage {
@@ -96,6 +161,11 @@ export interface RawMessage {
   contentEncoding?: string | undefined;
   messageId?: string | undefined;
   storedAsBase64?: boolean;
+  /**
+   * The decoded view when the transport already parsed the body (IoT Hub's JSON encoding writes declared UTF-8 JSON
+   * bodies as JSON values); `decodeBody` is skipped so the body is not parsed twice.
+   */
+  decoded?: DecodedBody;
   source: MessageSource;
 }
 
@@ -115,7 +185,9 @@ export function toRoutedMessage(raw: RawMessage): RoutedMessage {
     properties: raw.properties,
     systemProperties: sys,
     body: raw.body,
-    decoded: decodeBody(raw.body, { contentType, contentEncoding, storedAsBase64: raw.storedAsBase64 ?? false }),
+    decoded:
+      raw.decoded ??
+      decodeBody(raw.body, { contentType, contentEncoding, storedAsBase64: raw.storedAsBase64 ?? false }),
     source: raw.source,
   };
   const moduleId = systemField(sys, 'moduleId');

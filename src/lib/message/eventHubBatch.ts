@@ -1,0 +1,75 @@
+import { bodyBytesOf } from './body.js';
+import { metadataValue, toPropertyMap, toRoutedMessage, toSafeInteger } from './normalize.js';
+import type { RoutedMessage } from './RoutedMessage.js';
+
+/**
+ * Decodes an Event Hubs trigger batch (IoT Hub's built-in, Event Hub-compatible endpoint) as the Functions Node
+ * library v4 hands it to a function registered with `app.eventHub({ cardinality: 'many', dataType: 'binary' })`.
+ *
+ * What the host sends (Microsoft.Azure.WebJobs.Extensions.EventHubs 5.x, `EventHubTriggerBindingStrategy`):
+ * `PartitionContext` (`FullyQualifiedNamespace`, `EventHubName`, `ConsumerGroup`, `PartitionId`) and, per event,
+ * `PartitionKeyArray`, `OffsetArray`, `SequenceNumberArray`, `EnqueuedTimeUtcArray`, `PropertiesArray` (the
+ * application properties, enrichments included) and `SystemPropertiesArray`. Each system property map is the
+ * event's AMQP annotations and properties (`iothub-connection-device-id`, `iothub-connection-auth-method`,
+ * `iothub-connection-auth-generation-id`, `iothub-enqueuedtime`, `iothub-message-source`, `x-opt-sequence-number`,
+ * `x-opt-offset`, `x-opt-enqueued-time`, and `message-id`, `content-type`, `content-encoding`, `correlation-id`
+ * when the device set them) plus `SequenceNumber`, `Offset`, `PartitionKey` and `EnqueuedTimeUtc`.
+ *
+ * What the Node library does to it (`fromRpcTriggerMetadata`): the first letter of every key is lower-cased,
+ * recursively, so the application property `Level` arrives as `level` (that letter's original case cannot be
+ * recovered), `SequenceNumber` as `sequenceNumber`, while `iothub-*` and `x-opt-*` keys are unchanged. String
+ * metadata that parses as JSON is parsed, so offsets can arrive as numbers. Bodies are not touched: Buffers for
+ * `dataType: 'binary'`; for other data types strings, or values the library JSON-parsed, which are re-serialised.
+ *
+ * Never throws. A malformed entry still becomes a message with whatever could be read: missing or short metadata
+ * arrays give null source fields and an empty property map, a missing body gives zero bytes, an unparseable time
+ * gives a null `enqueuedTime`, a missing device id gives a null `deviceId` (the checks stage reports it).
+ */
+export function decodeEventHubBatch(
+  messages: readonly unknown[],
+  triggerMetadata: Record<string, unknown>,
+): RoutedMessage[] {
+  const metadata: Record<string, unknown> = isRecord(triggerMetadata) ? triggerMetadata : {};
+  const systemPropertiesArray = arrayOf(metadataValue(metadata, 'systemPropertiesArray'));
+  const propertiesArray = arrayOf(metadataValue(metadata, 'propertiesArray'));
+  const enqueuedTimes = arrayOf(metadataValue(metadata, 'enqueuedTimeUtcArray'));
+  const sequenceNumbers = arrayOf(metadataValue(metadata, 'sequenceNumberArray'));
+  const offsets = arrayOf(metadataValue(metadata, 'offsetArray'));
+  const partitionContext = metadataValue(metadata, 'partitionContext');
+  const partitionId = isRecord(partitionContext) ? text(metadataValue(partitionContext, 'partitionId')) : null;
+
+  const list = Array.isArray(messages) ? messages : [];
+  return list.map((body, i) => {
+    const systemProperties = toPropertyMap(systemPropertiesArray[i]);
+    return toRoutedMessage({
+      systemProperties,
+      properties: toPropertyMap(propertiesArray[i]),
+      body: bodyBytesOf(body),
+      // iothub-enqueuedtime (the hub's time) is preferred by toRoutedMessage; these are the Event Hub's own.
+      enqueuedTimeFallbacks: [enqueuedTimes[i], systemProperties['x-opt-enqueued-time'], systemProperties['enqueuedTimeUtc']],
+      source: {
+        kind: 'eventHub',
+        partitionId,
+        sequenceNumber: toSafeInteger(
+          sequenceNumbers[i] ?? systemProperties['x-opt-sequence-number'] ?? systemProperties['sequenceNumber'],
+        ),
+        offset: text(offsets[i] ?? systemProperties['x-opt-offset'] ?? systemProperties['offset']),
+      },
+    });
+  });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function arrayOf(value: unknown): readonly unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+/** Offsets and partition ids are strings to Event Hubs; the Node library may have parsed a numeric one. */
+function text(value: unknown): string | null {
+  if (typeof value === 'string') return value === '' ? null : value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return null;
+}
