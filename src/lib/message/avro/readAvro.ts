@@ -1,0 +1,202 @@
+import { inflateRawSync } from 'node:zlib';
+import type { ArchiveDamage, ArchiveEvent, ArchiveSourceInfo, ArchiveSummary } from '../archive.js';
+import { AvroCursor, isAvroDataError, MAX_VARINT_BYTES } from './AvroCursor.js';
+import { ChunkReader } from './ChunkReader.js';
+import { createBlockDecoder, FORMAT_OF, type BlockDecoder } from './recordDecoders.js';
+import { recogniseWriterSchema } from './writerSchema.js';
+
+const MAGIC = [0x4f, 0x62, 0x6a, 0x01]; // "Obj\x01"
+const SYNC_BYTES = 16;
+/**
+ * IoT Hub and Capture flush blocks of kilobytes to a few megabytes; a size beyond this is a corrupt length, and
+ * believing it would make the reader buffer (or inflate) that much.
+ */
+const MAX_BLOCK_BYTES = 512 * 1024 * 1024;
+/** The header holds the schema and codec names; anything near this size is not a header. */
+const MAX_HEADER_BYTES = 16 * 1024 * 1024;
+
+export type AvroSniff = 'avro' | 'notAvro' | 'needMoreBytes';
+
+/** Whether bytes start an Avro object container file, from as few bytes as are at hand. */
+export function sniffAvro(firstBytes: Uint8Array): AvroSniff {
+  const n = Math.min(firstBytes.length, MAGIC.length);
+  for (let i = 0; i < n; i++) if (firstBytes[i] !== MAGIC[i]) return 'notAvro';
+  return n === MAGIC.length ? 'avro' : 'needMoreBytes';
+}
+
+/**
+ * Reads an Avro object container file written by IoT Hub storage routing (`Microsoft.Azure.Devices.Message`) or
+ * Event Hubs Capture (`Microsoft.ServiceBus.Messaging.EventData`), one `records` event per non-empty block, then
+ * one `end` event. Only the current block is held in memory. Bad bytes never throw: the summary reports the first
+ * damage after every complete block before it has been delivered, and reading stops there (`summary.bytes` counts
+ * the bytes pulled from `input` until then). Errors of the input itself (a failed download) propagate.
+ */
+export async function* readAvro(
+  input: AsyncIterable<Uint8Array>,
+  info: ArchiveSourceInfo,
+): AsyncGenerator<ArchiveEvent> {
+  const reader = new ChunkReader(input);
+  const summary: ArchiveSummary = { format: 'unknown', records: 0, bytes: 0, damage: null };
+  try {
+    if (!(await reader.fill(1))) {
+      summary.format = 'empty';
+    } else {
+      const { decode, deflate, sync } = await readHeader(reader, info, summary);
+      for (;;) {
+        const blockStart = reader.position;
+        if (!(await reader.fill(1))) break;
+        const count = await readLong(reader, `the record count of the block at byte ${blockStart}`, blockStart);
+        const size = await readLong(reader, `the size of the block at byte ${blockStart}`, blockStart);
+        if (count < 0 || size < 0 || size > MAX_BLOCK_BYTES) {
+          throw damage('ArchiveCorrupt', blockStart, `block at byte ${blockStart} claims ${count} records in ${size} bytes`);
+        }
+        if (!(await reader.fill(size + SYNC_BYTES))) {
+          throw damage(
+            'ArchiveTruncated',
+            blockStart,
+            `block at byte ${blockStart} needs ${size} data bytes and a ${SYNC_BYTES}-byte sync marker; ` +
+              `the input ends after ${reader.buffered}`,
+          );
+        }
+        const data = reader.take(size);
+        const syncAt = reader.position;
+        if (!reader.take(SYNC_BYTES).equals(sync)) {
+          throw damage('ArchiveCorrupt', syncAt, `sync marker at byte ${syncAt} differs from the header's`);
+        }
+        if (count === 0 && size === 0) continue;
+        const block = deflate ? inflate(data, blockStart) : data;
+        if (count > block.length) {
+          throw damage('ArchiveCorrupt', blockStart, `block at byte ${blockStart}: ${count} records cannot fit in ${block.length} bytes`);
+        }
+        let messages;
+        try {
+          messages = decode(block, count, summary.records);
+        } catch (error) {
+          if (!isAvroDataError(error)) throw error;
+          throw damage('ArchiveCorrupt', blockStart, `block at byte ${blockStart}: ${error.message}`);
+        }
+        summary.records += count;
+        if (messages.length > 0) yield { type: 'records', messages };
+      }
+    }
+  } catch (error) {
+    if (!isDamageError(error)) throw error;
+    summary.damage = error.damage;
+  } finally {
+    summary.bytes = reader.received;
+    await reader.close();
+  }
+  yield { type: 'end', summary };
+}
+
+/** Reads magic, metadata and sync marker, and settles format, codec and record decoder from them. */
+async function readHeader(
+  reader: ChunkReader,
+  info: ArchiveSourceInfo,
+  summary: ArchiveSummary,
+): Promise<{ decode: BlockDecoder; deflate: boolean; sync: Buffer }> {
+  await reader.fill(MAGIC.length);
+  const magic = reader.peek(MAGIC.length);
+  if (sniffAvro(magic) === 'notAvro') {
+    throw damage('ArchiveFormatUnknown', 0, 'no "Obj\\x01" magic: not an Avro object container file');
+  }
+  if (magic.length < MAGIC.length) throw damage('ArchiveTruncated', 0, 'input ends inside the Avro magic');
+  reader.skip(MAGIC.length);
+
+  const metadata = new Map<string, Buffer>();
+  for (;;) {
+    let count = await readLong(reader, 'the header metadata count');
+    if (count === 0) break;
+    if (count < 0) {
+      await readLong(reader, 'the header metadata block size');
+      count = -count;
+    }
+    for (let i = 0; i < count; i++) {
+      const key = (await readBytes(reader, 'a header metadata key')).toString('utf8');
+      metadata.set(key, Buffer.from(await readBytes(reader, `header metadata ${JSON.stringify(key)}`)));
+      if (reader.position > MAX_HEADER_BYTES) {
+        throw damage('ArchiveCorrupt', 0, `header metadata runs past ${MAX_HEADER_BYTES} bytes`);
+      }
+    }
+  }
+  const syncAt = reader.position;
+  if (!(await reader.fill(SYNC_BYTES))) {
+    throw damage('ArchiveTruncated', syncAt, 'input ends inside the header sync marker');
+  }
+  const sync = Buffer.from(reader.take(SYNC_BYTES));
+
+  const schemaText = metadata.get('avro.schema')?.toString('utf8');
+  if (schemaText === undefined) throw damage('ArchiveCorrupt', 0, 'header has no avro.schema');
+  let schema: unknown;
+  try {
+    schema = JSON.parse(schemaText);
+  } catch (error) {
+    throw damage('ArchiveCorrupt', 0, `avro.schema is not JSON: ${(error as Error).message}`);
+  }
+  const recognised = recogniseWriterSchema(schema);
+  if (recognised.kind === 'unknown') throw damage('ArchiveFormatUnknown', 0, recognised.detail);
+  summary.format = FORMAT_OF[recognised.kind];
+
+  // The Avro spec makes a missing codec mean "null".
+  const codec = metadata.get('avro.codec')?.toString('utf8') ?? 'null';
+  if (codec !== 'null' && codec !== 'deflate') {
+    throw damage('ArchiveCorrupt', 0, `avro.codec ${JSON.stringify(codec)} is not supported (IoT Hub and Capture write null or deflate)`);
+  }
+  summary.codec = codec;
+  try {
+    return { decode: createBlockDecoder(recognised, info.name), deflate: codec === 'deflate', sync };
+  } catch (error) {
+    throw damage('ArchiveCorrupt', 0, `avro.schema is not a valid Avro schema: ${(error as Error).message}`);
+  }
+}
+
+/** `at` is the offset damage is reported at: where the structure holding the varint starts. */
+async function readLong(reader: ChunkReader, what: string, at = reader.position): Promise<number> {
+  const varintAt = reader.position;
+  await reader.fill(MAX_VARINT_BYTES);
+  const bytes = reader.peek(MAX_VARINT_BYTES);
+  const cursor = new AvroCursor(bytes);
+  let value: number;
+  try {
+    value = cursor.readLong();
+  } catch (error) {
+    if (!isAvroDataError(error)) throw error;
+    if (bytes.length < MAX_VARINT_BYTES) throw damage('ArchiveTruncated', at, `input ends inside ${what}`);
+    throw damage('ArchiveCorrupt', at, `${what} at byte ${varintAt} is not a valid varint`);
+  }
+  reader.skip(cursor.pos);
+  return value;
+}
+
+async function readBytes(reader: ChunkReader, what: string): Promise<Buffer> {
+  const at = reader.position;
+  const length = await readLong(reader, `the length of ${what}`);
+  if (length < 0 || length > MAX_HEADER_BYTES) {
+    throw damage('ArchiveCorrupt', at, `${what} at byte ${at} claims ${length} bytes`);
+  }
+  if (!(await reader.fill(length))) throw damage('ArchiveTruncated', at, `input ends inside ${what}`);
+  return reader.take(length);
+}
+
+function inflate(data: Buffer, blockStart: number): Buffer {
+  try {
+    return inflateRawSync(data, { maxOutputLength: MAX_BLOCK_BYTES });
+  } catch (error) {
+    throw damage('ArchiveCorrupt', blockStart, `deflate block at byte ${blockStart} does not inflate: ${(error as Error).message}`);
+  }
+}
+
+class ArchiveDamageError extends Error {
+  override readonly name = 'ArchiveDamageError';
+  constructor(readonly damage: ArchiveDamage) {
+    super(damage.detail);
+  }
+}
+
+function isDamageError(error: unknown): error is ArchiveDamageError {
+  return error instanceof Error && error.name === 'ArchiveDamageError';
+}
+
+function damage(code: ArchiveDamage['code'], byteOffset: number, detail: string): ArchiveDamageError {
+  return new ArchiveDamageError({ code, byteOffset, detail });
+}

@@ -1,0 +1,308 @@
+import avro from 'avsc';
+import { isUtf8 } from 'node:buffer';
+import { toRoutedMessage } from '../normalize.js';
+import type { ArchiveFormat, PropertyValue, RoutedMessage } from '../RoutedMessage.js';
+import { AvroCursor, AvroDataError, isAvroDataError, setEntry, type StringCache } from './AvroCursor.js';
+import type { CaptureLayout, IotHubLayout, PrimitiveKind, RecognisedSchema, ValueLayout } from './writerSchema.js';
+
+/** Decodes one whole (decompressed) block; throws AvroDataError when its bytes do not match the writer schema. */
+export type BlockDecoder = (block: Buffer, count: number, firstIndex: number) => RoutedMessage[];
+
+type Recognised = Exclude<RecognisedSchema, { kind: 'unknown' }>;
+type ValueReader = (cursor: AvroCursor) => PropertyValue;
+type MapReader = (cursor: AvroCursor) => Record<string, PropertyValue>;
+type BodyReader = (cursor: AvroCursor) => Uint8Array;
+
+const EMPTY_BODY = new Uint8Array(0);
+
+export const FORMAT_OF = { iothub: 'avro-iothub', capture: 'avro-capture' } as const satisfies Record<
+  Recognised['kind'],
+  ArchiveFormat
+>;
+
+/** Throws when avsc rejects a schema that is not one of our two exact layouts. */
+export function createBlockDecoder(recognised: Recognised, blobName: string): BlockDecoder {
+  const { fast } = recognised;
+  if (fast === null) return avscDecoder(recognised, blobName);
+  return fast.kind === 'iothub' ? iotHubDecoder(fast, blobName) : captureDecoder(fast, blobName);
+}
+
+function iotHubDecoder(layout: IotHubLayout, blobName: string): BlockDecoder {
+  const readProperties = mapReader(layout.properties);
+  const readSystemProperties = mapReader(layout.systemProperties);
+  const readBody = bodyReader(layout.body);
+  return (block, count, firstIndex) => {
+    const cursor = new AvroCursor(block);
+    const messages: RoutedMessage[] = [];
+    return decodeRecords(cursor, count, messages, (i) => {
+      const enqueuedTimeUtc = cursor.readString();
+      const properties = readProperties(cursor);
+      const systemProperties = readSystemProperties(cursor);
+      const body = readBody(cursor);
+      messages.push(
+        toRoutedMessage({
+          systemProperties,
+          properties,
+          body,
+          enqueuedTimeFallbacks: [enqueuedTimeUtc],
+          source: {
+            kind: 'blob',
+            blobName,
+            index: firstIndex + i,
+            format: 'avro-iothub',
+            sequenceNumber: null,
+            offset: null,
+          },
+        }),
+      );
+    });
+  };
+}
+
+function captureDecoder(layout: CaptureLayout, blobName: string): BlockDecoder {
+  const readSystemProperties = mapReader(layout.systemProperties);
+  const readProperties = mapReader(layout.properties);
+  const readBody = bodyReader(layout.body);
+  return (block, count, firstIndex) => {
+    const cursor = new AvroCursor(block);
+    const messages: RoutedMessage[] = [];
+    return decodeRecords(cursor, count, messages, (i) => {
+      const sequenceNumber = cursor.readLong();
+      const offset = cursor.readString();
+      const enqueuedTimeUtc = cursor.readString();
+      const systemProperties = readSystemProperties(cursor);
+      const properties = readProperties(cursor);
+      const body = readBody(cursor);
+      messages.push(captureMessage(sequenceNumber, offset, enqueuedTimeUtc, systemProperties, properties, body, {
+        blobName,
+        index: firstIndex + i,
+      }));
+    });
+  };
+}
+
+/** Runs `readOne` for each record and insists the block holds exactly `count` records, naming the bad one. */
+function decodeRecords(
+  cursor: AvroCursor,
+  count: number,
+  messages: RoutedMessage[],
+  readOne: (i: number) => void,
+): RoutedMessage[] {
+  let i = 0;
+  try {
+    for (; i < count; i++) readOne(i);
+  } catch (error) {
+    if (isAvroDataError(error)) throw new AvroDataError(`record ${i} of ${count}: ${error.message}`);
+    throw error;
+  }
+  if (cursor.pos !== cursor.end) {
+    throw new AvroDataError(`${cursor.end - cursor.pos} bytes left over after the block's ${count} records`);
+  }
+  return messages;
+}
+
+/**
+ * Capture keeps the Event Hubs sequence number and offset outside the property maps; they are copied in under
+ * their AMQP names so that every Event Hubs path shows them the same way, without overwriting what the record had.
+ */
+function captureMessage(
+  sequenceNumber: number | null,
+  offset: string | null,
+  enqueuedTimeUtc: unknown,
+  systemProperties: Record<string, PropertyValue>,
+  properties: Record<string, PropertyValue>,
+  body: Uint8Array,
+  where: { blobName: string; index: number },
+): RoutedMessage {
+  if (sequenceNumber !== null && !Object.hasOwn(systemProperties, 'x-opt-sequence-number')) {
+    systemProperties['x-opt-sequence-number'] = sequenceNumber;
+  }
+  if (offset !== null && !Object.hasOwn(systemProperties, 'x-opt-offset')) {
+    systemProperties['x-opt-offset'] = offset;
+  }
+  return toRoutedMessage({
+    systemProperties,
+    properties,
+    body,
+    enqueuedTimeFallbacks: [enqueuedTimeUtc],
+    source: { kind: 'blob', ...where, format: 'avro-capture', sequenceNumber, offset },
+  });
+}
+
+/** Each map reader keeps its own string caches: they live as long as the file's decoder. */
+function mapReader(values: ValueLayout): MapReader {
+  const keys: StringCache = [];
+  if (values === 'string') {
+    const strings: StringCache = [];
+    return (cursor) => cursor.readStringMap(keys, strings);
+  }
+  const readValue = valueReader(values);
+  return (cursor) => {
+    const map: Record<string, PropertyValue> = {};
+    let slot = 0;
+    for (let count = cursor.readBlockCount(); count !== 0; count = cursor.readBlockCount()) {
+      for (let i = 0; i < count; i++, slot++) {
+        const key = cursor.readCachedString(keys, slot);
+        setEntry(map, key, readValue(cursor));
+      }
+    }
+    return map;
+  };
+}
+
+function valueReader(layout: ValueLayout): ValueReader {
+  if (typeof layout === 'string') return primitiveReader(layout);
+  const branches = layout.map(primitiveReader);
+  return (cursor) => {
+    const branch = cursor.readLong();
+    const read = branches[branch];
+    if (read === undefined) throw new AvroDataError(`union branch ${branch} of ${branches.length}`);
+    return read(cursor);
+  };
+}
+
+function primitiveReader(kind: PrimitiveKind): ValueReader {
+  switch (kind) {
+    case 'null':
+      return () => null;
+    case 'boolean':
+      return (cursor) => cursor.readBoolean();
+    case 'int':
+    case 'long':
+      return (cursor) => cursor.readLong();
+    case 'float':
+      return (cursor) => cursor.readFloat();
+    case 'double':
+      return (cursor) => cursor.readDouble();
+    case 'string':
+      return (cursor) => cursor.readString();
+    case 'bytes':
+      return (cursor) => bytesProperty(cursor.readBytesView());
+  }
+}
+
+function bodyReader(layout: ValueLayout): BodyReader {
+  if (layout === 'bytes') return (cursor) => cursor.readBytesCopy();
+  const branches = [...layout];
+  return (cursor) => {
+    const branch = cursor.readLong();
+    const kind = branches[branch];
+    if (kind === 'bytes') return cursor.readBytesCopy();
+    if (kind === 'null') return EMPTY_BODY;
+    throw new AvroDataError(`Body union branch ${branch} of ${branches.length}`);
+  };
+}
+
+/** Property values have no bytes form in the model: text stays text, anything else is kept losslessly as base64. */
+function bytesProperty(bytes: Buffer): string {
+  return isUtf8(bytes) ? bytes.toString('utf8') : bytes.toString('base64');
+}
+
+/**
+ * For writer schemas that are ours in substance but not in layout. avsc decodes with unions always wrapped
+ * (`{"long": 5}`): an unwrapped `["long","double"]` union is ambiguous to avsc, and wrapping is undone below with
+ * the schema in hand rather than by guessing from the value's shape.
+ */
+function avscDecoder(recognised: Recognised, blobName: string): BlockDecoder {
+  const { kind, schema } = recognised;
+  const type = avro.Type.forSchema(schema as avro.Schema, { wrapUnions: 'always' });
+  const fieldTypes = new Map<string, unknown>();
+  for (const field of schema['fields'] as { name: string; type: unknown }[]) fieldTypes.set(field.name, field.type);
+  const fieldValue = (record: Record<string, unknown>, name: string): unknown =>
+    unwrap(record[name], fieldTypes.get(name));
+  return (block, count, firstIndex) => {
+    const messages: RoutedMessage[] = [];
+    let pos = 0;
+    for (let i = 0; i < count; i++) {
+      let decoded: { value: unknown; offset: number };
+      try {
+        decoded = type.decode(block, pos);
+      } catch (error) {
+        throw new AvroDataError(`record ${i} of ${count}: ${(error as Error).message}`);
+      }
+      if (decoded.offset < 0) throw new AvroDataError(`record ${i} of ${count} runs past the end of the block`);
+      pos = decoded.offset;
+      const record = decoded.value as Record<string, unknown>;
+      const systemProperties = propertyMap(fieldValue(record, 'SystemProperties'));
+      const properties = propertyMap(fieldValue(record, 'Properties'));
+      const rawBody = fieldValue(record, 'Body');
+      const body = Buffer.isBuffer(rawBody) ? Buffer.from(rawBody) : EMPTY_BODY;
+      const enqueuedTimeUtc = fieldValue(record, 'EnqueuedTimeUtc');
+      const where = { blobName, index: firstIndex + i };
+      if (kind === 'capture') {
+        const sequence = fieldValue(record, 'SequenceNumber');
+        const offset = fieldValue(record, 'Offset');
+        messages.push(
+          captureMessage(
+            typeof sequence === 'number' ? sequence : null,
+            typeof offset === 'string' || typeof offset === 'number' ? String(offset) : null,
+            enqueuedTimeUtc,
+            systemProperties,
+            properties,
+            body,
+            where,
+          ),
+        );
+      } else {
+        messages.push(
+          toRoutedMessage({
+            systemProperties,
+            properties,
+            body,
+            enqueuedTimeFallbacks: [enqueuedTimeUtc],
+            source: { kind: 'blob', ...where, format: 'avro-iothub', sequenceNumber: null, offset: null },
+          }),
+        );
+      }
+    }
+    if (pos !== block.length) {
+      throw new AvroDataError(`${block.length - pos} bytes left over after the block's ${count} records`);
+    }
+    return messages;
+  };
+}
+
+/** Removes avsc's union wrapping, recursing into maps, guided by the writer schema. */
+function unwrap(value: unknown, schema: unknown): unknown {
+  if (Array.isArray(schema)) {
+    if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return value;
+    const branch = Object.keys(value)[0];
+    if (branch === undefined) return value;
+    const branchSchema = schema.find((s) => branchName(s) === branch || branchName(s).endsWith(`.${branch}`));
+    return unwrap((value as Record<string, unknown>)[branch], branchSchema);
+  }
+  if (isMapSchema(schema) && typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) setEntry(out, key, unwrap(item, schema.values));
+    return out;
+  }
+  return value;
+}
+
+function propertyMap(value: unknown): Record<string, PropertyValue> {
+  const out: Record<string, PropertyValue> = {};
+  if (typeof value !== 'object' || value === null) return out;
+  for (const [key, item] of Object.entries(value)) setEntry(out, key, propertyValue(item));
+  return out;
+}
+
+function propertyValue(value: unknown): PropertyValue {
+  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+    return value;
+  }
+  if (Buffer.isBuffer(value)) return bytesProperty(value);
+  if (typeof value === 'bigint') return Number(value);
+  return JSON.stringify(value) ?? null;
+}
+
+function branchName(schema: unknown): string {
+  if (typeof schema === 'string') return schema;
+  if (typeof schema !== 'object' || schema === null) return '';
+  const { type, name, namespace } = schema as { type?: unknown; name?: unknown; namespace?: unknown };
+  if (typeof name === 'string') return typeof namespace === 'string' && !name.includes('.') ? `${namespace}.${name}` : name;
+  return typeof type === 'string' ? type : '';
+}
+
+function isMapSchema(schema: unknown): schema is { type: 'map'; values: unknown } {
+  return typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'map';
+}
