@@ -1,0 +1,27 @@
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+
+export interface CliIo {
+  stdout: Writable;
+  stderr: Writable;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+/** Exit codes shared by every command. */
+export const EXIT = {
+  ok: 0,
+  usage: 1,
+  /** The input was damaged (truncated or corrupt archive): what decoded was still printed. */
+  damaged: 2,
+  /** `check`: something would be quarantined. */
+  wouldQuarantine: 3,
+} as const;
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Writes with back-pressure so that piping a large decode into `head` or a slow consumer stays bounded. */
+export async function writeLine(stream: Writable, line: string): Promise<void> {
+  if (!stream.write(`${line}\n`)) await once(stream, 'drain');
+}

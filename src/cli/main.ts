@@ -1,0 +1,56 @@
+import { isRoutingError } from '../lib/errors.js';
+import { checkCommand, checkUsage } from './commands/check.js';
+import { decodeCommand, decodeUsage } from './commands/decode.js';
+import { dlqCommand, dlqUsage } from './commands/dlq.js';
+import { quarantineCommand, quarantineUsage } from './commands/quarantine.js';
+import { EXIT, UsageError, type CliIo } from './io.js';
+
+type Command = { run: (args: string[], io: CliIo) => Promise<number>; usage: string };
+
+const COMMANDS: Record<string, Command> = {
+  decode: { run: decodeCommand, usage: decodeUsage },
+  check: { run: checkCommand, usage: checkUsage },
+  quarantine: { run: quarantineCommand, usage: quarantineUsage },
+  dlq: { run: dlqCommand, usage: dlqUsage },
+};
+
+function usage(): string {
+  return `Usage: iot-routing <command> [options]\n\n${Object.values(COMMANDS)
+    .map((c) => c.usage)
+    .join('\n\n')}\n`;
+}
+
+/** The CLI entry point; returns the process exit code instead of exiting so tests can run it in-process. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    (name === undefined ? io.stderr : io.stdout).write(usage());
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    io.stderr.write(`iot-routing: unknown command "${name}"\n\n${usage()}`);
+    return EXIT.usage;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout.write(`${command.usage}\n`);
+    return EXIT.ok;
+  }
+  try {
+    return await command.run(args, io);
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+      io.stderr.write(`iot-routing ${name}: ${(error as Error).message}\n\n${command.usage}\n`);
+      return EXIT.usage;
+    }
+    if (isRoutingError(error) && error.code === 'ConfigInvalid') {
+      io.stderr.write(`iot-routing ${name}: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      io.stderr.write(`iot-routing ${name}: ${(error as Error).message}\n`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+}
