@@ -5,6 +5,7 @@ import {
   metadataValue,
   parseEnqueuedTime,
   systemField,
+  systemFields,
   toPropertyMap,
   toPropertyValue,
   toRoutedMessage,
@@ -218,5 +219,25 @@ describe('toRoutedMessage', () => {
     };
     const message = toRoutedMessage({ systemProperties: {}, properties: {}, body: Buffer.from('{"t":1}'), decoded, source });
     expect(message.decoded).toBe(decoded);
+  });
+});
+
+describe('systemFields (the one-pass lookup every decoder uses)', () => {
+  it('finds what systemField finds for each field, whatever the key case', () => {
+    const aliases = ['iothub-connection-device-id', 'connectionDeviceId', 'message-id', 'messageId', 'iothub-enqueuedtime', 'enqueuedTime', 'content-type', 'contentType', 'content-encoding', 'contentEncoding', 'iothub-connection-module-id', 'x-opt-offset'];
+    const key = fc.constantFrom(...aliases).chain((name) =>
+      fc.array(fc.boolean(), { minLength: name.length, maxLength: name.length }).map((upper) =>
+        [...name].map((c, i) => (upper[i] ? c.toUpperCase() : c)).join(''),
+      ),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(key, fc.string({ minLength: 1, maxLength: 8 }), { maxKeys: 8 }), (properties) => {
+        const fields = systemFields(properties);
+        for (const field of ['deviceId', 'moduleId', 'messageId', 'enqueuedTime', 'contentType', 'contentEncoding'] as const) {
+          expect(fields[field]).toBe(systemField(properties, field));
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

