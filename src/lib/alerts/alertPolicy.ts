@@ -1,0 +1,143 @@
+/**
+ * Alert policy: which messages are alerts, how severe, who is told, and the bounded facts an e-mail is made of.
+ * Pure functions of the message and the `alerts` configuration.
+ */
+
+import { messageIdentity } from '../message/identity.js';
+import { lookupProperty } from '../message/normalize.js';
+import type { JsonValue, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
+import type { AlertsConfig, PropertyMatch } from './alertsConfig.js';
+import { boundText, EMAIL_LIMITS } from './email.js';
+
+/** One value read from the message body, shown in the e-mail and folded into digests (numbers as min/max). */
+export interface Reading {
+  name: string;
+  value: string | number | boolean | null;
+}
+
+/** Everything an alert e-mail or a digest needs from one message, bounded in size. */
+export interface AlertFacts {
+  alertKey: string;
+  deviceId: string;
+  /** ISO 8601; null when the message had none (the checks stage reports that). */
+  enqueuedTime: string | null;
+  level: string | null;
+  severity: string;
+  /** The device group's value (e.g. the DeviceLocation enrichment), when recipients are grouped. */
+  group: string | null;
+  recipients: string[];
+  readings: Reading[];
+  /** Application properties (enrichments included), sorted by key, values as text. */
+  properties: Array<[string, string]>;
+}
+
+/** Bounds on what one message contributes: a runaway payload must not become a huge e-mail or ledger record. */
+export const FACT_LIMITS = {
+  readings: 20,
+  properties: 20,
+  nameChars: 64,
+  valueChars: 200,
+  /** Nested objects are flattened to `a.b` up to this depth. */
+  depth: 2,
+} as const;
+
+/** The alert key: the message identity, so every redelivery and re-send of one message maps to one alert. */
+export function alertKeyOf(message: RoutedMessage): string {
+  return messageIdentity(message);
+}
+
+export function matches(properties: Readonly<Record<string, PropertyValue>>, rule: PropertyMatch): boolean {
+  for (const { property, values } of rule) {
+    const value = lookupProperty(properties, [property]);
+    if (value === undefined || value === null || !values.includes(String(value))) return false;
+  }
+  return true;
+}
+
+export function isAlert(message: RoutedMessage, config: AlertsConfig): boolean {
+  return matches(message.properties, config.when);
+}
+
+export function severityOf(message: RoutedMessage, config: AlertsConfig): string {
+  for (const rule of config.severity.rules) {
+    if (matches(message.properties, rule.when)) return rule.severity;
+  }
+  return config.severity.default;
+}
+
+export function groupOf(message: RoutedMessage, config: AlertsConfig): string | null {
+  const byGroup = config.recipients.byGroup;
+  if (byGroup === null) return null;
+  const value = lookupProperty(message.properties, [byGroup.property]);
+  return value === undefined || value === null ? null : boundText(String(value), FACT_LIMITS.valueChars);
+}
+
+/** Severity and group recipients together, in configuration order; the default list when neither gives any. */
+export function recipientsFor(severity: string, group: string | null, config: AlertsConfig): string[] {
+  const { recipients } = config;
+  const chosen = [...(recipients.bySeverity[severity] ?? []), ...(group === null ? [] : (recipients.byGroup?.groups[group] ?? []))];
+  const list = chosen.length > 0 ? chosen : [...recipients.default];
+  return [...new Set(list)].slice(0, EMAIL_LIMITS.recipients);
+}
+
+export function alertFactsOf(message: RoutedMessage, config: AlertsConfig): AlertFacts {
+  const severity = severityOf(message, config);
+  const group = groupOf(message, config);
+  const level = lookupProperty(message.properties, ['level']);
+  return {
+    alertKey: alertKeyOf(message),
+    deviceId: message.deviceId ?? '',
+    enqueuedTime: message.enqueuedTime?.toISOString() ?? null,
+    level: level === undefined || level === null ? null : shortText(String(level)),
+    severity,
+    group,
+    recipients: recipientsFor(severity, group, config),
+    readings: readingsOf(message),
+    properties: propertiesOf(message.properties),
+  };
+}
+
+/**
+ * The body as readings: a JSON object's primitive fields (nested objects flattened to `a.b`, arrays shown as
+ * JSON text), otherwise the whole body as one `body` reading. Bounded by {@link FACT_LIMITS}.
+ */
+export function readingsOf(message: Pick<RoutedMessage, 'decoded' | 'body'>): Reading[] {
+  const decoded = message.decoded;
+  if (decoded.kind === 'binary') return [{ name: 'body', value: `(${message.body.byteLength} bytes, not text)` }];
+  if (decoded.kind === 'text') return [{ name: 'body', value: shortText(decoded.value) }];
+  const value = decoded.value;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [{ name: 'body', value: readingValue(value) }];
+  const out: Reading[] = [];
+  flatten(value, '', 1, out);
+  return out;
+}
+
+function flatten(object: { [key: string]: JsonValue }, prefix: string, depth: number, out: Reading[]): void {
+  for (const [key, value] of Object.entries(object)) {
+    if (out.length >= FACT_LIMITS.readings) return;
+    const name = boundText(`${prefix}${key}`, FACT_LIMITS.nameChars);
+    if (value !== null && typeof value === 'object' && !Array.isArray(value) && depth < FACT_LIMITS.depth) {
+      flatten(value, `${name}.`, depth + 1, out);
+    } else {
+      out.push({ name, value: readingValue(value) });
+    }
+  }
+}
+
+function readingValue(value: JsonValue): Reading['value'] {
+  if (value === null || typeof value === 'boolean') return value;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (typeof value === 'string') return shortText(value);
+  return shortText(JSON.stringify(value));
+}
+
+function propertiesOf(properties: Readonly<Record<string, PropertyValue>>): Array<[string, string]> {
+  return Object.keys(properties)
+    .sort()
+    .slice(0, FACT_LIMITS.properties)
+    .map((key) => [boundText(key, FACT_LIMITS.nameChars), shortText(String(properties[key]))]);
+}
+
+function shortText(value: string): string {
+  return boundText(value, FACT_LIMITS.valueChars);
+}

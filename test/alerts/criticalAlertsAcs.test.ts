@@ -1,0 +1,266 @@
+/**
+ * The alert handler end to end on real adapters: Azurite for the alerts and quarantine containers, and the real
+ * ACS `EmailClient` against the loopback ACS stand-in, which verifies the HMAC signature of every request.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createAcsEmailSender } from '../../src/lib/alerts/acsEmailSender.js';
+import { parseAlertsConfig, type AlertsConfig } from '../../src/lib/alerts/alertsConfig.js';
+import { createAlertServices, type AlertServices } from '../../src/lib/alerts/alertServices.js';
+import { emailOperationId, type EmailSender } from '../../src/lib/alerts/email.js';
+import { ledgerBlobName, type LedgerRecord } from '../../src/lib/alerts/ledger.js';
+import { buildAppConfig } from '../../src/lib/config.js';
+import { isRoutingError, type RoutingError } from '../../src/lib/errors.js';
+import { messageIdentity } from '../../src/lib/message/identity.js';
+import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
+import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
+import { ManualClock, type BlobStore } from '../../src/lib/ports.js';
+import type { Services } from '../../src/lib/runtime.js';
+import { AzureBlobStore, blobServiceClientFromSettings } from '../../src/lib/storage/azureBlobStore.js';
+import { createQuarantine, type QuarantinedMessage } from '../../src/lib/storage/quarantine.js';
+import { acs, startAcsEmailStandIn, type AcsEmailStandIn } from '../support/acsEmailStandIn.js';
+import { uniqueContainerName, useAzurite } from '../support/azurite.js';
+import { faultyStore } from '../support/faultyStore.js';
+
+const azurite = useAzurite();
+const T0 = Date.parse('2026-11-22T10:00:00Z');
+
+let standIn: AcsEmailStandIn;
+let alertsContainer: string;
+let quarantineContainer: string;
+
+beforeEach(async () => {
+  standIn = await startAcsEmailStandIn();
+  alertsContainer = uniqueContainerName('alerts');
+  quarantineContainer = uniqueContainerName('quarantine');
+});
+
+afterEach(async () => {
+  await standIn.stop();
+});
+
+function config(): AlertsConfig {
+  const result = parseAlertsConfig({ from: 'alerts@contoso.example', recipients: { default: ['ops@contoso.example', 'oncall@contoso.example'] } });
+  if ('errors' in result) throw new Error(result.errors.join('\n'));
+  return result.value;
+}
+
+function azureStore(): AzureBlobStore {
+  return new AzureBlobStore(blobServiceClientFromSettings({ AzureWebJobsStorage: azurite().connectionString }));
+}
+
+/** The real EmailClient, made to reach the plain-HTTP stand-in, polling fast, and without SDK retries. */
+function acsSender(connectionString = standIn.connectionString): EmailSender {
+  return createAcsEmailSender(
+    { connectionString },
+    { pollIntervalMs: 5, maxWaitMs: 5_000, clientOptions: { allowInsecureConnection: true, retryOptions: { maxRetries: 0 } } },
+  );
+}
+
+function alertServices(store: BlobStore, clock: ManualClock, sender: EmailSender = acsSender()): AlertServices {
+  const env = {
+    AzureWebJobsStorage: azurite().connectionString,
+    ALERTS_CONTAINER: alertsContainer,
+    ACS_CONNECTION_STRING: standIn.connectionString,
+  };
+  const app = buildAppConfig(env, {});
+  const quarantine = createQuarantine(store, quarantineContainer, clock);
+  const services: Services = {
+    env,
+    config: app,
+    clock,
+    store,
+    quarantine,
+    twins: undefined,
+    admitDeps: { checks: app.routing.checks, quarantine, twins: undefined, now: () => clock.now() },
+  };
+  return createAlertServices(services, { alerts: config(), sender, busyWait: { attempts: 400, intervalMs: 5 } });
+}
+
+function message(deviceId = 'Contoso-Test-Device', messageId = '4d3c2b1a-0f9e-4d8c-b7a6-5e4f3d2c1b0a'): RoutedMessage {
+  return decodeServiceBusMessage(
+    Buffer.from('{"deviceId":"Contoso-Test-Device","temperature":30.1,"humidity":77.2,"pointInfo":"This is a critical message."}'),
+    {
+      messageId,
+      contentType: 'application/json',
+      enqueuedTimeUtc: '2026-11-22T09:59:30.000',
+      deliveryCount: 1,
+      applicationProperties: { 'iothub-connection-device-id': deviceId, level: 'critical', deviceLocation: 'Building 43' },
+    },
+    'critical',
+  );
+}
+
+async function ledgerRecord(store: BlobStore, key: string): Promise<LedgerRecord | undefined> {
+  const doc = await store.get(alertsContainer, ledgerBlobName(key));
+  return doc === null ? undefined : (JSON.parse(doc.body.toString('utf8')) as LedgerRecord);
+}
+
+async function quarantined(store: BlobStore): Promise<QuarantinedMessage[]> {
+  const out: QuarantinedMessage[] = [];
+  for await (const item of store.list(quarantineContainer)) {
+    out.push(JSON.parse((await store.get(quarantineContainer, item.name))!.body.toString('utf8')) as QuarantinedMessage);
+  }
+  return out;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<RoutingError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  if (!isRoutingError(error)) throw new Error(`expected a RoutingError, got ${String(error)}`);
+  return error;
+}
+
+describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), ledger in Azurite', () => {
+  it('sends the alert, signed, under the operation id derived from the alert key', async () => {
+    const store = azureStore();
+    const alerts = alertServices(store, new ManualClock(T0));
+    const m = message();
+    const key = messageIdentity(m);
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', alertKey: key });
+    expect(standIn.sent).toEqual([
+      expect.objectContaining({
+        operationId: emailOperationId(key),
+        from: 'alerts@contoso.example',
+        to: ['ops@contoso.example', 'oncall@contoso.example'],
+        subject: '[critical] Contoso-Test-Device: critical alert at 2026-11-22T09:59:30.000Z',
+        status: 'Succeeded',
+        headers: { 'X-Alert-Id': key },
+      }),
+    ]);
+    expect(standIn.sent[0]?.text).toContain('temperature: 30.1');
+    expect(standIn.requests.every((r) => r.authenticated)).toBe(true);
+    expect(await ledgerRecord(store, key)).toMatchObject({ state: 'sent', providerId: emailOperationId(key), recipients: 2 });
+  });
+
+  it('429 with Retry-After: thrown as transient, every instance pauses, and a later redelivery sends exactly one', async () => {
+    const store = azureStore();
+    const clock = new ManualClock(T0);
+    const alerts = alertServices(store, clock);
+    standIn.script(acs.throttled('7'));
+    const m = message();
+    const error = await rejection(alerts.handler.handle(m));
+    expect(error).toMatchObject({ code: 'EmailThrottled', kind: 'transient', retryAfterSeconds: 7 });
+    expect(alerts.stores.gate.peek()?.pausedUntil).toBe(T0 + 7_000);
+    expect(await ledgerRecord(store, messageIdentity(m))).toMatchObject({ state: 'in-progress', expiresAt: new Date(T0).toISOString() });
+    expect(standIn.sent).toHaveLength(0);
+
+    clock.advance(7_000);
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'duplicate' });
+    expect(standIn.sent.map((s) => s.operationId)).toEqual([emailOperationId(messageIdentity(m))]);
+  });
+
+  it('429: a redelivery during the pause joins the digest, which sends exactly one e-mail when the pause ends', async () => {
+    const store = azureStore();
+    const clock = new ManualClock(T0);
+    const alerts = alertServices(store, clock);
+    standIn.script(acs.throttled({ ms: 20_000 }));
+    const m = message();
+    await rejection(alerts.handler.handle(m));
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'digested', reason: 'paused', dueAt: new Date(T0 + 20_000).toISOString() });
+    expect(await alerts.digests.run()).toMatchObject({ due: 0 });
+    clock.advance(20_000);
+    expect(await alerts.digests.run()).toMatchObject({ due: 1, sent: 1 });
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'duplicate', state: 'digested' });
+    expect(standIn.sent).toHaveLength(1);
+    expect(standIn.sent[0]?.subject).toContain('1 alerts between 2026-11-22T09:59:30.000Z and 2026-11-22T09:59:30.000Z');
+  });
+
+  it('503: thrown as transient, and the redelivery sends exactly one', async () => {
+    const store = azureStore();
+    const alerts = alertServices(store, new ManualClock(T0));
+    standIn.script(acs.unavailable());
+    const m = message();
+    expect(await rejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable', kind: 'transient' });
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
+    expect(standIn.sent).toHaveLength(1);
+  });
+
+  it.each([
+    ['400 InvalidRecipient', () => acs.badRequest(), 'InvalidRecipient'],
+    ['a Failed send operation', () => acs.failOperation('EmailDropped'), 'EmailDropped'],
+  ])('%s: ledger failed, message quarantined, nothing thrown, never retried', async (_label, behaviour, code) => {
+    const store = azureStore();
+    const alerts = alertServices(store, new ManualClock(T0));
+    standIn.script(behaviour());
+    const m = message();
+    const outcome = await alerts.handler.handle(m);
+    expect(outcome).toMatchObject({ outcome: 'quarantined', reasons: ['EmailRejected'] });
+    expect(await ledgerRecord(store, messageIdentity(m))).toMatchObject({ state: 'failed', providerCode: code });
+    const entries = await quarantined(store);
+    expect(entries).toEqual([expect.objectContaining({ identity: messageIdentity(m), endpoint: 'criticalQueue', deviceId: 'Contoso-Test-Device' })]);
+    expect(entries[0]?.reasons).toEqual([expect.objectContaining({ code: 'EmailRejected', detail: expect.stringContaining(code) })]);
+    const posts = standIn.count('POST');
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'duplicate', state: 'failed' });
+    expect(standIn.count('POST')).toBe(posts);
+  });
+
+  it('401 (a wrong access key): ledger failed and quarantined rather than redelivered into the same wall', async () => {
+    const store = azureStore();
+    const alerts = alertServices(store, new ManualClock(T0), acsSender(standIn.wrongKeyConnectionString));
+    const m = message();
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'quarantined', reasons: ['EmailRejected'] });
+    expect(await ledgerRecord(store, messageIdentity(m))).toMatchObject({ state: 'failed', httpStatus: 401 });
+    expect(standIn.requests.every((r) => !r.authenticated)).toBe(true);
+  });
+
+  it('two instances handling the same message at the same time send one e-mail', async () => {
+    const store = azureStore();
+    const clock = new ManualClock(T0);
+    // Separate services: separate caches, as on two hosts.
+    const [a, b] = [alertServices(store, clock), alertServices(store, clock)];
+    const m = message();
+    const outcomes = await Promise.all([a.handler.handle(m), b.handler.handle(m), a.handler.handle(m), b.handler.handle(m)]);
+    expect(outcomes.map((o) => o.outcome).sort()).toEqual(['duplicate', 'duplicate', 'duplicate', 'sent']);
+    expect(standIn.sent).toHaveLength(1);
+    expect(standIn.count('POST')).toBe(1);
+  });
+
+  it('a crash between the send and the ledger update: the redelivery repeats the same operation, one e-mail', async () => {
+    let failAfterSend = true;
+    const store = faultyStore(azureStore(), (operation, _i, name) => {
+      if (failAfterSend && operation === 'replace' && name.startsWith('ledger/') && standIn.sent.length > 0) {
+        failAfterSend = false;
+        return true;
+      }
+      return false;
+    });
+    const clock = new ManualClock(T0);
+    const m = message();
+    const key = messageIdentity(m);
+    expect(await rejection(alertServices(store, clock).handler.handle(m))).toMatchObject({ code: 'StorageUnavailable' });
+    expect(await ledgerRecord(store, key)).toMatchObject({ state: 'in-progress', attempts: 1 });
+
+    // A new instance (the crashed one is gone) gets the message once its lock and the alert's lease have expired.
+    clock.advance(config().leaseSeconds * 1000);
+    expect(await alertServices(store, clock).handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
+    expect(standIn.requests.filter((r) => r.method === 'POST').map((r) => [r.operationId, r.status])).toEqual([
+      [emailOperationId(key), 202],
+      [emailOperationId(key), 202],
+    ]);
+    expect(standIn.sent).toHaveLength(1);
+    expect(await ledgerRecord(store, key)).toMatchObject({ state: 'sent', attempts: 2 });
+  });
+
+  it('costs at most 3 storage calls for the first alert of a device (measured on Azurite)', async () => {
+    const counting = faultyStore(azureStore(), () => false);
+    const clock = new ManualClock(T0);
+    const alerts = alertServices(counting, clock);
+    await alerts.handler.handle(message('warm-up-device', 'w-1')); // container creation and the first gate read
+    const calls = async (m: RoutedMessage): Promise<number> => {
+      const before = counting.calls;
+      await alerts.handler.handle(m);
+      return counting.calls - before;
+    };
+    expect(await calls(message('device-a', 'a-1'))).toBe(3); // ledger create, gate reserve, ledger → sent
+    expect(await calls(message('device-b', 'b-1'))).toBe(3);
+    expect(await calls(message('device-a', 'a-2'))).toBe(5); // ledger create, gate: mark pending, digest read + create, ledger → digested
+    expect(await calls(message('device-a', 'a-3'))).toBe(4); // ledger create, digest read + replace, ledger → digested
+    expect(await calls(message('device-a', 'a-3'))).toBe(2); // duplicate: ledger create (exists) + read
+    expect(standIn.sent).toHaveLength(3);
+    clock.advance(15 * 60_000);
+    const before = counting.calls;
+    expect(await alerts.digests.run()).toMatchObject({ sent: 1 });
+    // device read + seal, ledger create, gate reserve, ledger → sent, device read + delete (the listing is not counted)
+    expect(counting.calls - before).toBe(7);
+  });
+});
