@@ -4,6 +4,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { benchAlerts } from './alerts.js';
 import { benchAvroReader } from './avroReader.js';
 import { benchBody } from './body.js';
 import type { BenchEntry, BenchResult } from './types.js';
@@ -11,6 +12,7 @@ import type { BenchEntry, BenchResult } from './types.js';
 const ENTRIES: Array<[string, BenchEntry]> = [
   ['archive reader', benchAvroReader],
   ['body decoder', benchBody],
+  ['critical alerts', benchAlerts],
 ];
 
 function format(n: number): string {

@@ -2,6 +2,7 @@ import { isRoutingError } from '../lib/errors.js';
 import { checkCommand, checkUsage } from './commands/check.js';
 import { decodeCommand, decodeUsage } from './commands/decode.js';
 import { dlqCommand, dlqUsage } from './commands/dlq.js';
+import { infraCommand, infraUsage } from './commands/infra.js';
 import { quarantineCommand, quarantineUsage } from './commands/quarantine.js';
 import { EXIT, UsageError, type CliIo } from './io.js';
 
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, Command> = {
   check: { run: checkCommand, usage: checkUsage },
   quarantine: { run: quarantineCommand, usage: quarantineUsage },
   dlq: { run: dlqCommand, usage: dlqUsage },
+  infra: { run: infraCommand, usage: infraUsage },
 };
 
 function usage(): string {

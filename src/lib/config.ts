@@ -5,6 +5,20 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import {
+  DEFAULT_AGGREGATION_CONFIG,
+  parseAggregationConfig,
+  parseReportsContainer,
+  type AggregationConfig,
+} from './aggregate/aggregationConfig.js';
+import { defaultAlertsConfig, parseAlertSettings, parseAlertsConfig, type AlertSettings, type AlertsConfig } from './alerts/alertsConfig.js';
+import {
+  DEFAULT_ARCHIVE_CONFIG,
+  parseArchiveConfig,
+  parseArchiveSettings,
+  type ArchiveConfig,
+  type ArchiveSettings,
+} from './archive/config.js';
 import { parseChecksConfig, type ChecksConfig } from './checks/expectations.js';
 import { ENDPOINT_NAMES, ENRICHMENT_KEY, type EndpointName } from './checks/reasons.js';
 import { RoutingError } from './errors.js';
@@ -47,9 +61,107 @@ export const SETTINGS = [
   {
     name: 'IOTHUB_SERVICE_CONNECTION',
     description:
-      'IoT Hub service connection string (policy with registry read) for twin resolution; only when twinResolution.enabled. Identity-based: IOTHUB_SERVICE_CONNECTION__hostName.',
+      'IoT Hub service connection string for twin resolution (registry read) and, when alerts.notifyDevice, cloud-to-device notifications (service connect). Identity-based: IOTHUB_SERVICE_CONNECTION__hostName with IoT Hub Data Reader (or Data Contributor for notifications).',
     example: 'HostName=<hub>.azure-devices.net;SharedAccessKeyName=registryRead;SharedAccessKey=<key>',
     secret: true,
+  },
+  {
+    name: "IOTHUB_EVENTS_CONNECTION",
+    description:
+      "Event Hub-compatible connection string of the hub's built-in endpoint (telemetryStream reads it). It has no identity-based form: the built-in endpoint accepts only SAS (`az iot hub connection-string show -n <hub> --default-eventhub --policy-name service`).",
+    example: "Endpoint=sb://<namespace>.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=<key>;EntityPath=<hub>",
+    secret: true,
+  },
+  {
+    name: "IOTHUB_EVENTS_NAME",
+    description:
+      "Event Hub-compatible name of the hub's built-in endpoint (usually the hub name).",
+    example: "contosotesthub",
+    secret: false,
+  },
+  {
+    name: "IOTHUB_EVENTS_CONSUMER_GROUP",
+    description:
+      "Consumer group telemetryStream reads with; give it its own group, never one another reader uses.",
+    example: "functions",
+    secret: false,
+  },
+  {
+    name: "REPORTS_CONTAINER",
+    description:
+      "Container for window partials, partition watermarks and reports. Default: reports.",
+    example: "reports",
+    secret: false,
+  },
+  {
+    name: "SERVICEBUS_CONNECTION",
+    description:
+      "Service Bus connection with Listen rights for the critical queue (criticalAlerts, iot-routing dlq). Identity-based: SERVICEBUS_CONNECTION__fullyQualifiedNamespace=<ns>.servicebus.windows.net with the Azure Service Bus Data Receiver role.",
+    example: "Endpoint=sb://<ns>.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=<key>",
+    secret: true,
+  },
+  {
+    name: "CRITICAL_QUEUE_NAME",
+    description:
+      "Service Bus queue IoT Hub routes level=\"critical\" to; the trigger reads %CRITICAL_QUEUE_NAME%.",
+    example: "critical-alerts",
+    secret: false,
+  },
+  {
+    name: "ALERTS_CONTAINER",
+    description:
+      "Container for the alert ledger, the send gate and pending digests. Default: alerts.",
+    example: "alerts",
+    secret: false,
+  },
+  {
+    name: "DASHBOARD_URL",
+    description:
+      "Alert e-mails link here with ?deviceId=. Default: http://localhost:7071/api/dashboard.",
+    example: "http://localhost:7071/api/dashboard",
+    secret: false,
+  },
+  {
+    name: "ACS_CONNECTION_STRING",
+    description:
+      "Azure Communication Services connection string for alert e-mails. Set this or ACS_ENDPOINT, never both.",
+    example: "endpoint=https://<resource>.communication.azure.com/;accesskey=<key>",
+    secret: true,
+  },
+  {
+    name: "ACS_ENDPOINT",
+    description:
+      "Identity-based alternative to ACS_CONNECTION_STRING: https://<resource>.communication.azure.com with DefaultAzureCredential (role: Communication and Email Service Owner).",
+    example: "https://<resource>.communication.azure.com",
+    secret: false,
+  },
+  {
+    name: "ALERT_SENDER",
+    description:
+      "acs or outbox; overrides alerts.sender in routing.config.json (outbox writes .eml files to alerts.outboxDirectory).",
+    example: "outbox",
+    secret: false,
+  },
+  {
+    name: "ARCHIVE_CONTAINER",
+    description:
+      "The container IoT Hub's storage endpoint writes to (archiveIngest's trigger path %ARCHIVE_CONTAINER%/{name}); else archive.container in routing.config.json.",
+    example: "archive",
+    secret: false,
+  },
+  {
+    name: "ARCHIVE_INDEX_CONTAINER",
+    description:
+      "Container for one manifest per archive blob. Default: archive-index. Must differ from ARCHIVE_CONTAINER.",
+    example: "archive-index",
+    secret: false,
+  },
+  {
+    name: "ARCHIVE_TRIGGER_SOURCE",
+    description:
+      "EventGrid (recommended in Azure: needs the Event Grid subscription the infra template creates) or LogsAndContainerScan (default, polling; used locally).",
+    example: "LogsAndContainerScan",
+    secret: false,
   },
 ] as const satisfies readonly SettingSpec[];
 
@@ -65,6 +177,12 @@ export interface Settings {
   routingConfigPath: string;
   quarantineContainer: string;
   iotHubService: Connection | null;
+  /** REPORTS_CONTAINER: window partials, watermarks and reports. */
+  reportsContainer: string;
+  /** ARCHIVE_CONTAINER, ARCHIVE_INDEX_CONTAINER, ARCHIVE_TRIGGER_SOURCE. */
+  archive: ArchiveSettings;
+  /** ALERTS_CONTAINER, CRITICAL_QUEUE_NAME, DASHBOARD_URL, ACS_*, ALERT_SENDER. */
+  alerts: AlertSettings;
 }
 
 export interface TwinResolutionConfig {
@@ -98,6 +216,12 @@ export interface RoutingConfig {
   enrichments: EnrichmentConfig[];
   checks: ChecksConfig;
   twinResolution: TwinResolutionConfig;
+  /** Windows, fields and lateness of the telemetry reports (src/lib/aggregate). */
+  aggregation: AggregationConfig;
+  /** The storage endpoint IoT Hub writes: encoding, file name format, batching; query limits (src/lib/archive). */
+  archive: ArchiveConfig;
+  /** Which messages alert, who is told, templates, quiet period and send budget (src/lib/alerts). */
+  alerts: AlertsConfig;
 }
 
 export interface AppConfig {
@@ -120,7 +244,7 @@ function connectionFrom(env: Env, name: string): Connection | null {
   return Object.keys(properties).length > 0 ? { kind: 'identity', properties } : null;
 }
 
-export function parseSettings(env: Env, problems: string[]): Settings {
+export function parseSettings(env: Env, problems: string[], archive: Pick<ArchiveConfig, 'container'> = DEFAULT_ARCHIVE_CONFIG): Settings {
   const storage = connectionFrom(env, 'AzureWebJobsStorage');
   if (storage === null) {
     problems.push(
@@ -145,11 +269,21 @@ export function parseSettings(env: Env, problems: string[]): Settings {
   if (iotHubService?.kind === 'identity' && iotHubService.properties['hostName'] === undefined) {
     problems.push('IOTHUB_SERVICE_CONNECTION__*: an identity-based connection needs IOTHUB_SERVICE_CONNECTION__hostName');
   }
+  const reports = parseReportsContainer(env);
+  if ('errors' in reports) problems.push(...reports.errors);
+  const alerts = parseAlertSettings(env);
+  if ('errors' in alerts) problems.push(...alerts.errors);
   return {
     storage: storage ?? { kind: 'connectionString', value: '' },
     routingConfigPath: env['ROUTING_CONFIG_PATH']?.trim() || 'routing.config.json',
     quarantineContainer,
     iotHubService,
+    reportsContainer: 'value' in reports ? reports.value : 'reports',
+    archive: parseArchiveSettings(env, archive, problems),
+    alerts:
+      'value' in alerts
+        ? alerts.value
+        : { container: 'alerts', queueName: null, dashboardUrl: 'http://localhost:7071/api/dashboard', acs: null, sender: null },
   };
 }
 
@@ -195,7 +329,12 @@ export function parseRoutingConfig(raw: Json, problems: string[]): RoutingConfig
     raw = {};
   }
   const doc = raw as Record<string, Json>;
-  unknownKeys(doc, ['$schema', 'iotHubName', 'routes', 'fallbackRoute', 'enrichments', 'checks', 'twinResolution'], at, problems);
+  unknownKeys(
+    doc,
+    ['$schema', 'iotHubName', 'routes', 'fallbackRoute', 'enrichments', 'checks', 'twinResolution', 'aggregation', 'archive', 'alerts'],
+    at,
+    problems,
+  );
   if (SECRET_LIKE.test(JSON.stringify(doc))) {
     problems.push(`${at}: contains what looks like a key or connection string; secrets belong in app settings only`);
   }
@@ -263,6 +402,14 @@ export function parseRoutingConfig(raw: Json, problems: string[]): RoutingConfig
     readsPerSecond: positiveNumber(twin['readsPerSecond'], 'twinResolution.readsPerSecond', problems, 8, 1_000),
   };
 
+  // Each domain validates its own section and reports every problem with its path.
+  const aggregation = parseAggregationConfig(doc['aggregation'], 'aggregation');
+  if ('errors' in aggregation) problems.push(...aggregation.errors);
+  const archive = parseArchiveConfig(doc['archive'], 'archive');
+  if ('errors' in archive) problems.push(...archive.errors);
+  const alerts = parseAlertsConfig(doc['alerts'], 'alerts');
+  if ('errors' in alerts) problems.push(...alerts.errors);
+
   return {
     iotHubName,
     routes,
@@ -270,6 +417,9 @@ export function parseRoutingConfig(raw: Json, problems: string[]): RoutingConfig
     enrichments,
     checks: 'value' in checks ? checks.value : parseDefaultChecks(),
     twinResolution,
+    aggregation: 'value' in aggregation ? aggregation.value : DEFAULT_AGGREGATION_CONFIG,
+    archive: 'value' in archive ? archive.value : { ...DEFAULT_ARCHIVE_CONFIG },
+    alerts: 'value' in alerts ? alerts.value : defaultAlertsConfig(),
   };
 }
 
@@ -315,8 +465,8 @@ function parseDefaultChecks(): ChecksConfig {
 
 /** Validates settings and the parsed routing config together; throws one ConfigInvalid naming every problem. */
 export function buildAppConfig(env: Env, rawRouting: Json, problems: string[] = []): AppConfig {
-  const settings = parseSettings(env, problems);
   const routing = parseRoutingConfig(rawRouting, problems);
+  const settings = parseSettings(env, problems, routing.archive);
   if (routing.twinResolution.enabled && settings.iotHubService === null) {
     problems.push('twinResolution.enabled is true but IOTHUB_SERVICE_CONNECTION is not set');
   }

@@ -1,0 +1,120 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { infraCommand } from '../../src/cli/commands/infra.js';
+import { loadRoutingConfig, parseRoutingConfig } from '../../src/lib/config.js';
+import { checkArmTemplate, type ArmTemplate } from '../../src/lib/infra/arm.js';
+import { buildArmTemplate } from '../../src/lib/infra/template.js';
+import { runCli, type CliRun } from '../support/cli.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const shippedConfig = path.join(root, 'routing.config.json');
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'iot-routing-infra-'));
+});
+
+/** Runs the command itself, so these tests do not depend on it being registered in main.ts yet. */
+async function infra(args: string[]): Promise<CliRun> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  stdout.on('data', (c: Buffer) => out.push(c));
+  stderr.on('data', (c: Buffer) => err.push(c));
+  const code = await infraCommand(args, { stdout, stderr, env: {} });
+  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+async function configFile(name: string, content: unknown): Promise<string> {
+  const file = path.join(dir, name);
+  await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+/** Whether config.ts accepts an `archive` section yet (it is being added alongside this command). */
+const ARCHIVE_IN_CONFIG = (() => {
+  const problems: string[] = [];
+  parseRoutingConfig({ archive: {} }, problems);
+  return problems.length === 0;
+})();
+
+describe('iot-routing infra', () => {
+  it('prints the template for routing.config.json to stdout as 2-space JSON', async () => {
+    const run = await infra(['--config', shippedConfig]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const expected = buildArmTemplate(await loadRoutingConfig(shippedConfig));
+    expect(run.stdout).toBe(`${JSON.stringify(expected, null, 2)}\n`);
+    expect(checkArmTemplate(JSON.parse(run.stdout))).toEqual([]);
+  });
+
+  it('writes the template to --out and says so on stderr', async () => {
+    const out = path.join(dir, 'azuredeploy.json');
+    const run = await infra(['--config', shippedConfig, '--out', out]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('');
+    const written = JSON.parse(await readFile(out, 'utf8')) as ArmTemplate;
+    expect(run.stderr).toBe(`${out}: ARM template with ${written.resources.length} resources for IoT hub ContosoTestHub\n`);
+    expect(written.variables['iotHubName']).toBe('ContosoTestHub');
+  });
+
+  it('exits 1 listing every problem, those of the config file and those only IoT Hub would raise', async () => {
+    const file = await configFile('invalid.json', {
+      iotHubName: 'contoso-routing-hub',
+      routes: [{ name: 'bad name', condition: 'level="critical"', endpoint: 'criticalQueue' }],
+      enrichments: Array.from({ length: 11 }, (_, i) => ({ key: `key${i}`, value: 'v', endpoints: ['archive'] })),
+    });
+    const run = await infra(['--config', file]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(`iot-routing infra: ${file} cannot be deployed (2 problems):`);
+    expect(run.stderr).toContain('routes[0].name: IoT Hub route names hold only letters');
+    expect(run.stderr).toContain('enrichments: IoT Hub takes at most 10 enrichments per hub');
+    // The route name is reported once, by the config parser, not again in IoT Hub's words.
+    expect(run.stderr).not.toContain('is not accepted by IoT Hub (letters, digits, ".", "_" and "-"');
+  });
+
+  it('exits 1 on a missing or unreadable config file', async () => {
+    const missing = await infra(['--config', path.join(dir, 'nope.json')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('nope.json');
+    const broken = await infra(['--config', await configFile('broken.json', '{ "routes": [')]);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toContain('not valid JSON');
+  });
+
+  it('refuses positional arguments and unknown options', async () => {
+    await expect(infra(['extra'])).rejects.toThrow('infra takes no positional arguments');
+    await expect(infra(['--format', 'yaml'])).rejects.toMatchObject({ code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' });
+  });
+
+  it.skipIf(!ARCHIVE_IN_CONFIG)(
+    `tells the hub avrodeflate when the archive section asks for it${ARCHIVE_IN_CONFIG ? '' : ' (skipped: config.ts has no archive section yet)'}`,
+    async () => {
+      const file = await configFile('deflate.json', { iotHubName: 'contoso-routing-hub', archive: { encoding: 'avrodeflate', batchFrequencySeconds: 60 } });
+      const run = await infra(['--config', file]);
+      expect(run.code).toBe(0);
+      const template = JSON.parse(run.stdout) as ArmTemplate;
+      const hub = template.resources.find((r) => r.type === 'Microsoft.Devices/IotHubs') as unknown as {
+        properties: { routing: { endpoints: { storageContainers: Array<Record<string, unknown>> } } };
+      };
+      expect(hub.properties.routing.endpoints.storageContainers[0]).toMatchObject({ encoding: 'AvroDeflate', batchFrequencyInSeconds: 60 });
+    },
+  );
+
+  describe('through the iot-routing entry point', async () => {
+    const registered = (await runCli(['--help'])).stdout.includes('iot-routing infra');
+    it.skipIf(!registered)(`runs as "iot-routing infra"${registered ? '' : ' (skipped: not registered in src/cli/main.ts yet)'}`, async () => {
+      const run = await runCli(['infra', '--config', shippedConfig]);
+      expect(run.code).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ variables: { iotHubName: 'ContosoTestHub' } });
+      const usage = await runCli(['infra', '--bogus']);
+      expect(usage.code).toBe(1);
+    });
+  });
+});
