@@ -7,11 +7,13 @@ import { parseArgs } from 'node:util';
 import { benchAlerts } from './alerts.js';
 import { benchAvroReader } from './avroReader.js';
 import { benchBody } from './body.js';
+import { benchPipeline } from './pipeline.js';
 import type { BenchEntry, BenchResult } from './types.js';
 
 const ENTRIES: Array<[string, BenchEntry]> = [
   ['archive reader', benchAvroReader],
   ['body decoder', benchBody],
+  ['telemetry pipeline', benchPipeline],
   ['critical alerts', benchAlerts],
 ];
 

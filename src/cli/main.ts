@@ -1,9 +1,11 @@
 import { isRoutingError } from '../lib/errors.js';
+import { aggregateCommand, aggregateUsage } from './commands/aggregate.js';
 import { checkCommand, checkUsage } from './commands/check.js';
 import { decodeCommand, decodeUsage } from './commands/decode.js';
 import { dlqCommand, dlqUsage } from './commands/dlq.js';
 import { infraCommand, infraUsage } from './commands/infra.js';
 import { quarantineCommand, quarantineUsage } from './commands/quarantine.js';
+import { reportsCommand, reportsUsage } from './commands/reports.js';
 import { EXIT, UsageError, type CliIo } from './io.js';
 
 type Command = { run: (args: string[], io: CliIo) => Promise<number>; usage: string };
@@ -14,6 +16,8 @@ const COMMANDS: Record<string, Command> = {
   quarantine: { run: quarantineCommand, usage: quarantineUsage },
   dlq: { run: dlqCommand, usage: dlqUsage },
   infra: { run: infraCommand, usage: infraUsage },
+  reports: { run: reportsCommand, usage: reportsUsage },
+  aggregate: { run: aggregateCommand, usage: aggregateUsage },
 };
 
 function usage(): string {

@@ -18,6 +18,7 @@
  * The base is at most 15 minutes (it bounds the identity set one document holds) and a roll-up spans at most 1440
  * base windows (it bounds the roll-up document).
  */
+import { RoutingError } from '../errors.js';
 
 export interface WindowSize {
   /** Canonical spelling, used in blob names and reports: `30s`, `1m`, `15m`, `1h`, `1d`. */
@@ -112,11 +113,12 @@ function stringList(raw: unknown, at: string, errors: string[], limit: number): 
   return out;
 }
 
-function seconds(raw: unknown, at: string, errors: string[], fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
+/** A whole number of seconds from the config, in milliseconds; `fallbackMs` when absent or invalid. */
+function seconds(raw: unknown, at: string, errors: string[], fallbackMs: number, min: number, max: number): number {
+  if (raw === undefined) return fallbackMs;
   if (typeof raw === 'number' && Number.isInteger(raw) && raw >= min && raw <= max) return raw * SECOND;
   errors.push(`${at}: expected a whole number of seconds from ${min} to ${max}, got ${describe(raw)}`);
-  return fallback;
+  return fallbackMs;
 }
 
 /**
@@ -166,7 +168,7 @@ export function parseAggregationConfig(raw: unknown, path = 'aggregation'): Aggr
     raw['allowedLatenessSeconds'],
     `${path}.allowedLatenessSeconds`,
     errors,
-    DEFAULT_AGGREGATION_CONFIG.allowedLatenessMs / SECOND,
+    DEFAULT_AGGREGATION_CONFIG.allowedLatenessMs,
     0,
     MAX_LATENESS_SECONDS,
   );
@@ -174,7 +176,7 @@ export function parseAggregationConfig(raw: unknown, path = 'aggregation'): Aggr
     raw['idlePartitionSeconds'],
     `${path}.idlePartitionSeconds`,
     errors,
-    DEFAULT_AGGREGATION_CONFIG.idlePartitionMs / SECOND,
+    DEFAULT_AGGREGATION_CONFIG.idlePartitionMs,
     1,
     86_400,
   );
@@ -264,4 +266,11 @@ export function parseReportsContainer(env: Readonly<Record<string, string | unde
     };
   }
   return { value };
+}
+
+/** REPORTS_CONTAINER for callers without the app's services (the CLI); a bad value is ConfigInvalid. */
+export function reportsContainerOf(env: Readonly<Record<string, string | undefined>>): string {
+  const container = parseReportsContainer(env);
+  if ('errors' in container) throw new RoutingError('ConfigInvalid', container.errors.join('; '));
+  return container.value;
 }

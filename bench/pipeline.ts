@@ -1,0 +1,287 @@
+/**
+ * Telemetry stream throughput, in batches of 100 as the Event Hubs trigger delivers them.
+ *
+ * 1. In memory: the whole pipeline (decode the trigger batch, admit with an in-memory quarantine, aggregate into an
+ *    in-memory window store) against a bare loop of JSON.parse over the same bodies.
+ * 2. With Azurite: the same pipeline writing its partials with conditional writes, reporting messages/s and storage
+ *    calls per batch; the baseline is the same bare JSON.parse loop.
+ */
+import { parseAggregationConfig, type AggregationConfig } from '../src/lib/aggregate/aggregationConfig.js';
+import { createTelemetryStreamHandler, type TelemetryStreamHandler } from '../src/lib/aggregate/telemetryStream.js';
+import { createWindowAggregator } from '../src/lib/aggregate/windowAggregator.js';
+import { blobWindowStore, memoryWindowStore, type WindowStore } from '../src/lib/aggregate/windowStore.js';
+import { admit } from '../src/lib/checks/admit.js';
+import { defaultChecksConfig } from '../src/lib/checks/expectations.js';
+import { decodeEventHubBatch } from '../src/lib/message/eventHubBatch.js';
+import { ManualClock, type BlobStore, type Clock } from '../src/lib/ports.js';
+import { AzureBlobStore, blobServiceClientFromSettings } from '../src/lib/storage/azureBlobStore.js';
+import { MemoryBlobStore } from '../src/lib/storage/memoryBlobStore.js';
+import { createQuarantine } from '../src/lib/storage/quarantine.js';
+import { startAzurite } from '../test/support/azurite.js';
+import type { BenchOptions, BenchResult } from './types.js';
+
+const BATCH = 100;
+const RUNS = 3;
+const T0 = Date.UTC(2024, 2, 1, 10, 0, 0);
+const AUTH = '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}';
+
+interface TriggerBatch {
+  messages: Buffer[];
+  triggerMetadata: Record<string, unknown>;
+}
+
+/**
+ * Batches as the Node library hands them to `app.eventHub({ cardinality: 'many', dataType: 'binary' })`: the
+ * system properties IoT Hub and Event Hubs stamp, the application properties (an enrichment), a ~130-byte body.
+ * `devices` send in turn, one message every `periodMs` each.
+ */
+function triggerBatches(count: number, devices: number, periodMs: number): TriggerBatch[] {
+  const batches: TriggerBatch[] = [];
+  let n = 0;
+  for (let b = 0; b < count; b++) {
+    const messages: Buffer[] = [];
+    const system: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < BATCH; i++, n++) {
+      const device = n % devices;
+      const enqueued = new Date(T0 + Math.floor(n / devices) * periodMs + device * Math.floor(periodMs / devices)).toISOString();
+      messages.push(
+        Buffer.from(
+          JSON.stringify({
+            temperature: Math.round(2000 + ((n * 7919) % 1500)) / 100,
+            humidity: Math.round(3000 + ((n * 104729) % 4000)) / 100,
+            pressure: 1013 + (n % 17) / 10,
+            battery: 100 - (n % 60),
+            pointInfo: 'This is a normal message.',
+          }),
+        ),
+      );
+      system.push({
+        'iothub-connection-device-id': `device-${String(device).padStart(4, '0')}`,
+        'iothub-connection-auth-method': AUTH,
+        'iothub-connection-auth-generation-id': '638447109012345678',
+        'iothub-enqueuedtime': enqueued,
+        'iothub-message-source': 'Telemetry',
+        'message-id': `m-${n}`,
+        'content-type': 'application/json',
+        'content-encoding': 'UTF-8',
+        'x-opt-sequence-number': n,
+        'x-opt-offset': String(n * 512),
+        'x-opt-enqueued-time': enqueued,
+        sequenceNumber: n,
+        offset: n * 512,
+        partitionKey: null,
+        enqueuedTimeUtc: enqueued.slice(0, -1),
+      });
+    }
+    batches.push({
+      messages,
+      triggerMetadata: {
+        partitionContext: { partitionId: '0', consumerGroup: '$Default', eventHubName: 'bench' },
+        systemPropertiesArray: system,
+        propertiesArray: system.map(() => ({ iothubname: 'bench-hub' })),
+        sequenceNumberArray: system.map((s) => s['sequenceNumber']),
+        offsetArray: system.map((s) => s['offset']),
+        enqueuedTimeUtcArray: system.map((s) => s['enqueuedTimeUtc']),
+      },
+    });
+  }
+  return batches;
+}
+
+function config(windows: string[]): AggregationConfig {
+  const parsed = parseAggregationConfig({ windows });
+  if ('errors' in parsed) throw new Error(parsed.errors.join('; '));
+  return parsed.value;
+}
+
+function handler(windows: WindowStore, aggregation: AggregationConfig, clock: Clock, quarantineStore: BlobStore): TelemetryStreamHandler {
+  const quarantine = createQuarantine(quarantineStore, 'quarantine', clock);
+  return createTelemetryStreamHandler({
+    admit: { checks: defaultChecksConfig(), quarantine, now: () => clock.now() },
+    quarantine,
+    aggregator: createWindowAggregator({ windows, config: aggregation, clock }),
+  });
+}
+
+/** Messages per second through the whole pipeline; every message must be counted, or the run does not count. */
+async function runPipeline(batches: readonly TriggerBatch[], stream: TelemetryStreamHandler): Promise<number> {
+  const started = process.hrtime.bigint();
+  let counted = 0;
+  for (const batch of batches) {
+    const result = await stream.processBatch(decodeEventHubBatch(batch.messages, batch.triggerMetadata));
+    counted += result.aggregated;
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const expected = batches.length * BATCH;
+  if (counted !== expected) throw new Error(`pipeline counted ${counted} messages, expected ${expected}`);
+  return expected / seconds;
+}
+
+function runBaseline(batches: readonly TriggerBatch[]): number {
+  const started = process.hrtime.bigint();
+  let parsed = 0;
+  for (const batch of batches) {
+    for (const body of batch.messages) if (JSON.parse(body.toString('utf8')) !== undefined) parsed++;
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (parsed !== batches.length * BATCH) throw new Error('baseline parsed too few');
+  return parsed / seconds;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function inMemoryHandler(aggregation: AggregationConfig): TelemetryStreamHandler {
+  const clock = new ManualClock(T0 + 86_400_000);
+  return handler(memoryWindowStore(), aggregation, clock, new MemoryBlobStore({ clock }));
+}
+
+/** Microseconds per message of each stage, measured on their own over the same batches (second of two passes). */
+async function stages(batches: readonly TriggerBatch[], aggregation: AggregationConfig): Promise<Record<string, number>> {
+  await stagesOnce(batches, aggregation);
+  return stagesOnce(batches, aggregation);
+}
+
+async function stagesOnce(batches: readonly TriggerBatch[], aggregation: AggregationConfig): Promise<Record<string, number>> {
+  const clock = new ManualClock(T0 + 86_400_000);
+  const quarantine = createQuarantine(new MemoryBlobStore({ clock }), 'quarantine', clock);
+  const deps = { checks: defaultChecksConfig(), quarantine, now: () => clock.now() };
+  const aggregator = createWindowAggregator({ windows: memoryWindowStore(), config: aggregation, clock });
+  const messages = batches.length * BATCH;
+  let t = process.hrtime.bigint();
+  const decoded = batches.map((b) => decodeEventHubBatch(b.messages, b.triggerMetadata));
+  const decodeUs = Number(process.hrtime.bigint() - t) / 1e3 / messages;
+  t = process.hrtime.bigint();
+  const admitted = [];
+  for (const batch of decoded) admitted.push((await admit(batch, 'events', deps)).admitted);
+  const admitUs = Number(process.hrtime.bigint() - t) / 1e3 / messages;
+  t = process.hrtime.bigint();
+  for (const batch of admitted) await aggregator.aggregate(batch, '0');
+  const aggregateUs = Number(process.hrtime.bigint() - t) / 1e3 / messages;
+  return { 'decode us/msg': decodeUs, 'admit us/msg': admitUs, 'aggregate us/msg': aggregateUs };
+}
+
+async function inMemory(options: BenchOptions, windows: string[]): Promise<BenchResult> {
+  const aggregation = config(windows);
+  const batches = triggerBatches(options.quick ? 50 : 500, 200, 10_000);
+  // Warm both up (JIT), then alternate so that drift hits both alike.
+  await runPipeline(batches, inMemoryHandler(aggregation));
+  runBaseline(batches);
+  const ours: number[] = [];
+  const baseline: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    ours.push(await runPipeline(batches, inMemoryHandler(aggregation)));
+    baseline.push(runBaseline(batches));
+  }
+  const oursRate = median(ours);
+  const baselineRate = median(baseline);
+  return {
+    name: `telemetry pipeline in memory, windows ${windows.join('+')}`,
+    unit: 'messages/s',
+    ours: oursRate,
+    baseline: baselineRate,
+    ratio: oursRate / baselineRate,
+    notes: { messages: batches.length * BATCH, batch: BATCH, devices: 200, ...(await stages(batches, aggregation)) },
+  };
+}
+
+/** Counts the storage calls the pipeline makes. */
+class CountingBlobStore implements BlobStore {
+  calls = 0;
+  constructor(private readonly inner: BlobStore) {}
+  ensureContainer(container: string) {
+    this.calls++;
+    return this.inner.ensureContainer(container);
+  }
+  get(...args: Parameters<BlobStore['get']>) {
+    this.calls++;
+    return this.inner.get(...args);
+  }
+  create(...args: Parameters<BlobStore['create']>) {
+    this.calls++;
+    return this.inner.create(...args);
+  }
+  replace(...args: Parameters<BlobStore['replace']>) {
+    this.calls++;
+    return this.inner.replace(...args);
+  }
+  put(...args: Parameters<BlobStore['put']>) {
+    this.calls++;
+    return this.inner.put(...args);
+  }
+  delete(...args: Parameters<BlobStore['delete']>) {
+    this.calls++;
+    return this.inner.delete(...args);
+  }
+  list(...args: Parameters<BlobStore['list']>) {
+    this.calls++;
+    return this.inner.list(...args);
+  }
+  listHierarchy(...args: Parameters<BlobStore['listHierarchy']>) {
+    this.calls++;
+    return this.inner.listHierarchy(...args);
+  }
+  openRead(...args: Parameters<BlobStore['openRead']>) {
+    this.calls++;
+    return this.inner.openRead(...args);
+  }
+}
+
+async function withAzurite(options: BenchOptions): Promise<BenchResult[]> {
+  const azurite = await startAzurite();
+  try {
+    const results: BenchResult[] = [];
+    const mixes = [
+      // A few chatty devices: many messages per window per batch, so few documents to write.
+      { devices: 10, periodMs: 500, batches: options.quick ? 11 : 60 },
+      // A larger fleet: nearly every message of a batch is another device's window.
+      { devices: 200, periodMs: 10_000, batches: options.quick ? 4 : 20 },
+    ];
+    const aggregation = config(['1m', '1h']);
+    for (const mix of mixes) {
+      const batches = triggerBatches(mix.batches, mix.devices, mix.periodMs);
+      const clock = new ManualClock(T0 + 86_400_000);
+      const store = new CountingBlobStore(new AzureBlobStore(blobServiceClientFromSettings({ AzureWebJobsStorage: azurite.connectionString })));
+      const windows = blobWindowStore(store, `bench-${mix.devices}-${Date.now()}`);
+      const stream = handler(windows, aggregation, clock, new MemoryBlobStore({ clock }));
+      // The first batch creates the container; count steady-state calls only.
+      await stream.processBatch(decodeEventHubBatch(batches[0]!.messages, batches[0]!.triggerMetadata));
+      const rest = batches.slice(1);
+      store.calls = 0;
+      let baseWindows = 0;
+      const started = process.hrtime.bigint();
+      for (const batch of rest) {
+        baseWindows += (await stream.processBatch(decodeEventHubBatch(batch.messages, batch.triggerMetadata))).baseWindows;
+      }
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const ours = (rest.length * BATCH) / seconds;
+      const baseline = runBaseline(rest);
+      results.push({
+        name: `telemetry pipeline + Azurite, ${mix.devices} devices`,
+        unit: 'messages/s',
+        ours,
+        baseline,
+        ratio: ours / baseline,
+        notes: {
+          batches: rest.length,
+          'storage calls/batch': store.calls / rest.length,
+          'base windows/batch': baseWindows / rest.length,
+          'storage calls/message': store.calls / (rest.length * BATCH),
+          windows: '1m+1h',
+        },
+      });
+    }
+    return results;
+  } finally {
+    // startAzurite unrefs the child and its stop() waits for the exit event with an unref'd timer: outside the
+    // test runner nothing else holds the event loop open, so keep it alive until Azurite has gone.
+    const keepAlive = setInterval(() => undefined, 1_000);
+    await azurite.stop().finally(() => clearInterval(keepAlive));
+  }
+}
+
+export async function benchPipeline(options: BenchOptions): Promise<BenchResult[]> {
+  return [await inMemory(options, ['1m']), await inMemory(options, ['1m', '1h']), ...(await withAzurite(options))];
+}

@@ -1,0 +1,23 @@
+/**
+ * Maps with at most `limit` calls in flight, results in input order. After the first failure no new call starts;
+ * the ones in flight are awaited before the error is rethrown, so nothing keeps writing once the caller has given
+ * up on the batch (its retry will write again).
+ */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const index = next++;
+      try {
+        results[index] = await fn(items[index]!);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+  if (failure !== undefined) throw failure.error;
+  return results;
+}

@@ -1,0 +1,330 @@
+/**
+ * Reading reports: the partials of each window, from every partition that saw the device, merged.
+ *
+ * A device can move partition (when a hub's partition count changes, or a re-send lands elsewhere), so one message
+ * identity can sit in two partitions' partials. Base partials are therefore merged by identity, never by adding
+ * counts: the union of their contributions is summarised exactly as one partition's would be. Roll-ups add their
+ * base windows' summaries, except where two partitions hold the same base window; there the base partials are read
+ * and merged by identity first.
+ */
+import { RoutingError } from '../errors.js';
+import type { AggregationConfig, WindowSize } from './aggregationConfig.js';
+import { mapLimit } from './mapLimit.js';
+import { watermarkOf } from './windowAggregator.js';
+import {
+  contributionKey,
+  foldSummaries,
+  summarizeContributions,
+  type Contribution,
+  type CountedOutcome,
+  type WindowSummary,
+} from './windowSummary.js';
+import {
+  decodeBaseWindowDoc,
+  decodePartitionDoc,
+  decodeRollupWindowDoc,
+  type BaseWindowDoc,
+  type RollupEntry,
+  type WindowStore,
+} from './windowStore.js';
+import { isoSeconds, parseWindowDocName, partitionDocName, windowDocName, windowListPrefixes } from './windows.js';
+
+export interface ReportQuery {
+  window: WindowSize;
+  deviceId?: string;
+  /** Windows starting in [fromMs, toMs); both or neither. Without them, every window of the size. */
+  range?: { fromMs: number; toMs: number };
+}
+
+export interface FieldReport {
+  count: number;
+  min: number;
+  max: number;
+  sum: number;
+  mean: number;
+  /** Population variance (divided by count). */
+  variance: number;
+  first: number;
+  firstTime: string;
+  last: number;
+  lastTime: string;
+}
+
+export interface WindowReport {
+  deviceId: string;
+  window: string;
+  windowStart: string;
+  windowEnd: string;
+  /** `final` once every partition holding a partial has its watermark at or past the window's end. */
+  status: 'open' | 'final';
+  /** 1, plus one for each message counted after the window had closed. */
+  revision: number;
+  messages: number;
+  late: number;
+  byLevel: Record<string, number>;
+  byOutcome: Record<CountedOutcome, number>;
+  byReason: Record<string, number>;
+  fieldsOmitted: number;
+  fields: Record<string, FieldReport>;
+}
+
+export interface ReadReportsOptions {
+  /** More windows than this is a `UsageInvalid` error asking for a narrower query. Default 50,000. */
+  maxReports?: number;
+  /** Report every window as final (a backfill has seen all its input). */
+  assumeFinal?: boolean;
+  /** Document reads in flight. Default 16. */
+  concurrency?: number;
+}
+
+export const DEFAULT_MAX_REPORTS = 50_000;
+
+interface WindowGroup {
+  deviceId: string;
+  startMs: number;
+  partitions: string[];
+}
+
+export async function readReports(
+  windows: WindowStore,
+  config: AggregationConfig,
+  query: ReportQuery,
+  options: ReadReportsOptions = {},
+): Promise<WindowReport[]> {
+  const size = config.windows.find((w) => w.ms === query.window.ms);
+  const base = config.windows[0];
+  if (size === undefined || base === undefined) {
+    throw new RoutingError(
+      'UsageInvalid',
+      `window ${query.window.label} is not configured (configured: ${config.windows.map((w) => w.label).join(', ')})`,
+    );
+  }
+  const maxReports = options.maxReports ?? DEFAULT_MAX_REPORTS;
+  const groups = new Map<string, WindowGroup>();
+  for (const prefix of windowListPrefixes(size, query.range, query.deviceId)) {
+    for await (const name of windows.list(prefix)) {
+      const address = parseWindowDocName(name);
+      if (address === null || address.sizeLabel !== size.label) continue;
+      if (query.deviceId !== undefined && address.deviceId !== query.deviceId) continue;
+      if (query.range !== undefined && (address.startMs < query.range.fromMs || address.startMs >= query.range.toMs)) continue;
+      const key = `${address.deviceId}\u0000${address.startMs}`;
+      let group = groups.get(key);
+      if (group === undefined) {
+        if (groups.size === maxReports) {
+          throw new RoutingError(
+            'UsageInvalid',
+            `more than ${maxReports} windows match; narrow the time range, give a device id or choose a larger window`,
+          );
+        }
+        group = { deviceId: address.deviceId, startMs: address.startMs, partitions: [] };
+        groups.set(key, group);
+      }
+      group.partitions.push(address.partition);
+    }
+  }
+
+  const concurrency = options.concurrency ?? 16;
+  const watermarks = new Map<string, number>();
+  if (options.assumeFinal !== true) {
+    const partitions = [...new Set([...groups.values()].flatMap((g) => g.partitions))];
+    const docs = await mapLimit(partitions, concurrency, (p) => windows.get(partitionDocName(p), decodePartitionDoc));
+    partitions.forEach((p, i) => watermarks.set(p, watermarkOf(docs[i] ?? null, config.allowedLatenessMs)));
+  }
+
+  const ordered = [...groups.values()].sort(
+    (a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : a.startMs - b.startMs),
+  );
+  const reports = await mapLimit(ordered, concurrency, async (group) => {
+    const endMs = group.startMs + size.ms;
+    const summary =
+      size.ms === base.ms
+        ? await baseSummary(windows, base, group.deviceId, group.startMs, group.partitions, endMs)
+        : await rollupSummary(windows, base, size, group, endMs);
+    if (summary === null) return null;
+    const final =
+      options.assumeFinal === true || group.partitions.every((p) => endMs <= (watermarks.get(p) ?? -Infinity));
+    return toReport(group.deviceId, size, group.startMs, final, summary);
+  });
+  return reports.filter((r): r is WindowReport => r !== null);
+}
+
+async function baseSummary(
+  windows: WindowStore,
+  base: WindowSize,
+  deviceId: string,
+  startMs: number,
+  partitions: readonly string[],
+  endMs: number,
+): Promise<WindowSummary | null> {
+  const docs = await Promise.all(
+    partitions.map((p) => windows.get(windowDocName(base, deviceId, startMs, p), decodeBaseWindowDoc)),
+  );
+  const present = docs.filter((d): d is BaseWindowDoc => d !== null);
+  if (present.length === 0) return null;
+  const merged = mergeBaseDocs(present);
+  return summarizeContributions(merged.messages, merged.late, endMs);
+}
+
+async function rollupSummary(
+  windows: WindowStore,
+  base: WindowSize,
+  size: WindowSize,
+  group: WindowGroup,
+  endMs: number,
+): Promise<WindowSummary | null> {
+  const docs = await Promise.all(
+    group.partitions.map((p) => windows.get(windowDocName(size, group.deviceId, group.startMs, p), decodeRollupWindowDoc)),
+  );
+  const bySub = new Map<string, Array<{ partition: string; entry: RollupEntry }>>();
+  docs.forEach((doc, i) => {
+    if (doc === null) return;
+    for (const [sub, entry] of Object.entries(doc.subs)) {
+      const list = bySub.get(sub) ?? [];
+      list.push({ partition: group.partitions[i]!, entry });
+      bySub.set(sub, list);
+    }
+  });
+  if (bySub.size === 0) return null;
+  const summaries: WindowSummary[] = [];
+  for (const sub of [...bySub.keys()].sort()) {
+    const held = bySub.get(sub)!;
+    if (held.length === 1) {
+      summaries.push(held[0]!.entry.summary);
+      continue;
+    }
+    // The same base window in several partitions: its identities may overlap, so merge them, never add counts.
+    const merged = await baseSummary(
+      windows,
+      base,
+      group.deviceId,
+      Date.parse(sub),
+      held.map((h) => h.partition),
+      endMs,
+    );
+    if (merged !== null) summaries.push(merged);
+  }
+  return foldSummaries(summaries);
+}
+
+/**
+ * The union of base partials by identity. Conflicting copies of one identity keep the smaller serialisation (as
+ * within one partial); an identity is late only if every partial that counted it counted it late.
+ */
+export function mergeBaseDocs(docs: readonly BaseWindowDoc[]): { messages: Record<string, Contribution>; late: Record<string, number> } {
+  const only = docs[0];
+  if (docs.length === 1 && only !== undefined) return { messages: only.messages, late: only.late };
+  const messages = new Map<string, Contribution>();
+  const late = new Map<string, number>();
+  const onTime = new Set<string>();
+  for (const doc of docs) {
+    for (const [identity, contribution] of Object.entries(doc.messages)) {
+      const existing = messages.get(identity);
+      if (existing === undefined || contributionKey(contribution) < contributionKey(existing)) {
+        messages.set(identity, contribution);
+      }
+      const watermark = Object.hasOwn(doc.late, identity) ? doc.late[identity] : undefined;
+      if (watermark === undefined) onTime.add(identity);
+      else late.set(identity, Math.min(watermark, late.get(identity) ?? Infinity));
+    }
+  }
+  for (const identity of onTime) late.delete(identity);
+  return { messages: Object.fromEntries(messages), late: Object.fromEntries(late) };
+}
+
+function toReport(deviceId: string, size: WindowSize, startMs: number, final: boolean, summary: WindowSummary): WindowReport {
+  const fields: Array<[string, FieldReport]> = Object.entries(summary.fields).map(([field, s]) => [
+    field,
+    {
+      count: s.count,
+      min: s.min,
+      max: s.max,
+      sum: s.sum,
+      mean: s.sum / s.count,
+      variance: s.m2 / s.count,
+      first: s.first,
+      firstTime: new Date(s.firstTime).toISOString(),
+      last: s.last,
+      lastTime: new Date(s.lastTime).toISOString(),
+    },
+  ]);
+  return {
+    deviceId,
+    window: size.label,
+    windowStart: isoSeconds(startMs),
+    windowEnd: isoSeconds(startMs + size.ms),
+    status: final ? 'final' : 'open',
+    revision: 1 + summary.late,
+    messages: summary.messages,
+    late: summary.late,
+    byLevel: summary.byLevel,
+    byOutcome: summary.byOutcome,
+    byReason: summary.byReason,
+    fieldsOmitted: summary.fieldsOmitted,
+    fields: Object.fromEntries(fields),
+  };
+}
+
+export const CSV_COLUMNS = [
+  'deviceId',
+  'windowStart',
+  'windowEnd',
+  'field',
+  'count',
+  'min',
+  'max',
+  'mean',
+  'variance',
+  'sum',
+  'first',
+  'firstTime',
+  'last',
+  'lastTime',
+  'window',
+  'messages',
+  'late',
+  'revision',
+  'status',
+] as const;
+
+/**
+ * One row per window and field; a window without numeric fields (only other levels, or text bodies) still gets a
+ * row, with an empty field. RFC 4180 quoting. Text cells that a spreadsheet would run as a formula (device ids and
+ * field names may start with `=`, `+`, `-`, `@`) are prefixed with `'` (OWASP's CSV-injection advice).
+ */
+export function reportsToCsv(reports: readonly WindowReport[]): string {
+  const lines = [CSV_COLUMNS.join(',')];
+  for (const report of reports) {
+    const tail = [report.window, report.messages, report.late, report.revision, report.status];
+    const fields = Object.entries(report.fields);
+    if (fields.length === 0) {
+      lines.push([text(report.deviceId), report.windowStart, report.windowEnd, '', 0, '', '', '', '', '', '', '', '', '', ...tail].join(','));
+    }
+    for (const [field, s] of fields) {
+      lines.push(
+        [
+          text(report.deviceId),
+          report.windowStart,
+          report.windowEnd,
+          text(field),
+          s.count,
+          s.min,
+          s.max,
+          s.mean,
+          s.variance,
+          s.sum,
+          s.first,
+          s.firstTime,
+          s.last,
+          s.lastTime,
+          ...tail,
+        ].join(','),
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function text(value: string): string {
+  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
+}

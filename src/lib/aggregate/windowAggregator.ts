@@ -1,0 +1,375 @@
+/**
+ * Effectively-once windowed aggregation of admitted messages, per partition (docs/adr/0007).
+ *
+ * Per batch: group the messages by base-window partial, apply each group with one conditional read-modify-write,
+ * propagate the touched partials' summaries to their roll-ups (one write per roll-up touched), then advance the
+ * partition's watermark. Storage calls grow with the windows a batch touches, not with its messages, and every step
+ * is idempotent, so a batch that fails half-way is simply applied again by the trigger's retry.
+ */
+import type { AdmittedMessage } from '../checks/admit.js';
+import type { CheckResult } from '../checks/checks.js';
+import { messageIdentity } from '../message/identity.js';
+import type { DecodedBody, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
+import type { Clock } from '../ports.js';
+import { MAX_FIELDS_PER_MESSAGE, type AggregationConfig, type WindowSize } from './aggregationConfig.js';
+import { mapLimit } from './mapLimit.js';
+import { contributionKey, summarizeContributions, type Contribution, type WindowSummary } from './windowSummary.js';
+import {
+  decodeBaseWindowDoc,
+  decodePartitionDoc,
+  decodeRollupWindowDoc,
+  type BaseWindowDoc,
+  type PartitionDoc,
+  type RollupEntry,
+  type RollupWindowDoc,
+  type WindowStore,
+} from './windowStore.js';
+import { isoSeconds, partitionDocName, windowDocName, windowStartOf } from './windows.js';
+
+export interface WindowAggregatorDeps {
+  windows: WindowStore;
+  config: AggregationConfig;
+  clock: Clock;
+  /** Document updates in flight at once within a batch. Default 8. */
+  concurrency?: number;
+}
+
+export interface AggregateResult {
+  /** Newly counted messages of an aggregated level (their numeric fields are in the window statistics). */
+  aggregated: number;
+  /** Newly counted messages of other levels (counted by level, no field statistics). */
+  countedOtherLevel: number;
+  /** Messages whose identity was already counted in their window, in storage or earlier in this batch. */
+  duplicates: number;
+  /** Of the newly counted, those whose window had already closed: recorded, and the window gets a new revision. */
+  late: number;
+  /** Admitted messages that cannot be placed in a window (no device id or no enqueued time): quarantine them. */
+  unwindowable: AdmittedMessage[];
+  baseWindows: number;
+  rollupWindows: number;
+}
+
+export interface WindowAggregator {
+  aggregate(admitted: readonly AdmittedMessage[], partition: string): Promise<AggregateResult>;
+}
+
+/** Enqueued times further ahead of the clock than this do not move the watermark beyond it. */
+const FUTURE_SKEW_MS = 5 * 60_000;
+/** A replayed batch that moves nothing still refreshes `lastBatchAt`, but at most this often. */
+const LAST_BATCH_REFRESH_MS = 10_000;
+/** Values beyond this would overflow the squared deviations; they are counted in `fieldsOmitted`. */
+const MAX_ABS_VALUE = 1e100;
+
+interface PendingMessage {
+  contribution: Contribution;
+  /** The partition's watermark when the message arrived, if its window had closed by then. */
+  lateWatermark: number | null;
+}
+
+interface BaseGroup {
+  deviceId: string;
+  startMs: number;
+  messages: Map<string, PendingMessage>;
+}
+
+interface BaseEffect {
+  next: BaseWindowDoc | undefined;
+  aggregated: number;
+  countedOtherLevel: number;
+  duplicates: number;
+  late: number;
+}
+
+/** Event-time progress of a partition: windows ending at or before it are closed. */
+export function watermarkOf(doc: PartitionDoc | null, allowedLatenessMs: number): number {
+  if (doc === null) return -Infinity;
+  const fromEvents = doc.maxEventTime === null ? -Infinity : doc.maxEventTime - allowedLatenessMs;
+  return Math.max(fromEvents, doc.clockWatermark ?? -Infinity);
+}
+
+export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggregator {
+  const { windows, config, clock } = deps;
+  const concurrency = deps.concurrency ?? 8;
+  const [base, ...larger] = config.windows;
+  if (base === undefined) throw new RangeError('aggregation needs at least one window size');
+  const aggregateLevels = new Set(config.aggregateLevels);
+
+  return {
+    async aggregate(admitted, partition) {
+      const now = clock.now().getTime();
+      const partitionName = partitionDocName(partition);
+      const partitionDoc = await windows.get(partitionName, decodePartitionDoc);
+
+      // Classify in arrival order with the watermark advanced message by message, so which messages are late
+      // depends on the order they arrived in, never on where batch boundaries fell.
+      let watermark = watermarkOf(partitionDoc, config.allowedLatenessMs);
+      let maxEventTime: number | null = null;
+      const groups = new Map<string, BaseGroup>();
+      const unwindowable: AdmittedMessage[] = [];
+      let duplicates = 0;
+      for (const item of admitted) {
+        const { message, check } = item;
+        const time = message.enqueuedTime?.getTime();
+        if (message.deviceId === null || message.deviceId === '' || time === undefined || Number.isNaN(time)) {
+          unwindowable.push(item);
+          continue;
+        }
+        const startMs = windowStartOf(time, base);
+        const key = `${startMs}\u0000${message.deviceId}`;
+        let group = groups.get(key);
+        if (group === undefined) {
+          group = { deviceId: message.deviceId, startMs, messages: new Map() };
+          groups.set(key, group);
+        }
+        const identity = messageIdentity(message);
+        const contribution = contributionOf(message, time, check, config.fields, aggregateLevels);
+        const seen = group.messages.get(identity);
+        if (seen === undefined) {
+          group.messages.set(identity, { contribution, lateWatermark: startMs + base.ms <= watermark ? watermark : null });
+        } else {
+          duplicates += 1;
+          if (contributionKey(contribution) < contributionKey(seen.contribution)) seen.contribution = contribution;
+        }
+        const eventTime = Math.min(time, now + FUTURE_SKEW_MS);
+        if (maxEventTime === null || eventTime > maxEventTime) maxEventTime = eventTime;
+        watermark = Math.max(watermark, eventTime - config.allowedLatenessMs);
+      }
+
+      const applied = await mapLimit([...groups.values()], concurrency, async (group) => {
+        const name = windowDocName(base, group.deviceId, group.startMs, partition);
+        let effect: BaseEffect | undefined;
+        const { value } = await windows.update<BaseWindowDoc>(
+          name,
+          (current) => {
+            effect = applyToBase(current, group, base, partition);
+            return effect.next;
+          },
+          decodeBaseWindowDoc,
+        );
+        if (effect === undefined || value === undefined) throw new Error(`window update of ${name} returned no document`);
+        return { group, doc: value, effect };
+      });
+
+      const rollups = new Map<string, RollupGroup>();
+      for (const { group, doc } of applied) {
+        // Computed only if some roll-up lacks this revision (a replay usually finds it there already). Late counts
+        // differ per roll-up size (a roll-up closes later); everything else is the base window's.
+        let summary: WindowSummary | undefined;
+        const summaryOf = (): WindowSummary => (summary ??= summarizeContributions(doc.messages, {}, Infinity));
+        for (const size of larger) {
+          const startMs = windowStartOf(group.startMs, size);
+          const name = windowDocName(size, group.deviceId, startMs, partition);
+          let rollup = rollups.get(name);
+          if (rollup === undefined) {
+            rollup = { deviceId: group.deviceId, size, startMs, subs: new Map() };
+            rollups.set(name, rollup);
+          }
+          const endMs = startMs + size.ms;
+          rollup.subs.set(isoSeconds(group.startMs), {
+            rev: doc.rev,
+            summary: () => ({ ...summaryOf(), late: lateCount(doc, endMs) }),
+          });
+        }
+      }
+      await mapLimit([...rollups], concurrency, ([name, rollup]) =>
+        windows.update<RollupWindowDoc>(name, (current) => applyToRollup(current, rollup, partition), decodeRollupWindowDoc),
+      );
+
+      // Last, so that a batch that failed above is retried against the same watermark and classifies alike.
+      await windows.update<PartitionDoc>(
+        partitionName,
+        (current) => advancePartition(current, partition, maxEventTime, now),
+        decodePartitionDoc,
+      );
+
+      const result: AggregateResult = {
+        aggregated: 0,
+        countedOtherLevel: 0,
+        duplicates,
+        late: 0,
+        unwindowable,
+        baseWindows: applied.length,
+        rollupWindows: rollups.size,
+      };
+      for (const { effect } of applied) {
+        result.aggregated += effect.aggregated;
+        result.countedOtherLevel += effect.countedOtherLevel;
+        result.duplicates += effect.duplicates;
+        result.late += effect.late;
+      }
+      return result;
+    },
+  };
+}
+
+/**
+ * Adds a group of messages to a base partial. Invariant (kept by the If-Match write of the returned document): an
+ * identity is a key of `messages` at most once, so a message is counted in its window at most once whether it comes
+ * back in a replayed batch, as a re-send, or from a second instance that owns the partition for a while. When two
+ * copies of one identity differ (a device reusing a message id), the smaller serialisation is kept, so the copies
+ * converge to the same document in any order.
+ */
+function applyToBase(current: BaseWindowDoc | undefined, group: BaseGroup, size: WindowSize, partition: string): BaseEffect {
+  const effect: BaseEffect = { next: undefined, aggregated: 0, countedOtherLevel: 0, duplicates: 0, late: 0 };
+  const doc: BaseWindowDoc = current ?? {
+    schema: 1,
+    kind: 'window',
+    deviceId: group.deviceId,
+    partition,
+    window: size.label,
+    windowStart: isoSeconds(group.startMs),
+    windowEnd: isoSeconds(group.startMs + size.ms),
+    rev: 0,
+    messages: {},
+    late: {},
+  };
+  let changed = current === undefined;
+  for (const [identity, { contribution, lateWatermark }] of group.messages) {
+    const existing = Object.hasOwn(doc.messages, identity) ? doc.messages[identity] : undefined;
+    if (existing !== undefined) {
+      effect.duplicates += 1;
+      if (contributionKey(contribution) < contributionKey(existing)) {
+        doc.messages[identity] = contribution;
+        changed = true;
+      }
+      continue;
+    }
+    doc.messages[identity] = contribution;
+    changed = true;
+    if (contribution.values === undefined) effect.countedOtherLevel += 1;
+    else effect.aggregated += 1;
+    if (lateWatermark !== null) {
+      doc.late[identity] = lateWatermark;
+      effect.late += 1;
+    }
+  }
+  if (changed) {
+    doc.rev += 1;
+    effect.next = doc;
+  }
+  return effect;
+}
+
+interface RollupGroup {
+  deviceId: string;
+  size: WindowSize;
+  startMs: number;
+  subs: Map<string, { rev: number; summary: () => WindowSummary }>;
+}
+
+/**
+ * Invariant (kept by the If-Match write): a base window's entry only moves to a higher revision of that base
+ * partial. Two instances propagating revisions 5 and 6 of the same partial, in either order, leave 6; a retry that
+ * propagates what is already there writes nothing.
+ */
+function applyToRollup(current: RollupWindowDoc | undefined, rollup: RollupGroup, partition: string): RollupWindowDoc | undefined {
+  const doc: RollupWindowDoc = current ?? {
+    schema: 1,
+    kind: 'rollup',
+    deviceId: rollup.deviceId,
+    partition,
+    window: rollup.size.label,
+    windowStart: isoSeconds(rollup.startMs),
+    windowEnd: isoSeconds(rollup.startMs + rollup.size.ms),
+    subs: {},
+  };
+  let changed = current === undefined;
+  for (const [sub, { rev, summary }] of rollup.subs) {
+    const existing = Object.hasOwn(doc.subs, sub) ? doc.subs[sub] : undefined;
+    if (existing !== undefined && existing.rev >= rev) continue;
+    const entry: RollupEntry = { rev, summary: summary() };
+    doc.subs[sub] = entry;
+    changed = true;
+  }
+  return changed ? doc : undefined;
+}
+
+/** Invariant: `maxEventTime` and `lastBatchAt` only grow, so concurrent and replayed batches converge. */
+function advancePartition(
+  current: PartitionDoc | undefined,
+  partition: string,
+  maxEventTime: number | null,
+  now: number,
+): PartitionDoc | undefined {
+  if (current !== undefined) {
+    const advances = maxEventTime !== null && (current.maxEventTime === null || maxEventTime > current.maxEventTime);
+    if (!advances && now - current.lastBatchAt < LAST_BATCH_REFRESH_MS) return undefined;
+    if (advances) current.maxEventTime = maxEventTime;
+    current.lastBatchAt = Math.max(current.lastBatchAt, now);
+    return current;
+  }
+  return { schema: 1, kind: 'partition', partition, maxEventTime, clockWatermark: null, lastBatchAt: now };
+}
+
+/** Identities of a base partial that were counted after a window ending at `windowEndMs` had closed. */
+function lateCount(doc: BaseWindowDoc, windowEndMs: number): number {
+  let late = 0;
+  for (const identity in doc.late) if (doc.late[identity]! >= windowEndMs) late += 1;
+  return late;
+}
+
+/**
+ * The `level` application property, its name compared ignoring case as IoT Hub does. Most telemetry on the built-in
+ * endpoint has none, so the miss is the common case and allocates nothing.
+ */
+function levelOf(properties: Readonly<Record<string, PropertyValue>>): PropertyValue | undefined {
+  if (Object.hasOwn(properties, 'level')) return properties['level'];
+  for (const key in properties) {
+    if (key.length === 5 && key.toLowerCase() === 'level') return properties[key];
+  }
+  return undefined;
+}
+
+function contributionOf(
+  message: RoutedMessage,
+  time: number,
+  check: CheckResult,
+  fields: readonly string[] | null,
+  aggregateLevels: ReadonlySet<string>,
+): Contribution {
+  const raw = levelOf(message.properties);
+  const level = raw === undefined || raw === null || raw === '' ? null : String(raw);
+  const contribution: Contribution = { t: time, level, outcome: check.outcome === 'warn' ? 'warn' : 'accept' };
+  if (check.findings.length > 0) {
+    contribution.reasons = [...new Set(check.findings.map((f) => f.code))].sort();
+  }
+  // On the built-in endpoint a message without a level is normal telemetry (the fallback route's traffic).
+  if (aggregateLevels.has(level ?? 'normal')) {
+    const { values, omitted } = numericFields(message.decoded, fields);
+    contribution.values = values;
+    if (omitted > 0) contribution.omitted = omitted;
+  }
+  return contribution;
+}
+
+function numericFields(decoded: DecodedBody, fields: readonly string[] | null): { values: Record<string, number>; omitted: number } {
+  const body = decoded.value;
+  if (decoded.kind !== 'json' || typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { values: {}, omitted: 0 };
+  }
+  let entries: Array<[string, number]> = [];
+  let omitted = 0;
+  if (fields !== null) {
+    for (const name of fields) {
+      const value = Object.hasOwn(body, name) ? body[name] : undefined;
+      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+      if (Math.abs(value) > MAX_ABS_VALUE) omitted += 1;
+      else entries.push([name, value]);
+    }
+  } else {
+    for (const name in body) {
+      const value = body[name];
+      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+      if (Math.abs(value) > MAX_ABS_VALUE) omitted += 1;
+      else entries.push([name, value]);
+    }
+    // Over the limit, the fields kept are the first by name, whatever order the device wrote them in.
+    if (entries.length > MAX_FIELDS_PER_MESSAGE) {
+      entries.sort(([a], [b]) => (a < b ? -1 : 1));
+      omitted += entries.length - MAX_FIELDS_PER_MESSAGE;
+      entries = entries.slice(0, MAX_FIELDS_PER_MESSAGE);
+    }
+  }
+  // fromEntries defines own properties, so even a field named "__proto__" stays data.
+  return { values: Object.fromEntries(entries), omitted };
+}

@@ -1,0 +1,202 @@
+/**
+ * The documents of the reports container and the port the aggregation reads and writes them through.
+ *
+ * `blobWindowStore` is the product: every write is an ETag-conditional read-modify-write (`updateJson`).
+ * `memoryWindowStore` holds the same documents as objects in a map, for the CLI's backfill and the pipeline
+ * benchmark: same mutations, same reports, no serialisation.
+ */
+import type { BlobStore, ETag } from '../ports.js';
+import { getJson, updateJson, type Decode, type Mutation } from '../storage/jsonDocuments.js';
+import type { Contribution, WindowSummary } from './windowSummary.js';
+
+/** A partial of one base window: one device, one partition. */
+export interface BaseWindowDoc {
+  schema: 1;
+  kind: 'window';
+  deviceId: string;
+  partition: string;
+  window: string;
+  windowStart: string;
+  windowEnd: string;
+  /** +1 on every change; under If-Match it only grows, which is what roll-ups use to ignore stale summaries. */
+  rev: number;
+  /** Every message counted here, by identity. A message is counted in a window iff its identity is a key. */
+  messages: Record<string, Contribution>;
+  /** Identities counted after the window had closed, with the partition's watermark (epoch ms) at that moment. */
+  late: Record<string, number>;
+}
+
+export interface RollupEntry {
+  /** The base partial's `rev` this summary was computed from. */
+  rev: number;
+  summary: WindowSummary;
+}
+
+/** A partial of a larger window: the summaries of its base windows from one partition. */
+export interface RollupWindowDoc {
+  schema: 1;
+  kind: 'rollup';
+  deviceId: string;
+  partition: string;
+  window: string;
+  windowStart: string;
+  windowEnd: string;
+  /** By base window start (ISO). */
+  subs: Record<string, RollupEntry>;
+}
+
+/** A partition's progress in event time, and when it last saw a batch. */
+export interface PartitionDoc {
+  schema: 1;
+  kind: 'partition';
+  partition: string;
+  /** Highest enqueued time seen (epoch ms), capped at the clock plus a small skew; null before any message. */
+  maxEventTime: number | null;
+  /** Set by the finalize timer while the partition is idle: windows ending at or before it are closed. */
+  clockWatermark: number | null;
+  /** Clock time of the last batch (epoch ms). */
+  lastBatchAt: number;
+}
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`not a ${what} document`);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export const decodeBaseWindowDoc: Decode<BaseWindowDoc> = (raw) => {
+  check(isRecord(raw) && raw['schema'] === 1 && raw['kind'] === 'window', 'base window');
+  const doc = raw as unknown as BaseWindowDoc;
+  check(typeof doc.rev === 'number' && isRecord(doc.messages) && isRecord(doc.late), 'base window');
+  return doc;
+};
+
+export const decodeRollupWindowDoc: Decode<RollupWindowDoc> = (raw) => {
+  check(isRecord(raw) && raw['schema'] === 1 && raw['kind'] === 'rollup' && isRecord(raw['subs']), 'roll-up window');
+  return raw as unknown as RollupWindowDoc;
+};
+
+export const decodeWindowDoc: Decode<BaseWindowDoc | RollupWindowDoc> = (raw) =>
+  isRecord(raw) && raw['kind'] === 'rollup' ? decodeRollupWindowDoc(raw) : decodeBaseWindowDoc(raw);
+
+export const decodePartitionDoc: Decode<PartitionDoc> = (raw) => {
+  check(isRecord(raw) && raw['schema'] === 1 && raw['kind'] === 'partition', 'partition');
+  const doc = raw as unknown as PartitionDoc;
+  check(typeof doc.lastBatchAt === 'number', 'partition');
+  return doc;
+};
+
+export interface WindowUpdate<T> {
+  /** The document as stored after the update, or as found when the mutation changed nothing. */
+  value: T | undefined;
+  changed: boolean;
+}
+
+/**
+ * Where window and partition documents live. Mutations follow `updateJson`'s contract and, in addition, leave
+ * their argument untouched when they return `undefined` (the in-memory store hands over the stored object).
+ */
+export interface WindowStore {
+  update<T>(name: string, mutate: Mutation<T>, decode: Decode<T>): Promise<WindowUpdate<T>>;
+  get<T>(name: string, decode: Decode<T>): Promise<T | null>;
+  /** Document names under `prefix`, in name order. */
+  list(prefix: string): AsyncIterable<string>;
+}
+
+export interface BlobWindowStoreOptions {
+  /** Lost-race retries per document before `StorageConflict` (transient). Default 16. */
+  retries?: number;
+  /** Documents whose last version this process wrote are kept (serialised) for the next batch. Default 2000. */
+  cachedDocuments?: number;
+}
+
+const JSON_CONTENT_TYPE = 'application/json';
+
+/**
+ * Blob-backed documents. A partition is owned by one instance at a time, so the version this process last wrote
+ * is almost always still the current one: it is kept, and the next update of that document is a single If-Match
+ * write on it, without a read. When another writer got in between, the condition fails and the update starts over
+ * from a fresh read (`updateJson`). Documents only grow (identities are added, revisions and watermarks only
+ * increase), so a mutation that finds nothing to do on the kept version has nothing to do on any later one either.
+ */
+export function blobWindowStore(store: BlobStore, container: string, options: BlobWindowStoreOptions = {}): WindowStore {
+  const capacity = options.cachedDocuments ?? 2000;
+  const kept = new Map<string, { body: string; etag: ETag }>();
+  const keep = (name: string, body: string, etag: ETag | undefined): void => {
+    kept.delete(name);
+    if (etag === undefined || capacity === 0) return;
+    kept.set(name, { body, etag });
+    // Map order is insertion order: the first key is the least recently written.
+    if (kept.size > capacity) kept.delete(kept.keys().next().value!);
+  };
+  let ready: Promise<void> | undefined;
+  const ensure = (): Promise<void> => {
+    ready ??= store.ensureContainer(container).catch((error: unknown) => {
+      ready = undefined; // a transient failure must not poison later batches
+      throw error;
+    });
+    return ready;
+  };
+  return {
+    async update<T>(name: string, mutate: Mutation<T>, decode: Decode<T>): Promise<WindowUpdate<T>> {
+      await ensure();
+      const last = kept.get(name);
+      if (last !== undefined) {
+        const current = JSON.parse(last.body) as T;
+        const next = mutate(current);
+        if (next === undefined) return { value: current, changed: false };
+        const body = JSON.stringify(next);
+        // If-Match on the version this process wrote last: anything written since makes this fail, and the
+        // mutation is then applied again to a fresh read below.
+        const result = await store.replace(container, name, Buffer.from(body, 'utf8'), last.etag, { contentType: JSON_CONTENT_TYPE });
+        if (result.ok) {
+          keep(name, body, result.etag);
+          return { value: next, changed: true };
+        }
+        kept.delete(name);
+      }
+      const result = await updateJson(store, container, name, mutate, {
+        decode,
+        ...(options.retries === undefined ? {} : { retries: options.retries }),
+      });
+      if (result.value !== undefined) keep(name, JSON.stringify(result.value), result.etag);
+      return { value: result.value, changed: result.changed };
+    },
+    async get<T>(name: string, decode: Decode<T>): Promise<T | null> {
+      return (await getJson(store, container, name, decode))?.value ?? null;
+    },
+    async *list(prefix: string): AsyncIterable<string> {
+      for await (const item of store.list(container, prefix)) yield item.name;
+    },
+  };
+}
+
+export interface MemoryWindowStore extends WindowStore {
+  /** Document count, for tests and the benchmark. */
+  readonly size: number;
+}
+
+export function memoryWindowStore(): MemoryWindowStore {
+  const documents = new Map<string, unknown>();
+  return {
+    get size() {
+      return documents.size;
+    },
+    async update<T>(name: string, mutate: Mutation<T>): Promise<WindowUpdate<T>> {
+      const current = documents.get(name) as T | undefined;
+      const next = mutate(current);
+      if (next === undefined) return { value: current, changed: false };
+      documents.set(name, next);
+      return { value: next, changed: true };
+    },
+    async get<T>(name: string): Promise<T | null> {
+      return (documents.get(name) as T | undefined) ?? null;
+    },
+    async *list(prefix: string): AsyncIterable<string> {
+      const names = [...documents.keys()].filter((name) => name.startsWith(prefix)).sort();
+      yield* names;
+    },
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * Tumbling windows on event time (IoT Hub's enqueued time) and where their documents live in the reports container.
+ *
+ * Layout:
+ *   windows/{size}/{YYYY-MM-DD}/{device}/{windowStart}/{partition}.json   one partial per partition that saw the device
+ *   partitions/{partition}.json                                           the partition's watermark
+ *
+ * The day of the window's start comes before the device so that both "one device over a range" and "every device
+ * over a range" list only the days asked for. Device ids and partition ids are percent-encoded: IoT Hub device ids
+ * may hold `%`, `#`, `?` and other characters that mean something in a URL.
+ */
+import type { WindowSize } from './aggregationConfig.js';
+
+export const WINDOWS_PREFIX = 'windows/';
+export const PARTITIONS_PREFIX = 'partitions/';
+const DAY_MS = 86_400_000;
+
+export function windowStartOf(timeMs: number, size: WindowSize): number {
+  return Math.floor(timeMs / size.ms) * size.ms;
+}
+
+/** A batch names the same few window starts over and over; formatting a Date is the costly part of a name. */
+const ISO_CACHE = new Map<number, string>();
+const ISO_CACHE_SIZE = 4096;
+
+/** `2024-03-01T10:15:00Z`: fixed width up to year 9999, so names sort in time order. */
+export function isoSeconds(ms: number): string {
+  let text = ISO_CACHE.get(ms);
+  if (text === undefined) {
+    const iso = new Date(ms).toISOString();
+    text = iso.endsWith('.000Z') ? `${iso.slice(0, -5)}Z` : iso;
+    if (ISO_CACHE.size >= ISO_CACHE_SIZE) ISO_CACHE.clear();
+    ISO_CACHE.set(ms, text);
+  }
+  return text;
+}
+
+function day(ms: number): string {
+  return isoSeconds(Math.floor(ms / DAY_MS) * DAY_MS).slice(0, 10);
+}
+
+export function windowDocName(size: WindowSize, deviceId: string, startMs: number, partition: string): string {
+  return `${WINDOWS_PREFIX}${size.label}/${day(startMs)}/${encodeURIComponent(deviceId)}/${isoSeconds(startMs)}/${encodeURIComponent(partition)}.json`;
+}
+
+export interface WindowDocAddress {
+  sizeLabel: string;
+  deviceId: string;
+  startMs: number;
+  partition: string;
+}
+
+/** The inverse of {@link windowDocName}; null for any other blob that may sit in the container. */
+export function parseWindowDocName(name: string): WindowDocAddress | null {
+  if (!name.startsWith(WINDOWS_PREFIX)) return null;
+  const parts = name.slice(WINDOWS_PREFIX.length).split('/');
+  if (parts.length !== 5) return null;
+  const [sizeLabel, , device, start, file] = parts as [string, string, string, string, string];
+  if (!file.endsWith('.json')) return null;
+  const startMs = Date.parse(start);
+  if (Number.isNaN(startMs)) return null;
+  try {
+    return { sizeLabel, deviceId: decodeURIComponent(device), startMs, partition: decodeURIComponent(file.slice(0, -5)) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Listing prefixes that cover every window of `size` starting in [fromMs, toMs), one per UTC day; narrowed to one
+ * device when given. Without a range: every window of the size (the CLI's backfill reads everything it wrote).
+ */
+export function windowListPrefixes(
+  size: WindowSize,
+  range: { fromMs: number; toMs: number } | undefined,
+  deviceId: string | undefined,
+): string[] {
+  // Without a range the day level cannot be skipped, so the caller filters by device.
+  if (range === undefined) return [`${WINDOWS_PREFIX}${size.label}/`];
+  const device = deviceId === undefined ? '' : `${encodeURIComponent(deviceId)}/`;
+  const prefixes: string[] = [];
+  for (let d = Math.floor(range.fromMs / DAY_MS) * DAY_MS; d < range.toMs; d += DAY_MS) {
+    prefixes.push(`${WINDOWS_PREFIX}${size.label}/${day(d)}/${device}`);
+  }
+  return prefixes;
+}
+
+export function partitionDocName(partition: string): string {
+  return `${PARTITIONS_PREFIX}${encodeURIComponent(partition)}.json`;
+}
+
+export function parsePartitionDocName(name: string): string | null {
+  if (!name.startsWith(PARTITIONS_PREFIX) || !name.endsWith('.json')) return null;
+  try {
+    return decodeURIComponent(name.slice(PARTITIONS_PREFIX.length, -5));
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,365 @@
+import { describe, expect, it } from 'vitest';
+import { parseAggregationConfig, type AggregationConfig } from '../../src/lib/aggregate/aggregationConfig.js';
+import { readReports, type WindowReport } from '../../src/lib/aggregate/reports.js';
+import { createTelemetryStreamHandler, type TelemetryBatchResult } from '../../src/lib/aggregate/telemetryStream.js';
+import { createWindowAggregator } from '../../src/lib/aggregate/windowAggregator.js';
+import { createWindowFinalizer } from '../../src/lib/aggregate/windowFinalizer.js';
+import { memoryWindowStore, type BaseWindowDoc, type MemoryWindowStore } from '../../src/lib/aggregate/windowStore.js';
+import { parseChecksConfig } from '../../src/lib/checks/expectations.js';
+import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
+import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
+import { ManualClock } from '../../src/lib/ports.js';
+import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
+import { createQuarantine } from '../../src/lib/storage/quarantine.js';
+
+const T0 = Date.UTC(2024, 2, 1, 10, 0, 0);
+const MINUTE = 60_000;
+
+interface Spec {
+  device?: string | null;
+  /** Milliseconds after T0. */
+  at: number;
+  id?: string;
+  level?: string;
+  body?: unknown;
+  properties?: Record<string, unknown>;
+  time?: string | null;
+}
+
+let sequence = 0;
+
+/** An Event Hubs trigger batch as the Node library hands it over (dataType binary), decoded by the real decoder. */
+function batch(specs: readonly Spec[], partition = '0'): RoutedMessage[] {
+  const bodies = specs.map((s) => Buffer.from(typeof s.body === 'string' ? s.body : JSON.stringify(s.body ?? { temperature: 20 })));
+  const systemPropertiesArray = specs.map((s) => ({
+    ...(s.device === null ? {} : { 'iothub-connection-device-id': s.device ?? 'thermostat-1' }),
+    ...(s.time === null ? {} : { 'iothub-enqueuedtime': s.time ?? new Date(T0 + s.at).toISOString() }),
+    ...(s.id === undefined ? {} : { 'message-id': s.id }),
+    'content-type': 'application/json',
+    'content-encoding': 'UTF-8',
+    'x-opt-sequence-number': (sequence += 1),
+  }));
+  const propertiesArray = specs.map((s) => ({ ...(s.level === undefined ? {} : { level: s.level }), ...s.properties }));
+  return decodeEventHubBatch(bodies, { partitionContext: { partitionId: partition }, systemPropertiesArray, propertiesArray });
+}
+
+function config(raw: unknown): AggregationConfig {
+  const parsed = parseAggregationConfig(raw);
+  if ('errors' in parsed) throw new Error(parsed.errors.join('\n'));
+  return parsed.value;
+}
+
+function setup(raw: unknown = {}, checksRaw: unknown = undefined) {
+  const clock = new ManualClock(T0 + 3 * 3_600_000);
+  const windows = memoryWindowStore();
+  const quarantineStore = new MemoryBlobStore({ clock });
+  const quarantine = createQuarantine(quarantineStore, 'quarantine', clock);
+  const checks = parseChecksConfig(checksRaw);
+  if ('errors' in checks) throw new Error(checks.errors.join('\n'));
+  const aggregation = config(raw);
+  const handler = createTelemetryStreamHandler({
+    admit: { checks: checks.value, quarantine, now: () => clock.now() },
+    quarantine,
+    aggregator: createWindowAggregator({ windows, config: aggregation, clock }),
+  });
+  const reports = async (window = aggregation.windows[0]!): Promise<WindowReport[]> =>
+    readReports(windows, aggregation, { window });
+  return { clock, windows, handler, reports, aggregation, quarantineStore };
+}
+
+function conserved(result: TelemetryBatchResult): boolean {
+  return result.received === result.aggregated + result.countedOtherLevel + result.quarantined + result.duplicates;
+}
+
+async function baseDocs(windows: MemoryWindowStore): Promise<BaseWindowDoc[]> {
+  const docs: BaseWindowDoc[] = [];
+  for await (const name of windows.list('windows/')) {
+    const doc = await windows.get<BaseWindowDoc>(name, (raw) => raw as BaseWindowDoc);
+    if (doc?.kind === 'window') docs.push(doc);
+  }
+  return docs;
+}
+
+describe('windowed aggregation: statistics', () => {
+  it('computes count, min, max, sum, mean, population variance, first and last per numeric field', async () => {
+    const { handler, reports } = setup();
+    const result = await handler.processBatch(
+      batch([
+        { at: 5_000, id: 'a', body: { temperature: 20, humidity: 40, label: 'x' } },
+        { at: 15_000, id: 'b', body: { temperature: 22, humidity: 50 } },
+        { at: 25_000, id: 'c', body: { temperature: 27 } },
+        { at: MINUTE + 1_000, id: 'd', body: { temperature: 30 } },
+      ]),
+    );
+    expect(result).toMatchObject({ received: 4, aggregated: 4, duplicates: 0, quarantined: 0, baseWindows: 2 });
+    const [first, second] = await reports();
+    expect(first).toMatchObject({
+      deviceId: 'thermostat-1',
+      window: '1m',
+      windowStart: '2024-03-01T10:00:00Z',
+      windowEnd: '2024-03-01T10:01:00Z',
+      messages: 3,
+      revision: 1,
+      byLevel: { '(none)': 3 },
+      byOutcome: { accept: 3, warn: 0 },
+    });
+    expect(first?.fields['temperature']).toEqual({
+      count: 3,
+      min: 20,
+      max: 27,
+      sum: 69,
+      mean: 23,
+      variance: ((20 - 23) ** 2 + (22 - 23) ** 2 + (27 - 23) ** 2) / 3,
+      first: 20,
+      firstTime: '2024-03-01T10:00:05.000Z',
+      last: 27,
+      lastTime: '2024-03-01T10:00:25.000Z',
+    });
+    expect(first?.fields['humidity']).toMatchObject({ count: 2, mean: 45, variance: 25 });
+    expect(first?.fields).not.toHaveProperty('label');
+    expect(second).toMatchObject({ windowStart: '2024-03-01T10:01:00Z', messages: 1 });
+  });
+
+  it('aggregates normal and level-less messages; counts other levels by level without field statistics', async () => {
+    const { handler, reports } = setup();
+    const result = await handler.processBatch(
+      batch([
+        { at: 1_000, id: 'a', level: 'normal', body: { temperature: 10 } },
+        { at: 2_000, id: 'b', body: { temperature: 20 } },
+        { at: 3_000, id: 'c', level: 'critical', body: { temperature: 99 } },
+        { at: 4_000, id: 'd', level: 'storage', body: { temperature: 98 } },
+      ]),
+    );
+    expect(result).toMatchObject({ aggregated: 2, countedOtherLevel: 2 });
+    expect(conserved(result)).toBe(true);
+    const [report] = await reports();
+    expect(report?.byLevel).toEqual({ '(none)': 1, critical: 1, normal: 1, storage: 1 });
+    expect(report?.messages).toBe(4);
+    expect(report?.fields['temperature']).toMatchObject({ count: 2, max: 20 });
+  });
+
+  it('aggregates only the configured fields and levels', async () => {
+    const { handler, reports } = setup({ fields: ['humidity'], levels: { aggregate: ['normal', 'storage'] } });
+    await handler.processBatch(
+      batch([
+        { at: 1_000, id: 'a', level: 'storage', body: { temperature: 10, humidity: 1 } },
+        { at: 2_000, id: 'b', level: 'critical', body: { temperature: 20, humidity: 2 } },
+      ]),
+    );
+    const [report] = await reports();
+    expect(Object.keys(report!.fields)).toEqual(['humidity']);
+    expect(report?.fields['humidity']).toMatchObject({ count: 1, sum: 1 });
+  });
+
+  it('counts warnings by reason and keeps a field named __proto__ as data', async () => {
+    const { handler, reports } = setup();
+    await handler.processBatch(
+      batch([
+        { at: 1_000, id: 'a', body: '{"__proto__": 5, "temperature": 1}' },
+        { at: 2_000, id: 'b', properties: { location: '$twin.tags.location' } },
+      ]),
+    );
+    const [report] = await reports();
+    expect(report?.byOutcome).toEqual({ accept: 1, warn: 1 });
+    expect(report?.byReason).toEqual({ EnrichmentUnresolved: 1 });
+    expect(Object.hasOwn(report!.fields, '__proto__')).toBe(true);
+    expect(report?.fields['temperature']?.count).toBe(2);
+  });
+
+  it('counts numeric fields beyond the per-message limit in fieldsOmitted instead of dropping them silently', async () => {
+    const { handler, reports } = setup();
+    const body = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${String(i).padStart(2, '0')}`, i]));
+    await handler.processBatch(batch([{ at: 1_000, id: 'a', body: { ...body, huge: 1e200 } }]));
+    const [report] = await reports();
+    expect(Object.keys(report!.fields)).toHaveLength(32);
+    expect(report?.fieldsOmitted).toBe(9);
+  });
+
+  it('rolls base windows up into larger windows with the same totals', async () => {
+    const { handler, reports, aggregation } = setup({ windows: ['1m', '1h'] });
+    const specs = Array.from({ length: 30 }, (_, i) => ({ at: i * 7_001, id: `m${i}`, body: { temperature: i } }));
+    await handler.processBatch(batch(specs.slice(0, 17)));
+    await handler.processBatch(batch(specs.slice(17)));
+    const minutes = await reports(aggregation.windows[0]);
+    const [hour] = await reports(aggregation.windows[1]);
+    expect(minutes.length).toBe(4);
+    expect(hour).toMatchObject({ window: '1h', windowStart: '2024-03-01T10:00:00Z', windowEnd: '2024-03-01T11:00:00Z', messages: 30 });
+    expect(hour?.fields['temperature']).toMatchObject({ count: 30, min: 0, max: 29, sum: 435, first: 0, last: 29 });
+    const mean = 14.5;
+    const variance = specs.reduce((s, x) => s + (x.body.temperature - mean) ** 2, 0) / 30;
+    expect(hour?.fields['temperature']?.variance).toBeCloseTo(variance, 10);
+  });
+});
+
+describe('windowed aggregation: effectively once', () => {
+  it('a replayed batch changes nothing and is counted as duplicates', async () => {
+    const { handler, reports } = setup();
+    const specs: Spec[] = [
+      { at: 1_000, id: 'a', body: { temperature: 1 } },
+      { at: 2_000, body: { temperature: 2 } },
+    ];
+    await handler.processBatch(batch(specs));
+    const before = JSON.stringify(await reports());
+    const replay = await handler.processBatch(batch(specs));
+    expect(replay).toMatchObject({ received: 2, aggregated: 0, duplicates: 2 });
+    expect(conserved(replay)).toBe(true);
+    expect(JSON.stringify(await reports())).toBe(before);
+  });
+
+  it('a re-send within one batch (same message id, new sequence number) is counted once', async () => {
+    const { handler, reports } = setup();
+    const result = await handler.processBatch(
+      batch([
+        { at: 1_000, id: '1' },
+        { at: 2_000, id: '2' },
+        { at: 1_000, id: '1' },
+        { at: 2_000, id: '2' },
+        { at: 3_000, id: '3' },
+      ]),
+    );
+    expect(result).toMatchObject({ received: 5, aggregated: 3, duplicates: 2 });
+    expect((await reports())[0]?.messages).toBe(3);
+  });
+
+  it('message ids are per device: two devices may both send id 1', async () => {
+    const { handler, reports } = setup();
+    await handler.processBatch(batch([{ at: 1_000, id: '1', device: 'a' }, { at: 1_000, id: '1', device: 'b' }]));
+    expect((await reports()).map((r) => [r.deviceId, r.messages])).toEqual([
+      ['a', 1],
+      ['b', 1],
+    ]);
+  });
+
+  it('conflicting copies of one identity converge to the same report in either order', async () => {
+    const one = setup();
+    const other = setup();
+    const a: Spec = { at: 1_000, id: 'reused', body: { temperature: 1 } };
+    const b: Spec = { at: 1_000, id: 'reused', body: { temperature: 2 } };
+    await one.handler.processBatch(batch([a]));
+    await one.handler.processBatch(batch([b]));
+    await other.handler.processBatch(batch([b]));
+    await other.handler.processBatch(batch([a]));
+    expect(JSON.stringify(await one.reports())).toBe(JSON.stringify(await other.reports()));
+    expect((await one.reports())[0]?.messages).toBe(1);
+  });
+
+  it('the same message through two partitions (device moved) is counted once when partials are merged', async () => {
+    const { handler, reports, windows } = setup({ windows: ['1m', '1h'] });
+    await handler.processBatch(batch([{ at: 1_000, id: 'a', body: { temperature: 1 } }, { at: 2_000, id: 'b', body: { temperature: 2 } }], '0'));
+    await handler.processBatch(batch([{ at: 2_000, id: 'b', body: { temperature: 2 } }, { at: 3_000, id: 'c', body: { temperature: 3 } }], '5'));
+    expect((await baseDocs(windows)).map((d) => [d.partition, Object.keys(d.messages).length])).toEqual([
+      ['0', 2],
+      ['5', 2],
+    ]);
+    const [minute] = await reports();
+    expect(minute).toMatchObject({ messages: 3 });
+    expect(minute?.fields['temperature']).toMatchObject({ count: 3, sum: 6 });
+    const [hour] = await reports({ label: '1h', ms: 3_600_000 });
+    expect(hour).toMatchObject({ messages: 3 });
+    expect(hour?.fields['temperature']).toMatchObject({ count: 3, sum: 6 });
+  });
+});
+
+describe('windowed aggregation: bad input never throws', () => {
+  it('quarantines what the checks reject and keeps conservation', async () => {
+    const { handler, reports } = setup();
+    const result = await handler.processBatch(
+      batch([
+        { at: 1_000, id: 'ok' },
+        { at: 2_000, id: 'no-device', device: null },
+        { at: 3_000, id: 'no-time', time: null },
+        { at: 4_000, id: 'not-json', body: '{"temperature": 1' },
+      ]),
+    );
+    expect(result).toMatchObject({ received: 4, aggregated: 1, quarantined: 3 });
+    expect(conserved(result)).toBe(true);
+    expect((await reports())[0]?.messages).toBe(1);
+  });
+
+  it('quarantines admitted messages that cannot be windowed when checks let them through as warnings', async () => {
+    const { handler, quarantineStore } = setup({}, { endpoints: { events: { outcomes: { DeviceIdMissing: 'warn', EnqueuedTimeInvalid: 'warn' } } } });
+    const result = await handler.processBatch(batch([{ at: 1_000, id: 'x', device: null }, { at: 1_000, id: 'y', time: null }]));
+    expect(result).toMatchObject({ received: 2, quarantined: 2, aggregated: 0 });
+    const names: string[] = [];
+    for await (const item of quarantineStore.list('quarantine')) names.push(item.name);
+    expect(names).toHaveLength(2);
+  });
+});
+
+describe('lateness', () => {
+  it('a message later than the allowed lateness is counted once, recorded, and bumps the revision', async () => {
+    const { handler, reports, windows } = setup({ allowedLatenessSeconds: 120 });
+    await handler.processBatch(batch([{ at: 10_000, id: 'a' }]));
+    await handler.processBatch(batch([{ at: 5 * MINUTE, id: 'b' }]));
+    const late = await handler.processBatch(batch([{ at: 20_000, id: 'late' }]));
+    expect(late).toMatchObject({ aggregated: 1, late: 1 });
+    const [first] = await reports();
+    expect(first).toMatchObject({ windowStart: '2024-03-01T10:00:00Z', messages: 2, late: 1, revision: 2, status: 'final' });
+    const doc = (await baseDocs(windows)).find((d) => d.windowStart === '2024-03-01T10:00:00Z');
+    expect(Object.keys(doc!.late)).toHaveLength(1);
+    // Replaying the late message changes nothing more.
+    const replay = await handler.processBatch(batch([{ at: 20_000, id: 'late' }]));
+    expect(replay).toMatchObject({ duplicates: 1, late: 0 });
+    expect((await reports())[0]?.revision).toBe(2);
+  });
+
+  it('within the allowed lateness an out-of-order message is on time', async () => {
+    const { handler, reports } = setup({ allowedLatenessSeconds: 600 });
+    await handler.processBatch(batch([{ at: 5 * MINUTE, id: 'b' }]));
+    const result = await handler.processBatch(batch([{ at: 10_000, id: 'a' }]));
+    expect(result.late).toBe(0);
+    expect((await reports())[0]).toMatchObject({ revision: 1, status: 'open' });
+  });
+
+  it('lateness inside one batch follows arrival order, as it would across batches', async () => {
+    const inOne = setup({ allowedLatenessSeconds: 60 });
+    const split = setup({ allowedLatenessSeconds: 60 });
+    const specs: Spec[] = [{ at: 10 * MINUTE, id: 'b' }, { at: 10_000, id: 'a' }];
+    const together = await inOne.handler.processBatch(batch(specs));
+    await split.handler.processBatch(batch(specs.slice(0, 1)));
+    const apart = await split.handler.processBatch(batch(specs.slice(1)));
+    expect(together.late).toBe(1);
+    expect(apart.late).toBe(1);
+    expect(JSON.stringify(await inOne.reports())).toBe(JSON.stringify(await split.reports()));
+  });
+
+  it('a late message counts as late for a roll-up only if the roll-up had closed too', async () => {
+    const { handler, reports } = setup({ windows: ['1m', '1h'], allowedLatenessSeconds: 60 });
+    await handler.processBatch(batch([{ at: 10_000, id: 'a' }, { at: 10 * MINUTE, id: 'b' }]));
+    await handler.processBatch(batch([{ at: 20_000, id: 'late-for-minute' }]));
+    const [minute] = await reports();
+    const [hour] = await reports({ label: '1h', ms: 3_600_000 });
+    expect(minute).toMatchObject({ late: 1, revision: 2 });
+    expect(hour).toMatchObject({ messages: 3, late: 0, revision: 1 });
+  });
+
+  it('the finalize timer closes the windows of an idle partition by the clock', async () => {
+    const { handler, reports, clock, windows, aggregation } = setup({ allowedLatenessSeconds: 600, idlePartitionSeconds: 60 });
+    clock.set(T0 + 30_000);
+    await handler.processBatch(batch([{ at: 10_000, id: 'a' }]));
+    const finalizer = createWindowFinalizer({ windows, config: aggregation, clock });
+    clock.advance(30_000);
+    expect((await finalizer.finalizeIdlePartitions()).advanced).toEqual([]);
+    expect((await reports())[0]?.status).toBe('open');
+    clock.set(T0 + 12 * MINUTE);
+    const result = await finalizer.finalizeIdlePartitions();
+    expect(result).toEqual({ partitions: 1, advanced: [{ partition: '0', watermark: '2024-03-01T10:02:00Z' }] });
+    expect((await reports())[0]?.status).toBe('final');
+    // Running it again changes nothing.
+    expect((await finalizer.finalizeIdlePartitions()).advanced).toEqual([]);
+    // Whatever the idle partition delivers afterwards for that window is late, counted, and revises the report.
+    const late = await handler.processBatch(batch([{ at: 20_000, id: 'after-final' }]));
+    expect(late.late).toBe(1);
+    expect((await reports())[0]).toMatchObject({ messages: 2, revision: 2, status: 'final' });
+  });
+
+  it('an enqueued time far ahead of the clock does not close every window', async () => {
+    const { handler, clock } = setup({ allowedLatenessSeconds: 60 });
+    clock.set(T0 + 5 * MINUTE);
+    // Accepted by the checks (less than a day ahead), but it moves the watermark only to the clock plus 5 minutes
+    // (minus the lateness): 10:09, so the window 10:09-10:10 is still open.
+    await handler.processBatch(batch([{ at: 20 * 3_600_000, id: 'future' }]));
+    expect((await handler.processBatch(batch([{ at: 9 * MINUTE + 30_000, id: 'open' }]))).late).toBe(0);
+    expect((await handler.processBatch(batch([{ at: 8 * MINUTE + 30_000, id: 'closed' }]))).late).toBe(1);
+  });
+});

@@ -1,0 +1,113 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { foldSummaries, summarizeContributions, type Contribution } from '../../src/lib/aggregate/windowSummary.js';
+import { mergeBaseDocs } from '../../src/lib/aggregate/reports.js';
+import type { BaseWindowDoc } from '../../src/lib/aggregate/windowStore.js';
+
+const identity = fc.stringMatching(/^[0-9a-f]{32}$/);
+const value = fc.double({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true });
+const contribution: fc.Arbitrary<Contribution> = fc.record({
+  t: fc.integer({ min: 0, max: 59_999 }),
+  level: fc.constantFrom(null, 'normal'),
+  outcome: fc.constantFrom('accept' as const, 'warn' as const),
+  values: fc.record({ x: value }),
+});
+const contributions = fc.uniqueArray(fc.tuple(identity, contribution), { selector: ([id]) => id, minLength: 1, maxLength: 60 });
+
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const out = [...items];
+  let s = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+describe('summarizeContributions', () => {
+  it('is a function of the set: any insertion order gives the same bytes', () => {
+    fc.assert(
+      fc.property(contributions, fc.integer(), (entries, seed) => {
+        const a = summarizeContributions(Object.fromEntries(entries), {}, 60_000);
+        const b = summarizeContributions(Object.fromEntries(shuffled(entries, seed)), {}, 60_000);
+        expect(JSON.stringify(b)).toBe(JSON.stringify(a));
+      }),
+    );
+  });
+
+  it('matches a straightforward computation', () => {
+    fc.assert(
+      fc.property(contributions, (entries) => {
+        const xs = entries.map(([, c]) => c.values!['x']!);
+        const summary = summarizeContributions(Object.fromEntries(entries), {}, 60_000);
+        const stats = summary.fields['x']!;
+        const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+        expect(stats.count).toBe(xs.length);
+        expect(stats.min).toBe(Math.min(...xs));
+        expect(stats.max).toBe(Math.max(...xs));
+        expect(stats.sum / stats.count).toBeCloseTo(mean, 6);
+        expect(stats.m2 / stats.count).toBeCloseTo(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / xs.length, 0);
+        const byTime = [...entries].sort(([ia, a], [ib, b]) => a.t - b.t || (ia < ib ? -1 : 1));
+        expect(stats.first).toBe(byTime[0]![1].values!['x']);
+        expect(stats.last).toBe(byTime[byTime.length - 1]![1].values!['x']);
+        expect(summary.byOutcome.accept + summary.byOutcome.warn).toBe(entries.length);
+      }),
+    );
+  });
+
+  it('breaks ties in time by identity: the smaller identity is first, the larger is last', () => {
+    const at = (x: number): Contribution => ({ t: 5, level: null, outcome: 'accept', values: { x } });
+    const summary = summarizeContributions({ bb: at(2), aa: at(1), cc: at(3) }, {}, 60_000);
+    expect(summary.fields['x']).toMatchObject({ first: 1, last: 3 });
+  });
+
+  it('counts as late only identities whose watermark had reached this window end', () => {
+    const c: Contribution = { t: 1, level: null, outcome: 'accept' };
+    const summary = summarizeContributions({ a: c, b: c, c }, { a: 60_000, b: 3_600_000, gone: 9e12 }, 3_600_000);
+    expect(summary.late).toBe(1);
+  });
+});
+
+describe('foldSummaries', () => {
+  it('agrees with summarising everything at once, up to rounding', () => {
+    fc.assert(
+      fc.property(contributions, contributions, (a, b) => {
+        const together = summarizeContributions(Object.fromEntries([...a, ...b.map(([id, c]) => [`z${id}`, c] as const)]), {}, 1);
+        const folded = foldSummaries([summarizeContributions(Object.fromEntries(a), {}, 1), summarizeContributions(Object.fromEntries(b), {}, 1)]);
+        expect(folded.messages).toBe(together.messages);
+        expect(folded.fields['x']?.count).toBe(together.fields['x']?.count);
+        expect(folded.fields['x']?.min).toBe(together.fields['x']?.min);
+        expect(folded.fields['x']?.sum).toBeCloseTo(together.fields['x']!.sum, 3);
+        expect(folded.fields['x']!.m2 / folded.fields['x']!.count).toBeCloseTo(together.fields['x']!.m2 / together.fields['x']!.count, 0);
+      }),
+    );
+  });
+});
+
+describe('mergeBaseDocs', () => {
+  const doc = (partition: string, messages: Record<string, Contribution>, late: Record<string, number> = {}): BaseWindowDoc => ({
+    schema: 1,
+    kind: 'window',
+    deviceId: 'd',
+    partition,
+    window: '1m',
+    windowStart: '2024-03-01T10:00:00Z',
+    windowEnd: '2024-03-01T10:01:00Z',
+    rev: 1,
+    messages,
+    late,
+  });
+  const c = (x: number): Contribution => ({ t: 1, level: null, outcome: 'accept', values: { x } });
+
+  it('unions by identity, keeps the smaller copy of a conflicting identity, and is late only where every copy was', () => {
+    const merged = mergeBaseDocs([doc('0', { a: c(1), b: c(2) }, { a: 70_000 }), doc('1', { b: c(2), d: c(9), a: c(1) }, { a: 80_000, d: 90_000 })]);
+    expect(Object.keys(merged.messages).sort()).toEqual(['a', 'b', 'd']);
+    expect(merged.late).toEqual({ a: 70_000, d: 90_000 });
+    const conflicting = mergeBaseDocs([doc('0', { a: c(10) }), doc('1', { a: c(2) })]);
+    expect(conflicting.messages['a']).toEqual(c(10));
+    expect(mergeBaseDocs([doc('1', { a: c(2) }), doc('0', { a: c(10) })]).messages['a']).toEqual(c(10));
+    const onTimeSomewhere = mergeBaseDocs([doc('0', { a: c(1) }), doc('1', { a: c(1) }, { a: 70_000 })]);
+    expect(onTimeSomewhere.late).toEqual({});
+  });
+});
