@@ -202,6 +202,15 @@ export type ListedArchiveBlob =
   | { kind: 'archive'; item: BlobItem; parsed: ParsedBlobName }
   | { kind: 'unrecognized'; item: BlobItem };
 
+/** A prefix about to be listed, with what it fixes: partition and hub when discovered, and its time unit. */
+export interface ListingPrefix {
+  prefix: string;
+  dimensions: { iothub?: string; partition?: string };
+  /** The time unit the prefix fixes, [startMs, endMs); unbounded (±Infinity) when it fixes none. */
+  startMs: number;
+  endMs: number;
+}
+
 export interface ListArchiveOptions {
   /** Only names whose minute falls in this window are yielded; null lists every blob under the fixed prefix. */
   window: NameMinuteWindow | null;
@@ -210,6 +219,11 @@ export interface ListArchiveOptions {
   /** Expected names per partition per minute, for choosing how deep the listing prefixes go. */
   batchFrequencySeconds: number;
   pageSize?: number;
+  /**
+   * Called as each prefix's listing starts, before its names arrive: lets a caller fetch what it will need for
+   * those names (hour summaries) in parallel with the listing.
+   */
+  onPrefix?: (prefix: ListingPrefix) => void;
 }
 
 /** The most list calls one time level may take per partition before a shallower prefix is cheaper. */
@@ -247,8 +261,12 @@ export async function* listArchiveBlobs(
   const startListings = async (): Promise<void> => {
     while (listings.length < LISTINGS_AHEAD && !prefixesDone) {
       const next = await prefixes.next();
-      if (next.done === true) prefixesDone = true;
-      else listings.push(prefetch(store.list(container, next.value, listOptions), LIST_PAGE));
+      if (next.done === true) {
+        prefixesDone = true;
+      } else {
+        options.onPrefix?.(next.value);
+        listings.push(prefetch(store.list(container, next.value.prefix, listOptions), LIST_PAGE));
+      }
     }
   };
   try {
@@ -391,13 +409,18 @@ async function* expandPrefixes(
   window: NameMinuteWindow | null,
   depth: number,
   startAt: string | undefined,
-): AsyncGenerator<string> {
+): AsyncGenerator<ListingPrefix> {
   const parts = format.parts;
   // A prefix whose names all sort before `startAt` (it differs from it before its own end) needs no listing.
   const before = (prefix: string): boolean =>
     startAt !== undefined && prefix < startAt && !startAt.startsWith(prefix);
 
-  async function* expand(index: number, prefix: string, fixed: FixedUnit): AsyncGenerator<string> {
+  async function* expand(
+    index: number,
+    prefix: string,
+    fixed: FixedUnit,
+    dimensions: ListingPrefix['dimensions'],
+  ): AsyncGenerator<ListingPrefix> {
     let i = index;
     let current = prefix;
     for (; i < parts.length; i++) {
@@ -417,19 +440,21 @@ async function* expandPrefixes(
           if (entry.kind !== 'prefix') continue;
           const value = entry.name.slice(current.length, -1);
           if (!segment.test(value) || before(entry.name)) continue;
-          yield* expand(i + 1, current + value, fixed);
+          yield* expand(i + 1, current + value, fixed, { ...dimensions, [token]: value });
         }
         return;
       }
       if (LEVEL[token] !== fixed.level + 1) break;
       for (const { text, unit } of unitsWithin(LEVEL[token], fixed, window)) {
         if (before(current + text)) continue;
-        yield* expand(i + 1, current + text, unit);
+        yield* expand(i + 1, current + text, unit, dimensions);
       }
       return;
     }
-    if (!before(current)) yield current;
+    if (!before(current)) {
+      yield { prefix: current, dimensions, startMs: fixed.startMs, endMs: fixed.endMs };
+    }
   }
 
-  yield* expand(0, '', UNBOUNDED);
+  yield* expand(0, '', UNBOUNDED, {});
 }

@@ -1,0 +1,187 @@
+import { parseArgs } from 'node:util';
+import type { Writable } from 'node:stream';
+import { once } from 'node:events';
+import { DEFAULT_ARCHIVE_CONFIG, type ArchiveConfig } from '../../lib/archive/config.js';
+import { parseFileNameFormat } from '../../lib/archive/fileNameFormat.js';
+import { parseBodyPredicate, parsePropertyEquals, queryFingerprint, type ArchiveFilter } from '../../lib/archive/filter.js';
+import { createFormatter, formatAnswer, OUTPUT_FORMATS, type OutputFormat } from '../../lib/archive/formats.js';
+import { decodeContinuation, queryArchive, type QueryStats } from '../../lib/archive/query.js';
+import { parseInstant } from '../../lib/archive/telemetryQuery.js';
+import type { ChecksConfig } from '../../lib/checks/expectations.js';
+import { loadRoutingConfig } from '../../lib/config.js';
+import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
+import { EXIT, UsageError, type CliIo } from '../io.js';
+
+export const queryUsage = `iot-routing query --connection-string CS --container NAME [--device ID]... [--from ISO] [--to ISO]
+                  [--level L] [--where field=value]... [--property key=value]... [--format ndjson|csv|json]
+                  [--limit N] [--continuation TOKEN] [--file-name-format FMT] [--batch-frequency SECONDS]
+                  [--index-container NAME | --no-index] [--config routing.config.json] [--concurrency N]
+  Answers a query over the IoT Hub archive container directly: lists only the blobs the time range allows (any
+  partition), skips blobs the archive index proves cannot match, streams and decodes the rest. --where compares a
+  JSON body field (path=value, or != < <= > >=); --property matches an application property. Times are ISO-8601
+  with a zone; the range is [from, to). --connection-string defaults to AzureWebJobsStorage. Records go to stdout
+  in blob-name order, progress and the summary to stderr (a progress bar when stderr is a terminal). With --limit,
+  the token for the next page is printed on stderr. Exit 0, 2 when damaged blobs were met (their complete records
+  are still printed), 1 for usage errors.`;
+
+const FLUSH_CHARS = 64 * 1024;
+
+export async function queryCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    allowPositionals: false,
+    options: {
+      'connection-string': { type: 'string' },
+      container: { type: 'string' },
+      device: { type: 'string', multiple: true },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      level: { type: 'string' },
+      where: { type: 'string', multiple: true },
+      property: { type: 'string', multiple: true },
+      format: { type: 'string', default: 'ndjson' },
+      limit: { type: 'string' },
+      continuation: { type: 'string' },
+      'file-name-format': { type: 'string' },
+      'batch-frequency': { type: 'string' },
+      'index-container': { type: 'string' },
+      'no-index': { type: 'boolean', default: false },
+      config: { type: 'string' },
+      concurrency: { type: 'string' },
+    },
+  });
+
+  const connectionString = values['connection-string'] ?? io.env['AzureWebJobsStorage'];
+  if (connectionString === undefined || connectionString.trim() === '') {
+    throw new UsageError('--connection-string is required (or set AzureWebJobsStorage)');
+  }
+  const container = values.container;
+  if (container === undefined) throw new UsageError('--container is required');
+  const format = values.format as OutputFormat;
+  if (!OUTPUT_FORMATS.includes(format)) throw new UsageError(`--format must be ${OUTPUT_FORMATS.join(', ')}, not "${values.format}"`);
+
+  let checks: ChecksConfig | undefined;
+  let archive: ArchiveConfig = { ...DEFAULT_ARCHIVE_CONFIG };
+  if (values.config !== undefined) {
+    const routing = await loadRoutingConfig(values.config);
+    checks = routing.checks;
+    archive = routing.archive;
+  }
+  if (values['file-name-format'] !== undefined) {
+    const parsed = parseFileNameFormat(values['file-name-format']);
+    if ('errors' in parsed) throw new UsageError(`--file-name-format: ${parsed.errors.join('; ')}`);
+    archive = { ...archive, fileNameFormat: values['file-name-format'] };
+  }
+  if (values['batch-frequency'] !== undefined) {
+    archive = { ...archive, batchFrequencySeconds: integer(values['batch-frequency'], '--batch-frequency', 60, 720) };
+  }
+
+  const filter: ArchiveFilter = {};
+  if (values.device !== undefined && values.device.length > 0) filter.deviceIds = values.device;
+  for (const key of ['from', 'to'] as const) {
+    const text = values[key];
+    if (text === undefined) continue;
+    const parsed = parseInstant(text, `--${key}`);
+    if ('error' in parsed) throw new UsageError(parsed.error);
+    filter[key] = parsed.value;
+  }
+  if (filter.from !== undefined && filter.to !== undefined && filter.from >= filter.to) {
+    throw new UsageError('--to must be after --from (the range is [from, to))');
+  }
+  if (values.level !== undefined) filter.level = values.level;
+  if (values.where !== undefined) {
+    filter.where = values.where.map((text) => {
+      const parsed = parseBodyPredicate(text);
+      if ('error' in parsed) throw new UsageError(`--where ${parsed.error}`);
+      return parsed.value;
+    });
+  }
+  if (values.property !== undefined) {
+    filter.properties = values.property.map((text) => {
+      const parsed = parsePropertyEquals(text);
+      if ('error' in parsed) throw new UsageError(`--property ${parsed.error}`);
+      return parsed.value;
+    });
+  }
+  const limit = values.limit === undefined ? undefined : integer(values.limit, '--limit', 1, Number.MAX_SAFE_INTEGER);
+  const concurrency = values.concurrency === undefined ? undefined : integer(values.concurrency, '--concurrency', 1, 64);
+  if (values.continuation !== undefined) {
+    const position = decodeContinuation(values.continuation, queryFingerprint(container, archive.fileNameFormat, filter));
+    if ('error' in position) throw new UsageError(`--continuation: ${position.error}`);
+  }
+
+  const store = new AzureBlobStore(blobServiceClientFromSettings({ AzureWebJobsStorage: connectionString }));
+  const progress = isTerminal(io.stderr) ? new ProgressBar(io.stderr) : null;
+  const query = queryArchive(store, container, archive, filter, {
+    ...(limit === undefined ? {} : { limit }),
+    ...(values.continuation === undefined ? {} : { continuation: values.continuation }),
+    ...(concurrency === undefined ? {} : { concurrency }),
+    indexContainer: values['no-index'] ? null : (values['index-container'] ?? 'archive-index'),
+    ...(checks === undefined ? {} : { checks: { config: checks, now: new Date() } }),
+    ...(progress === null ? {} : { onProgress: (stats: Readonly<QueryStats>) => progress.update(stats) }),
+  });
+
+  try {
+    for await (const chunk of formatAnswer(query, createFormatter(format), FLUSH_CHARS)) await write(io.stdout, chunk);
+  } finally {
+    progress?.clear();
+  }
+
+  const stats = query.stats;
+  for (const damage of stats.damaged) {
+    io.stderr.write(
+      `${damage.blob}: ${damage.code} at byte ${damage.byteOffset}: ${damage.detail} (${damage.recordsBeforeDamage} complete records before it were answered)\n`,
+    );
+  }
+  io.stderr.write(
+    `${stats.recordsReturned} records from ${stats.blobsRead} blobs read (${stats.blobsListed} listed, ${stats.blobsSkipped} skipped by the index` +
+      `${stats.unrecognizedNames > 0 ? `, ${stats.unrecognizedNames} names not in the file name format` : ''})\n`,
+  );
+  if (query.continuation !== null) io.stderr.write(`more results: --continuation ${query.continuation}\n`);
+  return stats.damaged.length > 0 ? EXIT.damaged : EXIT.ok;
+}
+
+function integer(text: string, name: string, min: number, max: number): number {
+  const n = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`${name} must be a whole number from ${min} to ${max}, not "${text}"`);
+  return n;
+}
+
+async function write(stream: Writable, text: string): Promise<void> {
+  if (text !== '' && !stream.write(text)) await once(stream, 'drain');
+}
+
+function isTerminal(stream: Writable): boolean {
+  return (stream as Writable & { isTTY?: boolean }).isTTY === true;
+}
+
+/** One line on stderr, redrawn at most every 100 ms; only used when stderr is a terminal. */
+class ProgressBar {
+  readonly #stream: Writable;
+  #last = 0;
+  #drawn = false;
+
+  constructor(stream: Writable) {
+    this.#stream = stream;
+  }
+
+  update(stats: Readonly<QueryStats>): void {
+    const now = Date.now();
+    if (now - this.#last < 100) return;
+    this.#last = now;
+    const done = stats.blobsRead + stats.blobsSkipped;
+    const total = Math.max(stats.blobsListed, done);
+    const width = 24;
+    const filled = total === 0 ? 0 : Math.min(width, Math.round((done / total) * width));
+    const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
+    const megabytes = (stats.bytesRead / 1e6).toFixed(1);
+    const line = `query [${bar}] ${done}/${total}${stats.listingDone ? '' : '+'} blobs, ${stats.recordsReturned} records, ${megabytes} MB`;
+    const columns = (this.#stream as Writable & { columns?: number }).columns ?? 80;
+    this.#stream.write(`\r${line.slice(0, Math.max(10, columns - 1))}\x1b[K`);
+    this.#drawn = true;
+  }
+
+  clear(): void {
+    if (this.#drawn) this.#stream.write('\r\x1b[K');
+  }
+}
