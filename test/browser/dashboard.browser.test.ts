@@ -1,0 +1,202 @@
+/**
+ * The dashboard in a real browser: Debian's headless Chromium (never a downloaded one), driven by playwright-core,
+ * against the local runtime (`runLocal`, what `npm start` runs) serving the registered functions over HTTP.
+ *
+ * The page is opened before there is any data (empty state), then data is written through the product's paths
+ * while it stays open, and the page must pick it up by its own refresh. Checked: no console error, no failed
+ * request and no CSP violation; each chart holds one vertex per (device, window) written; the device filter
+ * changes that; the key travels as a header; device ids render as text; a phone-width page does not scroll
+ * sideways. Screenshots go to test-artifacts/.
+ *
+ * Needs /usr/bin/chromium (.ci/run installs Debian's `chromium` package); skipped with that reason otherwise.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { createAlertStores } from '../../src/lib/alerts/alertStores.js';
+import { runLocal, type RunningLocal } from '../../src/local/main.js';
+import { FIELDS, seedDashboard } from '../dashboard/dashboardSeed.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ARTIFACTS = path.join(ROOT, 'test-artifacts');
+const START = Date.parse('2024-03-01T10:30:00Z');
+const DEVICES = ['pump-1', 'pump-2', "valve(3)'="] as const;
+const WINDOWS = 12;
+/** An id no IoT Hub would accept, written by something else that can reach the endpoint: it must stay text. */
+const HOSTILE_DEVICE = '<img src=x onerror="window.__xss=1">';
+const KEY = 'local-test-key';
+
+const skipReason = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (.ci/run installs Debian's chromium package)`;
+if (skipReason !== null) console.warn(`dashboard browser test skipped: ${skipReason}`);
+
+/**
+ * The few DOM members the functions below use. They run in the page (playwright serialises them), and the project
+ * compiles without the DOM library, so they are declared here for these functions only.
+ */
+interface PageElement {
+  getAttribute(name: string): string | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement>;
+  textContent: string | null;
+}
+declare const document: {
+  getElementById(id: string): PageElement | null;
+  documentElement: { scrollWidth: number };
+  body: unknown;
+};
+declare const window: { __xss?: number };
+declare function getComputedStyle(element: unknown): { backgroundColor: string };
+
+interface ChartCounts {
+  field: string;
+  lines: number;
+  vertices: number;
+}
+
+/** Vertices of every line in every chart, read from the drawn SVG path data (one M or L per point). */
+function chartCounts(page: Page): Promise<ChartCounts[]> {
+  return page.$$eval('#charts svg.plot', (plots: PageElement[]) =>
+    plots.map((plot) => {
+      const lines = Array.from(plot.querySelectorAll('path.line'));
+      return {
+        field: plot.getAttribute('data-field') ?? '',
+        lines: lines.length,
+        vertices: lines.reduce((n, line) => n + (line.getAttribute('d')?.match(/[ML]/g)?.length ?? 0), 0),
+      };
+    }),
+  );
+}
+
+async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> {
+  const problems: string[] = [];
+  const dataRequests: Array<{ url: string; key: string | undefined }> = [];
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-GB' });
+  const page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') problems.push(`console ${message.type()}: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()} ${request.failure()?.errorText ?? ''}`));
+  page.on('response', (response) => {
+    if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url()}`);
+  });
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname.endsWith('/dashboard/data')) dataRequests.push({ url: request.url(), key: request.headers()['x-functions-key'] });
+  });
+
+  // Before any data: the empty state says what to do.
+  await page.goto(`${runtime.baseUrl}/dashboard?code=${KEY}`);
+  await expect.poll(() => page.locator('#empty').isVisible()).toBe(true);
+  expect(await page.locator('#empty').innerText()).toContain('No reports yet: start devices with npm start or wait for the first window to close.');
+  expect(await chartCounts(page)).toEqual([]);
+
+  // Data arrives while the page is open; its own refresh (every 10 s) must show it.
+  const seeded = await seedDashboard(runtime.services, { endMs: START, devices: DEVICES, windows: WINDOWS });
+  const stores = createAlertStores(runtime.store, runtime.services.config.settings.alerts.container, runtime.services.clock, runtime.services.config.routing.alerts);
+  await stores.ledger.claim('hostile', { kind: 'alert', deviceId: HOSTILE_DEVICE, operationId: 'op-hostile' });
+  await page.waitForSelector('#charts svg.plot path.line', { timeout: 15_000 });
+  await expect.poll(() => page.locator('#alerts tbody tr').count(), { timeout: 15_000 }).toBe(4);
+
+  const all = await chartCounts(page);
+  expect(all).toEqual(FIELDS.map((field) => ({ field, lines: DEVICES.length, vertices: DEVICES.length * seeded.windowStarts.length })));
+  expect(await page.locator('#empty').isVisible()).toBe(false);
+
+  // The text alternative: each chart's table lists the same values.
+  const temperature = page.locator('#charts figure', { has: page.locator('svg[data-field="temperature"]') });
+  await temperature.getByText('Table of the temperature values').click();
+  expect(await temperature.locator('tbody tr').count()).toBe(DEVICES.length * WINDOWS);
+  // Every control has a label; each chart is an image with a name and a description.
+  await expect.poll(() => page.getByLabel('Window size').inputValue()).toBe('1m');
+  await expect.poll(() => page.getByLabel('Time range').inputValue()).toBe('1h');
+  const described = await page.$$eval('#charts svg.plot', (plots: PageElement[]) =>
+    plots.every((p) => p.getAttribute('role') === 'img' && (p.getAttribute('aria-labelledby') ?? '').split(' ').every((id) => (document.getElementById(id)?.textContent ?? '') !== '')),
+  );
+  expect(described).toBe(true);
+
+  // Device ids are text: the hostile one shows literally and runs nothing.
+  expect(await page.locator('#alerts').innerText()).toContain(HOSTILE_DEVICE);
+  expect(await page.locator('#alerts img').count()).toBe(0);
+  expect(await page.evaluate(() => window.__xss)).toBeUndefined();
+
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+  // The device filter narrows the charts to one line per chart.
+  const filtered = page.waitForResponse((response) => response.url().includes('deviceId=pump-2') && response.ok());
+  await page.getByLabel('pump-2', { exact: true }).check();
+  await filtered;
+  await expect.poll(() => chartCounts(page)).toEqual(FIELDS.map((field) => ({ field, lines: 1, vertices: WINDOWS })));
+  expect(await page.getByLabel('All devices').isChecked()).toBe(false);
+  const address = new URL(page.url());
+  expect(address.searchParams.getAll('deviceId')).toEqual(['pump-2']);
+  expect(address.searchParams.get('code')).toBe(KEY);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-filtered.png'), fullPage: true });
+
+  // The key went as a header on every data call, never in the URL.
+  expect(dataRequests.length).toBeGreaterThanOrEqual(3);
+  for (const request of dataRequests) {
+    expect(request.key).toBe(KEY);
+    expect(new URL(request.url).searchParams.has('code')).toBe(false);
+  }
+
+  // A phone: one column, nothing wider than the screen.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, timezoneId: 'UTC', locale: 'en-GB' });
+  const small = await phone.newPage();
+  small.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`phone console error: ${message.text()}`);
+  });
+  await small.goto(`${runtime.baseUrl}/dashboard?code=${KEY}`);
+  await small.waitForSelector('#charts svg.plot path.line');
+  expect(await chartCounts(small)).toEqual(all);
+  expect(await small.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  await small.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone.png'), fullPage: true });
+  await phone.close();
+
+  // prefers-color-scheme: dark gets the dark palette (its contrast is checked in test/dashboard/theme.test.ts).
+  const dark = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark', timezoneId: 'UTC', locale: 'en-GB' });
+  const night = await dark.newPage();
+  await night.goto(`${runtime.baseUrl}/dashboard?code=${KEY}&deviceId=pump-1&deviceId=${encodeURIComponent(DEVICES[2])}`);
+  await night.waitForSelector('#charts svg.plot path.line');
+  expect(await chartCounts(night)).toEqual(FIELDS.map((field) => ({ field, lines: 2, vertices: 2 * WINDOWS })));
+  expect(await night.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(15, 18, 22)');
+  await night.screenshot({ path: path.join(ARTIFACTS, 'dashboard-dark.png'), fullPage: true });
+  await dark.close();
+
+  expect(problems).toEqual([]);
+  await context.close();
+}
+
+describe.skipIf(skipReason !== null)('dashboard in headless Chromium, served by the local runtime', () => {
+  it(
+    'shows the empty state, then charts with one vertex per device and window, narrowed by the device filter',
+    async () => {
+      const state = await mkdtemp(path.join(tmpdir(), 'iot-routing-dashboard-'));
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      });
+      try {
+        await runLocal({
+          devices: 0,
+          durationSeconds: 1,
+          speedup: 1,
+          startTime: new Date(START),
+          inMemoryAzurite: true,
+          port: 0,
+          stateDirectory: state,
+          outboxDirectory: path.join(state, 'outbox'),
+          output: null,
+          beforeStop: (runtime) => exercise(runtime, browser),
+        });
+      } finally {
+        await browser.close();
+        await rm(state, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
+});

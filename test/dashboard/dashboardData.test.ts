@@ -1,0 +1,253 @@
+/**
+ * The dashboard's data shaping over an in-memory store, written by the product's own paths (dashboardSeed.ts):
+ * what the bounds cut and say, that unchanged documents are not read twice, device ids that are also JavaScript
+ * property names, and which quarantine entries count where.
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { aggregationConfigOf } from '../../src/lib/aggregate/aggregationConfig.js';
+import { archiveFromServices } from '../../src/lib/archive/archiveDeps.js';
+import { REASONS } from '../../src/lib/checks/reasons.js';
+import {
+  createDashboardDataSource,
+  decodeLedgerView,
+  describeReason,
+  type DashboardDeps,
+} from '../../src/lib/dashboard/dashboardData.js';
+import { parseDashboardQuery, type DashboardQuery } from '../../src/lib/dashboard/dashboardParams.js';
+import { EtagCache } from '../../src/lib/dashboard/etagCache.js';
+import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
+import { ManualClock, type BlobStore } from '../../src/lib/ports.js';
+import { createServices, type Services } from '../../src/lib/runtime.js';
+import { DAMAGE_HINTS } from '../../src/lib/storage/quarantine.js';
+import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
+import { seedDashboard, type Seeded } from './dashboardSeed.js';
+
+const END = Date.parse('2024-03-01T10:30:00Z');
+const NOW = END + 20_000;
+const DEVICES = ['__proto__', 'constructor', 'pump-1'] as const;
+const ENV = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ARCHIVE_CONTAINER: 'archive' };
+
+/** Counts the downloads a request makes. */
+class CountingStore extends MemoryBlobStore {
+  gets = 0;
+  override get(container: string, name: string) {
+    this.gets += 1;
+    return super.get(container, name);
+  }
+}
+
+let clock: ManualClock;
+let store: CountingStore;
+let services: Services;
+let seeded: Seeded;
+
+beforeEach(async () => {
+  clock = new ManualClock(END);
+  store = new CountingStore({ clock });
+  services = await createServices(ENV, { store, clock });
+  seeded = await seedDashboard(services, { endMs: END, devices: DEVICES, windows: 5, clock });
+  clock.set(NOW);
+});
+
+function deps(overrides: Partial<DashboardDeps> = {}): DashboardDeps {
+  return {
+    store: services.store,
+    clock,
+    aggregation: aggregationConfigOf(services.config.routing),
+    reportsContainer: services.config.settings.reportsContainer,
+    alertsContainer: services.config.settings.alerts.container,
+    quarantineContainer: services.config.settings.quarantineContainer,
+    archive: archiveFromServices(services),
+    cache: new EtagCache(1000),
+    ...overrides,
+  };
+}
+
+function query(text = ''): DashboardQuery {
+  const parsed = parseDashboardQuery(new URLSearchParams(text), aggregationConfigOf(services.config.routing), clock.now());
+  if ('errors' in parsed) throw new Error(parsed.errors.join('; '));
+  return parsed.value;
+}
+
+describe('createDashboardDataSource', () => {
+  it('keeps device ids that are JavaScript property names as plain keys of the series', async () => {
+    const data = await createDashboardDataSource(deps())(query());
+    expect(data.charted).toEqual(['__proto__', 'constructor', 'pump-1']);
+    expect(Object.keys(data.series)).toEqual(['__proto__', 'constructor', 'pump-1']);
+    expect(Object.getPrototypeOf(data.series)).toBe(Object.prototype);
+    const json = JSON.parse(JSON.stringify(data)) as typeof data;
+    expect(Object.hasOwn(json.series, '__proto__')).toBe(true);
+    expect(Object.getOwnPropertyDescriptor(json.series, '__proto__')?.value.temperature).toHaveLength(5);
+    expect(json.series['constructor']!['humidity']).toHaveLength(5);
+  });
+
+  it('reads an unchanged document once: a refresh downloads only what changed', async () => {
+    const source = createDashboardDataSource(deps());
+    await source(query());
+    const first = store.gets;
+    await source(query());
+    const second = store.gets - first;
+    // Only each device's partition watermark (never listed, so never cached) is read again.
+    expect(second).toBe(DEVICES.length);
+
+    // A new message changes one window: that document is read again, the others still are not.
+    const [message] = decodeEventHubBatch([Buffer.from('{"temperature": 99}')], {
+      partitionContext: { partitionId: '1' },
+      propertiesArray: [{ iothubname: services.config.routing.iotHubName }],
+      systemPropertiesArray: [
+        { 'iothub-connection-device-id': 'constructor', 'iothub-enqueuedtime': new Date(END - 30_000).toISOString(), 'message-id': 'late', 'content-type': 'application/json', 'content-encoding': 'UTF-8' },
+      ],
+    });
+    const { telemetryStreamFromServices } = await import('../../src/lib/aggregate/telemetryStream.js');
+    await telemetryStreamFromServices(services).processBatch([message!]);
+    const before = store.gets;
+    const after = await source(query());
+    expect(store.gets - before).toBe(DEVICES.length + 1);
+    expect(after.series['constructor']!['temperature']!.at(-1)!.count).toBe(4);
+  });
+
+  it('charts only the chosen devices and counts only theirs', async () => {
+    const data = await createDashboardDataSource(deps())(query('deviceId=pump-1'));
+    expect(data.charted).toEqual(['pump-1']);
+    expect(Object.keys(data.series)).toEqual(['pump-1']);
+    // pump-1 is the third device: the failed alert is its, counted once although it is also quarantined.
+    expect(data.routes).toEqual({ events: 5 * 3, criticalQueue: 1, archive: null });
+    expect(data.alerts.map((a) => [a.deviceId, a.status])).toEqual([['pump-1', 'failed']]);
+    expect(data.outcomes).toEqual({ accept: 15, warn: 0, quarantine: 1 });
+  });
+
+  it('says where the bounds cut the answer short', async () => {
+    const data = await createDashboardDataSource(
+      deps({ limits: { devices: 2, ledgerReads: 2, manifestReads: 1, quarantineScanned: 3, concurrency: 2 } }),
+    )(query());
+    expect(data.devices).toHaveLength(2);
+    expect(data.coverage.devices).toEqual({ listed: 2, limited: true, charted: 2 });
+    expect(data.coverage.alerts).toEqual({ listed: 4, read: 2, limited: true });
+    expect(data.coverage.quarantine).toMatchObject({ scanned: 3, limited: true });
+    expect(data.coverage.archive).toEqual({ blobs: 2, indexed: 1, limited: true });
+    expect(data.routes.archive).toBeNull();
+    expect(data.notes).toEqual(
+      expect.arrayContaining([
+        'Charts and event counts cover the first 2 of 2+ devices: choose up to 12 devices in the filter to compare others.',
+        'Alerts: the newest 2 of 4 ledger records were read; older alerts in the range are not counted.',
+        'Quarantine counts cover messages enqueued on the UTC day 2024-03-01 (the newest 3 entries).',
+      ]),
+    );
+  });
+
+  it('counts whole archive blobs newest first and says how many are not indexed yet', async () => {
+    const data = await createDashboardDataSource(deps({ limits: { manifestReads: 1 } }))(query());
+    expect(data.routes.archive).toBeGreaterThan(0);
+    expect(data.routes.archive).toBeLessThan(seeded.archive.records);
+    expect(data.notes).toContain('Archive: the newest 1 of 2 blobs named in the range are counted.');
+    expect(data.notes).toContain('Archive: 1 blob is not indexed yet.');
+  });
+
+  it('leaves the archive route out, and says so, when no archive container is configured', async () => {
+    const data = await createDashboardDataSource(deps({ archive: null }))(query());
+    expect(data.routes.archive).toBeNull();
+    expect(data.coverage.archive).toBeNull();
+    expect(data.outcomes.quarantine).toBe(seeded.events.quarantined + 1 + seeded.archive.quarantinedEntries);
+    expect(data.notes).toContain('Archive: no archive container is configured (ARCHIVE_CONTAINER), so the archive route is not counted.');
+  });
+
+  it('stops reading the ledger at the first record last written before the range', async () => {
+    // The range starts after the seeded alerts were created: none is in it, and the walk stops at the newest.
+    const later = await createDashboardDataSource(deps({ limits: { concurrency: 1 } }))(query(`from=${new Date(END).toISOString()}`));
+    expect(later.alerts).toEqual([]);
+    expect(later.coverage.alerts).toEqual({ listed: 4, read: 1, limited: false });
+    const all = await createDashboardDataSource(deps({ limits: { concurrency: 1 } }))(query());
+    expect(all.alerts).toHaveLength(3);
+    expect(all.coverage.alerts).toEqual({ listed: 4, read: 4, limited: false });
+  });
+
+  it('takes quarantine entries by their enqueued day, and damaged archive blobs by the day they were quarantined', async () => {
+    const other = new MemoryBlobStore({ clock });
+    const container = 'quarantine';
+    await other.ensureContainer(container);
+    const put = (name: string, reasons: string, deviceId?: string) =>
+      other.put(container, name, Buffer.from('{}'), { metadata: { kind: 'message', reasons, ...(deviceId === undefined ? {} : { deviceid: encodeURIComponent(deviceId) }) } });
+    await put('messages/events/2024/03/01/a.json', 'BodyNotJson', 'pump,1');
+    await put('messages/events/2024/02/29/b.json', 'BodyNotJson', 'pump,1');
+    await put('messages/criticalQueue/2024/03/01/c.json', 'EmailRejected', 'pump,1');
+    await put('messages/criticalQueue/2024/03/01/d.json', 'EnrichmentMismatch,LevelMissing', 'valve');
+    await put('messages/archive/2024/03/01/e.json', 'EnrichmentMismatch', 'valve');
+    await put('messages/undated/f.json', 'EnqueuedTimeInvalid');
+    await put('blobs/archive/g.json', 'ArchiveTruncated');
+    const data = await createDashboardDataSource(deps({ store: other, archive: null, quarantineContainer: container }))(query());
+    expect(data.routes).toEqual({ events: 1, criticalQueue: 1, archive: null });
+    expect(data.outcomes.quarantine).toBe(4);
+    expect(data.quarantineTop.map((r) => [r.code, r.count])).toEqual([
+      ['EnrichmentMismatch', 2],
+      ['ArchiveTruncated', 1],
+      ['BodyNotJson', 1],
+      ['EmailRejected', 1],
+      ['LevelMissing', 1],
+    ]);
+    const narrowed = await createDashboardDataSource(deps({ store: other, archive: null, quarantineContainer: container }))(query('deviceId=pump,1'));
+    expect(narrowed.quarantineTop.map((r) => [r.code, r.count])).toEqual([
+      ['BodyNotJson', 1],
+      ['EmailRejected', 1],
+    ]);
+  });
+
+  it('answers an empty store with empty sections', async () => {
+    const empty = new MemoryBlobStore({ clock });
+    const data = await createDashboardDataSource(deps({ store: empty }))(query());
+    expect(data).toMatchObject({
+      devices: [],
+      charted: [],
+      fields: [],
+      series: {},
+      alerts: [],
+      routes: { events: 0, criticalQueue: 0, archive: 0 },
+      outcomes: { accept: 0, warn: 0, quarantine: 0 },
+      quarantineTop: [],
+    });
+  });
+});
+
+describe('decodeLedgerView', () => {
+  it('accepts ledger records and ignores anything else in the ledger folder', () => {
+    const record = { schema: 1, kind: 'alert', deviceId: 'd', state: 'sent', attempts: 2, createdAt: '2024-03-01T10:00:00Z', updatedAt: '2024-03-01T10:00:01Z' };
+    expect(decodeLedgerView(record)).toEqual({
+      kind: 'alert',
+      deviceId: 'd',
+      state: 'sent',
+      attempts: 2,
+      createdMs: Date.parse('2024-03-01T10:00:00Z'),
+      updatedMs: Date.parse('2024-03-01T10:00:01Z'),
+    });
+    expect(decodeLedgerView({ ...record, schema: 2 })).toBeNull();
+    expect(decodeLedgerView({ ...record, state: 'lost' })).toBeNull();
+    expect(decodeLedgerView({ ...record, createdAt: 'yesterday' })).toBeNull();
+    expect(decodeLedgerView([])).toBeNull();
+  });
+});
+
+describe('describeReason', () => {
+  it('gives the hint of every kind of reason code, and a way to look at unknown ones', () => {
+    expect(describeReason('LevelMissing')).toEqual({ summary: REASONS.LevelMissing.summary, hint: REASONS.LevelMissing.hint });
+    expect(describeReason('ArchiveCorrupt').hint).toBe(DAMAGE_HINTS.ArchiveCorrupt);
+    expect(describeReason('EmailRejected').hint).toMatch(/^The e-mail service refused this alert for good/);
+    expect(describeReason('toString').hint).toBe(
+      'Show the entries with `iot-routing quarantine list --reason toString` and `iot-routing quarantine show <name>`: each keeps its own hint.',
+    );
+  });
+});
+
+describe('EtagCache', () => {
+  it('answers only for the ETag it holds and forgets the least recently used first', () => {
+    const cache = new EtagCache(2);
+    cache.set('a', '"1"', 'A');
+    cache.set('b', '"1"', 'B');
+    expect(cache.get('a', '"2"')).toBeUndefined();
+    expect(cache.get('a', '"1"')).toBe('A');
+    cache.set('c', '"1"', 'C');
+    expect(cache.get('b', '"1"')).toBeUndefined();
+    expect([cache.get('a', '"1"'), cache.get('c', '"1"'), cache.size]).toEqual(['A', 'C', 2]);
+  });
+});
+
+// Keeps the store type honest: the counting store is a full BlobStore.
+const _typeCheck: BlobStore = new CountingStore();
