@@ -5,6 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { benchAlerts } from './alerts.js';
+import { benchArchiveQuery } from './archiveQuery.js';
 import { benchAvroReader } from './avroReader.js';
 import { benchBody } from './body.js';
 import { benchPipeline } from './pipeline.js';
@@ -14,6 +15,7 @@ const ENTRIES: Array<[string, BenchEntry]> = [
   ['archive reader', benchAvroReader],
   ['body decoder', benchBody],
   ['telemetry pipeline', benchPipeline],
+  ['archive query', benchArchiveQuery],
   ['critical alerts', benchAlerts],
 ];
 

@@ -1,10 +1,12 @@
 import { isRoutingError } from '../lib/errors.js';
 import { aggregateCommand, aggregateUsage } from './commands/aggregate.js';
 import { checkCommand, checkUsage } from './commands/check.js';
+import { checkRoutesCommand, checkRoutesUsage } from './commands/checkRoutes.js';
 import { decodeCommand, decodeUsage } from './commands/decode.js';
 import { dlqCommand, dlqUsage } from './commands/dlq.js';
 import { infraCommand, infraUsage } from './commands/infra.js';
 import { quarantineCommand, quarantineUsage } from './commands/quarantine.js';
+import { queryCommand, queryUsage } from './commands/query.js';
 import { reportsCommand, reportsUsage } from './commands/reports.js';
 import { EXIT, UsageError, type CliIo } from './io.js';
 
@@ -13,9 +15,11 @@ type Command = { run: (args: string[], io: CliIo) => Promise<number>; usage: str
 const COMMANDS: Record<string, Command> = {
   decode: { run: decodeCommand, usage: decodeUsage },
   check: { run: checkCommand, usage: checkUsage },
+  'check-routes': { run: checkRoutesCommand, usage: checkRoutesUsage },
   quarantine: { run: quarantineCommand, usage: quarantineUsage },
   dlq: { run: dlqCommand, usage: dlqUsage },
   infra: { run: infraCommand, usage: infraUsage },
+  query: { run: queryCommand, usage: queryUsage },
   reports: { run: reportsCommand, usage: reportsUsage },
   aggregate: { run: aggregateCommand, usage: aggregateUsage },
 };

@@ -1,0 +1,55 @@
+import { HttpRequest, InvocationContext } from '@azure/functions';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { useAzurite } from '../support/azurite.js';
+import { captureRegistrations, registration, type Registration } from '../support/registrations.js';
+
+let health: Registration;
+beforeAll(async () => {
+  health = registration((await captureRegistrations()).registrations, 'health');
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+async function call(): Promise<{ status?: number; jsonBody?: unknown }> {
+  const request = new HttpRequest({ method: 'GET', url: 'http://localhost:7071/api/health' });
+  return (await health.options.handler(request, new InvocationContext({ functionName: 'health' }))) as {
+    status?: number;
+    jsonBody?: unknown;
+  };
+}
+
+describe('GET /api/health', () => {
+  const azurite = useAzurite();
+
+  it('is a GET with a function key', () => {
+    expect(health.kind).toBe('http');
+    expect(health.options).toMatchObject({ methods: ['GET'], authLevel: 'function', route: 'health' });
+  });
+
+  it('reports every configuration problem at once, naming settings and never their values', async () => {
+    vi.stubEnv('AzureWebJobsStorage', '');
+    vi.stubEnv('QUARANTINE_CONTAINER', 'Not_Valid');
+    vi.stubEnv('IOTHUB_SERVICE_CONNECTION', 'SharedAccessKey=supersecret');
+    const response = await call();
+    expect(response.status).toBe(503);
+    const body = response.jsonBody as { status: string; problems: string[] };
+    expect(body.status).toBe('misconfigured');
+    expect(body.problems).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('AzureWebJobsStorage is not set'),
+        expect.stringContaining('QUARANTINE_CONTAINER'),
+        expect.stringContaining('IOTHUB_SERVICE_CONNECTION: not an IoT Hub connection string'),
+      ]),
+    );
+    expect(JSON.stringify(body)).not.toContain('supersecret');
+  });
+
+  it('answers ok when the configuration is valid and storage answers', async () => {
+    vi.stubEnv('AzureWebJobsStorage', azurite().connectionString);
+    vi.stubEnv('QUARANTINE_CONTAINER', '');
+    vi.stubEnv('IOTHUB_SERVICE_CONNECTION', '');
+    const response = await call();
+    expect(response).toMatchObject({ status: 200, jsonBody: { status: 'ok', storage: 'reachable' } });
+  });
+});
