@@ -7,7 +7,7 @@ const RANGE = 'from=2024-05-01T12:00:00Z&to=2024-05-01T13:00:00Z';
 
 describe('parseTelemetryQuery', () => {
   it('accepts a full query and applies defaults', () => {
-    const result = parse(`${RANGE}&device=a&device=b,c&level=storage&property=customerID%3Dx&where=temperature%3E30&format=csv&limit=50&code=key`);
+    const result = parse(`${RANGE}&deviceId=a&deviceId=b,c&level=storage&property=customerID%3Dx&where=temperature%3E30&format=csv&limit=50&code=key`);
     expect(result).toEqual({
       value: {
         filter: {
@@ -50,10 +50,10 @@ describe('parseTelemetryQuery', () => {
   });
 
   it('limits the number of devices and conditions, and empty values', () => {
-    const devices = Array.from({ length: 101 }, (_, i) => `device=d${i}`).join('&');
-    expect(parse(`${RANGE}&${devices}`)).toEqual({ errors: ['device: at most 100 device ids per query'] });
-    expect(parse(`${RANGE}&device=&level=&continuation=`)).toEqual({
-      errors: ['device: empty device id', 'level: empty', 'continuation: empty'],
+    const devices = Array.from({ length: 101 }, (_, i) => `deviceId=d${i}`).join('&');
+    expect(parse(`${RANGE}&${devices}`)).toEqual({ errors: ['deviceId: at most 100 device ids per query'] });
+    expect(parse(`${RANGE}&deviceId=&level=&continuation=`)).toEqual({
+      errors: ['deviceId: empty device id', 'level: empty', 'continuation: empty'],
     });
   });
 });

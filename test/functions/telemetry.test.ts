@@ -92,7 +92,7 @@ describe('GET /api/telemetry', () => {
   });
 
   it('streams NDJSON equal to an independent decode, ending with a summary line', async () => {
-    const response = await get(`${RANGE}&device=device-03&device=device-07&format=ndjson`);
+    const response = await get(`${RANGE}&deviceId=device-03&deviceId=device-07&format=ndjson`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
     const lines = response.text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -4,7 +4,7 @@
  *
  * Parameters (all validated; unknown ones are rejected so a typo never silently widens a query):
  *   from, to        required, ISO-8601 with a zone (`2024-05-01T12:00:00Z`); [from, to) at most maxQueryRangeHours
- *   device          repeatable; any of these device ids
+ *   deviceId        repeatable; any of these device ids (the same name /api/reports and /api/dashboard use)
  *   level           the `level` application property
  *   property        repeatable `key=value` on application properties (enrichments included)
  *   where           repeatable body predicate `path<op>value`, op one of = != < <= > >=
@@ -40,8 +40,8 @@ export interface TelemetryLimits {
   maxPageSize: number;
 }
 
-const PARAMETERS = ['from', 'to', 'device', 'level', 'property', 'where', 'format', 'limit', 'continuation', 'code'] as const;
-const REPEATABLE = new Set(['device', 'property', 'where']);
+const PARAMETERS = ['from', 'to', 'deviceId', 'level', 'property', 'where', 'format', 'limit', 'continuation', 'code'] as const;
+const REPEATABLE = new Set(['deviceId', 'property', 'where']);
 const MAX_DEVICES = 100;
 const MAX_CONDITIONS = 10;
 const MAX_VALUE_LENGTH = 1024;
@@ -108,9 +108,9 @@ export function parseTelemetryQuery(params: URLSearchParams, limits: TelemetryLi
     }
   }
 
-  const deviceIds = seen.get('device') ?? [];
-  if (deviceIds.length > MAX_DEVICES) errors.push(`device: at most ${MAX_DEVICES} device ids per query`);
-  for (const id of deviceIds) if (id === '') errors.push('device: empty device id');
+  const deviceIds = seen.get('deviceId') ?? [];
+  if (deviceIds.length > MAX_DEVICES) errors.push(`deviceId: at most ${MAX_DEVICES} device ids per query`);
+  for (const id of deviceIds) if (id === '') errors.push('deviceId: empty device id');
 
   const level = single('level');
   if (level === '') errors.push('level: empty');
