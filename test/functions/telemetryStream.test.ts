@@ -50,7 +50,9 @@ afterAll(() => {
   process.env = saved;
 });
 
-const now = Date.now();
+// 50 s into the previous minute: the messages below (40 s to 38 s before it) then share one 1-minute window
+// whatever the wall clock says when the test runs.
+const now = Math.floor(Date.now() / 60_000) * 60_000 - 10_000;
 const enqueued = (secondsAgo: number) => new Date(now - secondsAgo * 1000).toISOString();
 
 /** An IoT Hub batch from partition 3 as the Node library hands it over (keys camel-cased, bodies as Buffers). */
