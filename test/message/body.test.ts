@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { isUtf8 } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { bodyBytesOf, decodeBody } from '../../src/lib/message/body.js';
 import type { Charset, DecodedBody } from '../../src/lib/message/RoutedMessage.js';
@@ -419,6 +420,56 @@ describe('decodeBody: properties', () => {
         expect(decoded.kind).toBe('json');
         expect(decoded.value).toEqual(JSON.parse(text));
         expect(decoded.decodedFrom.charset).toBe(charset);
+      }),
+    );
+  });
+});
+
+describe('decodeBody: declared UTF-8 JSON, the case every routed message takes', () => {
+  const UTF8_BOM = [0xef, 0xbb, 0xbf];
+  const bodies = fc.oneof(
+    fc.json().map((text) => Buffer.from(text)),
+    fc.json().map((text) => Buffer.from([...UTF8_BOM, ...Buffer.from(text)])),
+    // Every code point, lone surrogates (written as EF BF BD, a real U+FFFD) and U+FFFD itself.
+    fc.string({ unit: 'binary' }).map((text) => Buffer.from(JSON.stringify(`\ufffd${text}`))),
+    fc.tuple(fc.json(), fc.uint8Array({ minLength: 1, maxLength: 3 })).map(([text, tail]) => Buffer.concat([Buffer.from(text), tail])),
+    fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 3 }), fc.json()).map(([head, text]) => Buffer.concat([head, Buffer.from(text)])),
+    fc.uint8Array({ maxLength: 48 }).map((bytes) => Buffer.from(bytes)),
+  );
+
+  it('gives what the declaration says for any bytes: BOM removed, invalid UTF-8 binary, JSON.parse decides', () => {
+    fc.assert(
+      fc.property(bodies, fc.constantFrom('utf-8', 'UTF-8', 'utf8'), fc.boolean(), (bytes, contentEncoding, storedAsBase64) => {
+        const decoded = decodeBody(bytes, { contentType: 'application/json', contentEncoding, storedAsBase64 });
+        const bom = UTF8_BOM.every((b, i) => bytes[i] === b);
+        const body = bom ? bytes.subarray(3) : bytes;
+        const base64 = storedAsBase64 ? 'storage' : null;
+        if (!isUtf8(body)) {
+          expect(decoded).toMatchObject({ kind: 'binary', decodedFrom: { base64, charset: null, problem: { code: 'BodyEncodingUnsupported' } } });
+          return;
+        }
+        const text = body.toString('utf8');
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch {
+          expect(decoded).toMatchObject({ kind: 'text', value: text, decodedFrom: { charset: 'utf-8', bom, problem: { code: 'BodyNotJson' } } });
+          return;
+        }
+        expect(decoded).toEqual({ kind: 'json', value, decodedFrom: { base64, charset: 'utf-8', bom, declared: true } });
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('reads plain UTF-8 JSON declared without a charset as UTF-8, as sniffing would', () => {
+    fc.assert(
+      fc.property(fc.json(), (text) => {
+        expect(decodeBody(Buffer.from(text), { contentType: 'application/json' })).toEqual({
+          kind: 'json',
+          value: JSON.parse(text),
+          decodedFrom: { base64: null, charset: 'utf-8', bom: false, declared: true },
+        });
       }),
     );
   });

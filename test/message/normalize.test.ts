@@ -9,6 +9,7 @@ import {
   toPropertyMap,
   toPropertyValue,
   toRoutedMessage,
+  storedRecordMessage,
   toSafeInteger,
 } from '../../src/lib/message/normalize.js';
 import type { DecodedBody } from '../../src/lib/message/RoutedMessage.js';
@@ -97,6 +98,28 @@ describe('parseEnqueuedTime', () => {
   it('does not read the US form in local time', () => {
     // Date.parse would apply the machine's time zone; the result must not depend on it.
     expect(iso('3/10/2024 2:30:00 AM')).toBe('2024-03-10T02:30:00.000Z');
+  });
+
+  it("reads IoT Hub's 28-character form exactly as the general ISO parser does, valid or not", () => {
+    const pad = (n: number, width: number): string => String(n).padStart(width, '0');
+    const field = (max: number): fc.Arbitrary<number> => fc.oneof(fc.integer({ min: 0, max }), fc.constantFrom(0, max));
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: 1960, max: 2500 }), fc.constantFrom(1970, 2000, 2100, 2400)),
+        field(13),
+        field(32),
+        field(24),
+        field(60),
+        field(60),
+        fc.integer({ min: 0, max: 9_999_999 }),
+        (y, mo, d, h, mi, s, fraction) => {
+          const text = `${pad(y, 4)}-${pad(mo, 2)}-${pad(d, 2)}T${pad(h, 2)}:${pad(mi, 2)}:${pad(s, 2)}.${pad(fraction, 7)}Z`;
+          // A leading blank keeps the same text off the fast path.
+          expect(parseEnqueuedTime(text)?.getTime() ?? null).toBe(parseEnqueuedTime(` ${text}`)?.getTime() ?? null);
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 
   it('agrees with Date for every ISO instant it is given', () => {
@@ -219,6 +242,25 @@ describe('toRoutedMessage', () => {
     };
     const message = toRoutedMessage({ systemProperties: {}, properties: {}, body: Buffer.from('{"t":1}'), decoded, source });
     expect(message.decoded).toBe(decoded);
+  });
+});
+
+describe('storedRecordMessage (what the archive readers build per record)', () => {
+  it('is toRoutedMessage with EnqueuedTimeUtc as the one fallback, for any system properties', () => {
+    const source = { kind: 'blob', blobName: 'b', index: 3, format: 'avro-iothub', sequenceNumber: null, offset: null } as const;
+    const time = fc.constantFrom('2024-03-01T10:15:30.1180000Z', '5/7/2021 8:12:19 AM', 'not a time', '', undefined, 1620375139695);
+    const key = fc.constantFrom('enqueuedTime', 'iothub-enqueuedtime', 'connectionDeviceId', 'messageId', 'contentType', 'contentEncoding', 'other');
+    const value = fc.oneof(time, fc.constantFrom('application/json', 'utf-8', 'dev-1', 'm-1'));
+    fc.assert(
+      fc.property(fc.dictionary(key, value.filter((v) => v !== undefined)), time, fc.constantFrom('{"t":1}', 'text', ''), (sys, fallback, body) => {
+        const systemProperties = sys as Record<string, string | number>;
+        const bytes = Buffer.from(body);
+        expect(storedRecordMessage(systemProperties, { level: 'critical' }, bytes, fallback, source)).toEqual(
+          toRoutedMessage({ systemProperties, properties: { level: 'critical' }, body: bytes, enqueuedTimeFallbacks: [fallback], source }),
+        );
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

@@ -32,11 +32,25 @@ export interface BodyDeclaration {
  * the message's source and its missing declaration.
  */
 export function decodeBody(bytes: Uint8Array, declaration: BodyDeclaration = {}): DecodedBody {
-  const storage = declaration.storedAsBase64 === true ? ('storage' as const) : null;
-  const media = parseContentType(declaration.contentType);
-  const contentEncoding = nonEmpty(declaration.contentEncoding);
-  const encodingLabel = contentEncoding ?? media.charset;
-  const encodingSource = contentEncoding !== undefined ? 'contentEncoding' : 'the contentType charset';
+  return decodeDeclaredBody(bytes, declaration.contentType, declaration.contentEncoding, declaration.storedAsBase64 === true);
+}
+
+/** `decodeBody` with the declaration as arguments, for decoders that call it per record. */
+export function decodeDeclaredBody(
+  bytes: Uint8Array,
+  contentType: string | undefined,
+  contentEncoding: string | undefined,
+  storedAsBase64: boolean,
+): DecodedBody {
+  const storage = storedAsBase64 ? ('storage' as const) : null;
+  const declared = declarationOf(contentType, contentEncoding);
+  if (declared.utf8Json) {
+    const fast = declaredUtf8Json(bytes, storage);
+    if (fast !== undefined) return fast;
+  }
+  const media = declared.media;
+  const encodingLabel = declared.encodingLabel;
+  const encodingSource = declared.encodingSource;
 
   if (encodingLabel === undefined && media.kind === 'other') return decodeUndeclared(bytes, storage, true);
 
@@ -46,7 +60,7 @@ export function decodeBody(bytes: Uint8Array, declaration: BodyDeclaration = {})
     // UTF-16/32 bodies of senders that forgot contentEncoding.
     decoded = decodeSniffed(bytes);
   } else {
-    const requested = charsetFromLabel(encodingLabel);
+    const requested = declared.requested;
     if (requested === undefined) {
       return binary(bytes, storage, false, {
         code: 'BodyEncodingUnsupported',
@@ -58,7 +72,7 @@ export function decodeBody(bytes: Uint8Array, declaration: BodyDeclaration = {})
   if ('failure' in decoded) {
     const what =
       encodingLabel === undefined
-        ? `contentType "${declaration.contentType ?? ''}" without a charset, read as UTF-8`
+        ? `contentType "${contentType ?? ''}" without a charset, read as UTF-8`
         : `${encodingSource} "${encodingLabel}"`;
     return binary(bytes, storage, false, { code: 'BodyEncodingUnsupported', detail: `${what}: ${decoded.failure()}` });
   }
@@ -70,7 +84,7 @@ export function decodeBody(bytes: Uint8Array, declaration: BodyDeclaration = {})
     if ('value' in parsed) return { kind: 'json', value: parsed.value, decodedFrom };
     decodedFrom.problem = {
       code: 'BodyNotJson',
-      detail: `contentType "${declaration.contentType ?? ''}" but the body does not parse: ${parsed.error}`,
+      detail: `contentType "${contentType ?? ''}" but the body does not parse: ${parsed.error}`,
     };
     return { kind: 'text', value: text, decodedFrom };
   }
@@ -150,6 +164,74 @@ function parseMediaType(contentType: string): MediaType {
   const kind: MediaKind =
     type === 'application/json' || type.endsWith('+json') ? 'json' : type.startsWith('text/') ? 'text' : 'other';
   return { kind, charset };
+}
+
+/** A body declaration, parsed once per distinct (contentType, contentEncoding) pair. */
+interface Declaration {
+  media: MediaType;
+  /** `contentEncoding`, else the contentType's `charset` parameter. */
+  encodingLabel: string | undefined;
+  encodingSource: 'contentEncoding' | 'the contentType charset';
+  /** Undefined when there is no label or it names a charset we cannot read. */
+  requested: RequestedCharset | undefined;
+  /** JSON that is UTF-8 by declaration or by default (no charset, so sniffed, and JSON.parse rejects NUL bytes). */
+  utf8Json: boolean;
+}
+
+/**
+ * The declaration last asked about. Devices of a fleet repeat one declaration, and the Avro reader hands over the
+ * very same string instances record after record, so this comparison is usually two pointer checks.
+ */
+let lastDeclaration: { contentType: string | undefined; contentEncoding: string | undefined; value: Declaration } | undefined;
+
+function declarationOf(contentType: string | undefined, contentEncoding: string | undefined): Declaration {
+  const last = lastDeclaration;
+  if (last !== undefined && last.contentType === contentType && last.contentEncoding === contentEncoding) return last.value;
+  const media = parseContentType(contentType);
+  const encoding = nonEmpty(contentEncoding);
+  const encodingLabel = encoding ?? media.charset;
+  const requested = encodingLabel === undefined ? undefined : charsetFromLabel(encodingLabel);
+  const value: Declaration = {
+    media,
+    encodingLabel,
+    encodingSource: encoding !== undefined ? 'contentEncoding' : 'the contentType charset',
+    requested,
+    utf8Json: media.kind === 'json' && (encodingLabel === undefined || requested === 'utf-8'),
+  };
+  lastDeclaration = { contentType, contentEncoding, value };
+  return value;
+}
+
+type Utf8Slice = (this: Uint8Array, start: number, end: number) => string;
+/** Buffer's native decoder without `toString`'s argument checks (as in AvroCursor); it accepts any Uint8Array. */
+const utf8Slice: Utf8Slice =
+  (Buffer.prototype as unknown as { utf8Slice?: Utf8Slice }).utf8Slice ??
+  function (this: Uint8Array, start: number, end: number): string {
+    return Buffer.from(this.buffer, this.byteOffset, this.byteLength).toString('utf8', start, end);
+  };
+
+/**
+ * The dominant case, UTF-8 JSON declared as such, without the general path's intermediate results. Undefined means
+ * "let the general path decide" (a byte-order mark of any charset, invalid UTF-8, or JSON that does not parse), so
+ * every body gets the answer the general path would give.
+ *
+ * Validity is checked on the decoded text: V8's decoder turns every ill-formed sequence into U+FFFD, so text
+ * without U+FFFD proves valid UTF-8 (a one-byte string, the usual ASCII body, answers that without a scan). Only
+ * text holding U+FFFD, which may have been written as such, needs `isUtf8`.
+ */
+function declaredUtf8Json(bytes: Uint8Array, base64: BodyDecoding['base64']): DecodedBody | undefined {
+  const first = bytes[0];
+  // Every byte-order mark starts with one of these (UTF-8 EF, UTF-16 FE/FF, UTF-32 FF/00); an empty body is text.
+  if (first === undefined || first === 0xef || first === 0xfe || first === 0xff || first === 0x00) return undefined;
+  const text = utf8Slice.call(bytes, 0, bytes.length);
+  if (text.includes('\ufffd') && !isUtf8(bytes)) return undefined;
+  let value: JsonValue;
+  try {
+    value = JSON.parse(text) as JsonValue;
+  } catch {
+    return undefined;
+  }
+  return { kind: 'json', value, decodedFrom: { base64, charset: 'utf-8', bom: false, declared: true } };
 }
 
 /** `utf-16` and `utf-32` leave the byte order to the bytes. */

@@ -1,4 +1,4 @@
-import { decodeBody } from './body.js';
+import { decodeDeclaredBody } from './body.js';
 import type { DecodedBody, MessageSource, PropertyValue, RoutedMessage } from './RoutedMessage.js';
 
 /**
@@ -26,25 +26,92 @@ const ALIAS_INDEX = new Map<string, { field: SystemField; rank: number }>(
 
 type SystemFields = Partial<Record<SystemField, string>>;
 
+const FIELDS = Object.keys(ALIASES) as SystemField[];
+
 /**
- * All system fields in one pass over the keys, lower-casing each key once: what `systemField` per field would find,
- * at a sixth of the cost, because this runs for every message every decoder reads.
+ * What a key, exactly as spelled, says: the field it names (an index into FIELDS) and its rank among that field's
+ * aliases. As in lookupProperty, any exactly spelled alias outranks every case variant; then alias order decides.
  */
-export function systemFields(systemProperties: Readonly<Record<string, PropertyValue>>): SystemFields {
-  const found: SystemFields = {};
-  const ranks: Partial<Record<SystemField, number>> = {};
+interface KeyAlias {
+  field: number;
+  rank: number;
+}
+
+function aliasOf(key: string): KeyAlias | null {
+  const alias = ALIAS_INDEX.get(key) ?? ALIAS_INDEX.get(key.toLowerCase());
+  if (alias === undefined) return null;
+  const names = ALIASES[alias.field];
+  return { field: FIELDS.indexOf(alias.field), rank: names[alias.rank] === key ? alias.rank : names.length + alias.rank };
+}
+
+/**
+ * Keys seen before, so that a key is lower-cased once and not once per message. Bounded: keys are sender-chosen on
+ * some paths, and a cleared memo only costs a recomputation.
+ */
+const KEY_ALIAS_LIMIT = 1024;
+const keyAliases = new Map<string, KeyAlias | null>();
+/**
+ * The key found at each position of the previous map, and its alias. Messages of one stream carry the same keys in
+ * the same order, and the Avro reader even hands over the same string instances, so this usually spares the Map.
+ */
+const POSITIONS_REMEMBERED = 32;
+const lastKeys: Array<string | undefined> = [];
+const lastAliases: Array<KeyAlias | null> = [];
+
+function keyAlias(key: string, position: number): KeyAlias | null {
+  if (position < POSITIONS_REMEMBERED && lastKeys[position] === key) return lastAliases[position]!;
+  let alias = keyAliases.get(key);
+  if (alias === undefined) {
+    alias = aliasOf(key);
+    if (keyAliases.size >= KEY_ALIAS_LIMIT) keyAliases.clear();
+    keyAliases.set(key, alias);
+  }
+  if (position < POSITIONS_REMEMBERED) {
+    lastKeys[position] = key;
+    lastAliases[position] = alias;
+  }
+  return alias;
+}
+
+/** The result of the last `scanSystemFields`, by FIELDS index: reused so that a message allocates nothing here. */
+const scanned: Array<string | undefined> = FIELDS.map(() => undefined);
+const scannedRanks: number[] = FIELDS.map(() => Number.POSITIVE_INFINITY);
+const DEVICE_ID = FIELDS.indexOf('deviceId');
+const MODULE_ID = FIELDS.indexOf('moduleId');
+const MESSAGE_ID = FIELDS.indexOf('messageId');
+const ENQUEUED_TIME = FIELDS.indexOf('enqueuedTime');
+const CONTENT_TYPE = FIELDS.indexOf('contentType');
+const CONTENT_ENCODING = FIELDS.indexOf('contentEncoding');
+
+/** Fills `scanned` in one pass over the keys. Read it before anything else can scan again. */
+function scanSystemFields(systemProperties: Readonly<Record<string, PropertyValue>>): void {
+  for (let f = 0; f < scanned.length; f++) {
+    scanned[f] = undefined;
+    scannedRanks[f] = Number.POSITIVE_INFINITY;
+  }
+  let position = 0;
   for (const key in systemProperties) {
     if (!Object.hasOwn(systemProperties, key)) continue;
-    const alias = ALIAS_INDEX.get(key) ?? ALIAS_INDEX.get(key.toLowerCase());
-    if (alias === undefined) continue;
-    // As in lookupProperty: any exactly spelled alias outranks every case variant; then alias order decides.
-    const names = ALIASES[alias.field];
-    const rank = names[alias.rank] === key ? alias.rank : names.length + alias.rank;
-    if ((ranks[alias.field] ?? Number.POSITIVE_INFINITY) <= rank) continue;
+    const alias = keyAlias(key, position++);
+    if (alias === null || scannedRanks[alias.field]! <= alias.rank) continue;
     const value = systemProperties[key];
     if (value === undefined || value === null || value === '') continue;
-    ranks[alias.field] = rank;
-    found[alias.field] = typeof value === 'string' ? value : String(value);
+    scannedRanks[alias.field] = alias.rank;
+    scanned[alias.field] = typeof value === 'string' ? value : String(value);
+  }
+}
+
+/**
+ * All system fields in one pass over the keys, each key's alias worked out once per distinct key: what
+ * `systemField` per field would find, at a fraction of the cost, because this runs for every message every decoder
+ * reads.
+ */
+export function systemFields(systemProperties: Readonly<Record<string, PropertyValue>>): SystemFields {
+  scanSystemFields(systemProperties);
+  const found: SystemFields = {};
+  for (let f = 0; f < FIELDS.length; f++) {
+    const value = scanned[f];
+    if (value !== undefined) found[FIELDS[f]!] = value;
   }
   return found;
 }
@@ -105,38 +172,65 @@ const US = /^(\d{1,2})\/(\d{1,2})\/(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7
 
 const ZERO = 48;
 
-function digits(text: string, from: number, count: number): number {
-  let n = 0;
-  for (let i = from; i < from + count; i += 1) {
-    const d = text.charCodeAt(i) - ZERO;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
+/** Two decimal digits at `at` as a number, or -1 if either is not a digit. */
+function twoDigits(text: string, at: number): number {
+  const tens = text.charCodeAt(at) - ZERO;
+  const ones = text.charCodeAt(at + 1) - ZERO;
+  // `>>> 0` turns negatives into large numbers: one comparison per digit (callers check the length first).
+  return tens >>> 0 > 9 || ones >>> 0 > 9 ? -1 : tens * 10 + ones;
+}
+
+/** Days in each month, and days before each month, of a common year. */
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const DAYS_BEFORE_MONTH = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+const MS_PER_DAY = 86_400_000;
+
+function isLeapYear(y: number): boolean {
+  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 }
 
 /**
  * The form IoT Hub writes on every message (`2018-07-05T15:11:42.6850000Z`, 28 characters), parsed without a regular
- * expression: it is on the hot path of every decoder. `undefined` means "not this exact form" (the general parser
- * decides); a value of this form that is not a real instant is null.
+ * expression and without calling into Date until the one instance returned: it is on the hot path of every decoder.
+ * `undefined` means "not this exact form" (the general parser decides); a value of this form that is not a real
+ * instant is null.
  */
 function parseIotHubIso(text: string): Date | null | undefined {
   if (text.length !== 28 || text.charCodeAt(10) !== 84 /* T */ || text.charCodeAt(27) !== 90 /* Z */) return undefined;
-  if (text[4] !== '-' || text[7] !== '-' || text[13] !== ':' || text[16] !== ':' || text[19] !== '.') return undefined;
-  const y = digits(text, 0, 4);
-  const mo = digits(text, 5, 2);
-  const d = digits(text, 8, 2);
-  const h = digits(text, 11, 2);
-  const mi = digits(text, 14, 2);
-  const s = digits(text, 17, 2);
-  const ms = digits(text, 20, 3);
+  if (
+    text.charCodeAt(4) !== 45 /* - */ ||
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(13) !== 58 /* : */ ||
+    text.charCodeAt(16) !== 58 ||
+    text.charCodeAt(19) !== 46 /* . */
+  ) {
+    return undefined;
+  }
+  const century = twoDigits(text, 0);
+  const yy = twoDigits(text, 2);
+  const mo = twoDigits(text, 5);
+  const d = twoDigits(text, 8);
+  const h = twoDigits(text, 11);
+  const mi = twoDigits(text, 14);
+  const s = twoDigits(text, 17);
+  const fraction1 = twoDigits(text, 20);
+  const fraction2 = twoDigits(text, 22);
+  const fraction3 = twoDigits(text, 24);
+  const last = text.charCodeAt(26) - ZERO;
   // Non-digits, and years the general parser treats specially (0001-01-01 is .NET's "unset"), go the slow way.
-  if (y < 1970 || mo < 0 || d < 0 || h < 0 || mi < 0 || s < 0 || ms < 0 || digits(text, 23, 4) < 0) return undefined;
+  if ((century | yy | mo | d | h | mi | s | fraction1 | fraction2 | fraction3) < 0 || last >>> 0 > 9) return undefined;
+  const y = century * 100 + yy;
+  if (y < 1970) return undefined;
   if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return null;
-  const time = Date.UTC(y, mo - 1, d, h, mi, s, ms);
-  // Reject rolled-over dates such as 2/31.
-  if (new Date(time).getUTCDate() !== d) return null;
-  return new Date(time);
+  const leap = isLeapYear(y);
+  // Rejects rolled-over dates such as 2/31.
+  if (d > (mo === 2 && leap ? 29 : MONTH_DAYS[mo - 1]!)) return null;
+  // Days since 1970 (y >= 1970): whole years, their leap days, then this year's months.
+  const y1 = y - 1;
+  const leapDays = Math.floor(y1 / 4) - Math.floor(y1 / 100) + Math.floor(y1 / 400) - 477; // 477 leap years before 1970
+  const days = (y - 1970) * 365 + leapDays + DAYS_BEFORE_MONTH[mo - 1]! + (mo > 2 && leap ? 1 : 0) + d - 1;
+  const ms = fraction1 * 10 + Math.floor(fraction2 / 10);
+  return new Date(days * MS_PER_DAY + ((h * 60 + mi) * 60 + s) * 1000 + ms);
 }
 
 /**
@@ -268,29 +362,59 @@ export interface RawMessage {
 
 /** Builds the common model from what any decoder read. Pure; never throws on the message's content. */
 export function toRoutedMessage(raw: RawMessage): RoutedMessage {
-  const sys = raw.systemProperties;
-  const fields = systemFields(sys);
-  let enqueuedTime = parseEnqueuedTime(fields.enqueuedTime);
-  for (const candidate of raw.enqueuedTimeFallbacks ?? []) {
-    if (enqueuedTime !== null) break;
-    enqueuedTime = parseEnqueuedTime(candidate);
+  return assemble(raw.systemProperties, raw.properties, raw.body, raw.source, raw.enqueuedTimeFallbacks, undefined, raw);
+}
+
+/**
+ * `toRoutedMessage({ systemProperties, properties, body, enqueuedTimeFallbacks: [enqueuedTimeUtc], source })`, for
+ * the archive readers, which build one per stored record: without the RawMessage and candidate list each time.
+ */
+export function storedRecordMessage(
+  systemProperties: Record<string, PropertyValue>,
+  properties: Record<string, PropertyValue>,
+  body: Uint8Array,
+  enqueuedTimeUtc: unknown,
+  source: MessageSource,
+): RoutedMessage {
+  return assemble(systemProperties, properties, body, source, undefined, enqueuedTimeUtc, undefined);
+}
+
+/** `fallback` is one more enqueued-time candidate after `fallbacks`; `raw` carries the transport's overrides. */
+function assemble(
+  sys: Record<string, PropertyValue>,
+  properties: Record<string, PropertyValue>,
+  body: Uint8Array,
+  source: MessageSource,
+  fallbacks: readonly unknown[] | undefined,
+  fallback: unknown,
+  raw: RawMessage | undefined,
+): RoutedMessage {
+  scanSystemFields(sys);
+  const deviceId = scanned[DEVICE_ID];
+  const moduleId = scanned[MODULE_ID];
+  const systemTime = scanned[ENQUEUED_TIME];
+  const contentType = raw?.contentType ?? scanned[CONTENT_TYPE];
+  const contentEncoding = raw?.contentEncoding ?? scanned[CONTENT_ENCODING];
+  const messageId = raw?.messageId ?? scanned[MESSAGE_ID];
+  let enqueuedTime = parseEnqueuedTime(systemTime);
+  // IoT Hub writes the same time under EnqueuedTimeUtc and SystemProperties: no need to fail on it twice.
+  if (fallbacks !== undefined) {
+    for (let i = 0; i < fallbacks.length && enqueuedTime === null; i++) {
+      const candidate = fallbacks[i];
+      if (candidate !== systemTime) enqueuedTime = parseEnqueuedTime(candidate);
+    }
   }
-  const contentType = raw.contentType ?? fields.contentType;
-  const contentEncoding = raw.contentEncoding ?? fields.contentEncoding;
+  if (enqueuedTime === null && fallback !== undefined && fallback !== systemTime) enqueuedTime = parseEnqueuedTime(fallback);
   const message: RoutedMessage = {
-    deviceId: fields.deviceId ?? null,
+    deviceId: deviceId ?? null,
     enqueuedTime,
-    properties: raw.properties,
+    properties,
     systemProperties: sys,
-    body: raw.body,
-    decoded:
-      raw.decoded ??
-      decodeBody(raw.body, { contentType, contentEncoding, storedAsBase64: raw.storedAsBase64 ?? false }),
-    source: raw.source,
+    body,
+    decoded: raw?.decoded ?? decodeDeclaredBody(body, contentType, contentEncoding, raw?.storedAsBase64 ?? false),
+    source,
   };
-  const moduleId = fields.moduleId;
   if (moduleId !== undefined) message.moduleId = moduleId;
-  const messageId = raw.messageId ?? fields.messageId;
   if (messageId !== undefined) message.messageId = messageId;
   if (contentType !== undefined) message.contentType = contentType;
   if (contentEncoding !== undefined) message.contentEncoding = contentEncoding;

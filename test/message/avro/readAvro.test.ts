@@ -154,6 +154,38 @@ describe('readAvro round trips IoT Hub routing files written by avsc', () => {
   });
 });
 
+describe('readAvro: what a message kept after its batch keeps alive', () => {
+  for (const codec of ['null', 'deflate'] as const) {
+    it(`codec ${codec}: bodies share one copy of their block, never the input chunk`, async () => {
+      const parts = await iotHubAvroParts({ records: 60, blockSize: 8192, codec });
+      const bytes = fileOf(parts);
+      // The whole file as one chunk: a body that viewed it would keep the file alive.
+      const { messages } = await read(bytes, bytes.length);
+      expect(messages).toHaveLength(60);
+      let at = 0;
+      for (const block of parts.blocks) {
+        const bodies = messages.slice(at, (at += block.records)).map((m) => m.body);
+        expect(new Set(bodies.map((b) => b.buffer)).size).toBe(1);
+        expect(bodies[0]!.buffer).not.toBe(bytes.buffer);
+        expect(bodies[0]!.buffer.byteLength).toBeLessThan(4 * 8192);
+      }
+      messages.forEach(expectIotHubMessage);
+    });
+
+    it(`codec ${codec}: bodies of blocks over 256 KiB are copied out one by one`, async () => {
+      const big = (i: number) => ({ ...iotHubRecord(i), Body: Buffer.from(JSON.stringify({ i, padding: 'x'.repeat(30_000) })) });
+      const parts = await iotHubAvroParts({ records: 12, blockSize: 1024 * 1024, codec, record: big });
+      expect(parts.blocks).toHaveLength(1);
+      const { messages } = await read(fileOf(parts), 65536);
+      expect(new Set(messages.map((m) => m.body.buffer)).size).toBe(12);
+      for (const [i, message] of messages.entries()) {
+        expect(message.body.buffer.byteLength).toBeLessThan(64 * 1024);
+        expect(message.decoded).toMatchObject({ kind: 'json', value: { i } });
+      }
+    });
+  }
+});
+
 describe('readAvro on Event Hubs Capture layouts', () => {
   const captureRecord = (i: number) => ({
     SequenceNumber: 1_000_000_000_000 + i,

@@ -12,6 +12,12 @@ export const MAX_VARINT_BYTES = 10;
 
 /** Longer strings are rarely repeated verbatim and cost more to compare than the cache saves. */
 const MAX_CACHED_LENGTH = 96;
+/** Map positions remembered; later positions use only the table by content. */
+const CACHED_SLOTS = 64;
+/** Strings kept, in a table by content: a power of two. */
+const TABLE_BITS = 9;
+/** For `readCachedString` of a value that is not in a map: only the table by content applies. */
+export const NO_SLOT = CACHED_SLOTS;
 
 type Utf8Slice = (this: Buffer, start: number, end: number) => string;
 /**
@@ -25,12 +31,155 @@ const utf8Slice: Utf8Slice =
   };
 
 /**
- * The string last decoded at each position of a map (key or value). IoT Hub and Capture records repeat the same
- * keys in the same order and many of the same values (device id, content type, auth method), so comparing bytes
- * against the previous string is cheaper than decoding a new one, and reusing the same key string keeps object
- * property stores on V8's fast path.
+ * Strings decoded before, with their bytes, so that bytes seen again give the same string without decoding and
+ * allocating it again: decoding a short string costs a native call, several times a comparison. Equal bytes
+ * decode to equal strings whatever they hold, so any string up to MAX_CACHED_LENGTH bytes is cached.
+ *
+ * The strings live in a direct-mapped table hashed from the length and four bytes, which finds a value that
+ * alternates among a few (a device id, a level) and one string under two names (IoT Hub writes the enqueued time
+ * as EnqueuedTimeUtc and again in SystemProperties). In front of it, each map position (slot) points at the entry
+ * it found last: records repeat the same keys in the same order and many of the same values (content type, auth
+ * method), so that entry is usually the answer, without hashing. An entry overwritten since simply fails the
+ * comparison. Handing out the same key string also keeps object shapes and later key lookups on V8's fast paths.
  */
-export type StringCache = Array<string | undefined>;
+export class StringCache {
+  readonly #strings: Array<string | undefined> = new Array<string | undefined>(1 << TABLE_BITS).fill(undefined);
+  /** -1 for an empty entry, so that no length matches it. */
+  readonly #lengths = new Int32Array(1 << TABLE_BITS).fill(-1);
+  /** Entry `e` keeps its bytes at `e * MAX_CACHED_LENGTH`. */
+  readonly #bytes = new DataView(new ArrayBuffer((1 << TABLE_BITS) * MAX_CACHED_LENGTH));
+  /** The entry each slot found last. */
+  readonly #slots = new Int32Array(CACHED_SLOTS);
+
+  /**
+   * The string `block[start, end)` decodes to; `slot` is its position in its map, or NO_SLOT. The usual case, the
+   * entry this slot found last, is written out here so that it compiles into the caller's loop.
+   */
+  read(block: Buffer, bytes: DataView, start: number, end: number, slot: number): string {
+    const length = end - start;
+    if (slot < CACHED_SLOTS) {
+      const entry = this.#slots[slot]!;
+      if (this.#lengths[entry] === length) {
+        const cached = this.#bytes;
+        const base = entry * MAX_CACHED_LENGTH;
+        // Four bytes at a time (DataView reads compile to plain loads), from the end, where counters and timestamps
+        // differ; then the one to three bytes left at the start.
+        let i = length - 4;
+        while (i >= 0 && bytes.getInt32(start + i, true) === cached.getInt32(base + i, true)) i -= 4;
+        if (i < 0) {
+          i += 3;
+          while (i >= 0 && block[start + i] === cached.getUint8(base + i)) i--;
+          if (i < 0) return this.#strings[entry]!;
+        }
+      }
+    }
+    return this.#find(block, bytes, start, end, slot);
+  }
+
+  #find(block: Buffer, bytes: DataView, start: number, end: number, slot: number): string {
+    const length = end - start;
+    if (length === 0) return '';
+    if (length > MAX_CACHED_LENGTH) return utf8Slice.call(block, start, end);
+    // Counters and ids differ at the end (device-007, device-042), prefixes and kinds at the start.
+    const mix =
+      (length ^ block[end - 1]! ^ (block[end - 2]! << 8) ^ (block[start + (length >> 1)]! << 16) ^ (block[start]! << 24)) | 0;
+    const entry = Math.imul(mix, 0x9e3779b1) >>> (32 - TABLE_BITS);
+    if (slot < CACHED_SLOTS) this.#slots[slot] = entry;
+    const base = entry * MAX_CACHED_LENGTH;
+    if (this.#lengths[entry] === length && sameBytes(bytes, start, this.#bytes, base, length)) return this.#strings[entry]!;
+    const text = utf8Slice.call(block, start, end);
+    this.#strings[entry] = text;
+    this.#lengths[entry] = length;
+    copyBytes(bytes, start, this.#bytes, base, length);
+    return text;
+  }
+}
+
+/**
+ * Four bytes at a time through DataViews, which the optimising compiler turns into plain loads: several times
+ * faster than comparing char codes one by one. From the end, where counters and timestamps differ.
+ */
+function sameBytes(a: DataView, aStart: number, b: DataView, bStart: number, length: number): boolean {
+  let i = length - 4;
+  for (; i >= 0; i -= 4) if (a.getInt32(aStart + i, true) !== b.getInt32(bStart + i, true)) return false;
+  for (i += 3; i >= 0; i--) if (a.getUint8(aStart + i) !== b.getUint8(bStart + i)) return false;
+  return true;
+}
+
+function copyBytes(from: DataView, fromStart: number, to: DataView, toStart: number, length: number): void {
+  let i = 0;
+  for (; i + 4 <= length; i += 4) to.setInt32(toStart + i, from.getInt32(fromStart + i, true), true);
+  for (; i < length; i++) to.setUint8(toStart + i, from.getUint8(fromStart + i));
+}
+
+/** Maps with more entries than this are built entry by entry. */
+const MAX_SHAPE_KEYS = 64;
+/** Distinct key lists given a factory, across all files; a full table is cleared, which only costs recompiling. */
+const MAX_SHAPES = 256;
+
+type MapFactory = (values: readonly unknown[]) => Record<string, unknown>;
+const factories = new Map<string, MapFactory>();
+
+/**
+ * Builds the map objects of one map field. Every record of a stream carries the same few key lists, so each key
+ * list that comes twice in a row gets a factory: a function returning an object literal with those keys, built
+ * from V8's literal boilerplate in one step, where assigning the keys one by one goes through a property
+ * transition per key (on a store site shared by every key of every map, so megamorphic). avsc compiles its
+ * readers the same way. The literal is generated from JSON.stringify'd keys, each a closed string literal whatever
+ * the device wrote; `__proto__`, which a literal would treat as the prototype, and key lists never repeated or
+ * longer than MAX_SHAPE_KEYS are assigned one by one as before. Property order and duplicate keys come out as
+ * sequential assignment makes them.
+ */
+export class MapShapes {
+  /** This record's keys and values, filled by the reader before `build`; entries past the count are stale. */
+  readonly keys: string[] = [];
+  readonly values: unknown[] = [];
+  /** The key list of the last map built by a factory, and that factory. */
+  #lastKeys: readonly string[] = [];
+  #lastFactory: MapFactory | undefined;
+  /** The key list (as its JSON) of the last map built entry by entry: a second sighting compiles it. */
+  #previousId: string | undefined;
+
+  build(count: number): Record<string, unknown> {
+    const factory = this.#lastFactory;
+    if (factory !== undefined && this.#lastKeys.length === count) {
+      // The cache hands out the same key strings, so this is usually a pointer comparison per key.
+      const keys = this.keys;
+      const last = this.#lastKeys;
+      let i = 0;
+      while (i < count && keys[i] === last[i]) i++;
+      if (i === count) return factory(this.values);
+    }
+    return this.#buildOther(count);
+  }
+
+  #buildOther(count: number): Record<string, unknown> {
+    const keys = this.keys.slice(0, count);
+    if (count <= MAX_SHAPE_KEYS && !keys.includes('__proto__')) {
+      const id = JSON.stringify(keys);
+      let factory = factories.get(id);
+      if (factory === undefined && id === this.#previousId) {
+        factory = compileFactory(keys);
+        if (factories.size >= MAX_SHAPES) factories.clear();
+        factories.set(id, factory);
+      }
+      this.#previousId = id;
+      if (factory !== undefined) {
+        this.#lastKeys = keys;
+        this.#lastFactory = factory;
+        return factory(this.values);
+      }
+    }
+    const map: Record<string, unknown> = {};
+    for (let i = 0; i < count; i++) setEntry(map, keys[i]!, this.values[i]);
+    return map;
+  }
+}
+
+function compileFactory(keys: readonly string[]): MapFactory {
+  const properties = keys.map((key, i) => `${JSON.stringify(key)}: values[${i}]`);
+  return new Function('values', `return { ${properties.join(', ')} };`) as MapFactory;
+}
 
 /**
  * Reads Avro binary encoding from one buffer. Reads past the end are detected after the fact (a typed array yields
@@ -39,6 +188,8 @@ export type StringCache = Array<string | undefined>;
 export class AvroCursor {
   pos: number;
   readonly end: number;
+  /** The same bytes, for word-wise comparison with cached strings. */
+  readonly bytes: DataView;
 
   constructor(
     readonly buf: Buffer,
@@ -46,6 +197,7 @@ export class AvroCursor {
   ) {
     this.pos = pos;
     this.end = buf.length;
+    this.bytes = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   /** Longs beyond 2^53 lose precision, as they do everywhere in JavaScript; no field we read can be that large. */
@@ -104,25 +256,20 @@ export class AvroCursor {
 
   /** `readString` that first tries the string last read at `slot` of `cache`. */
   readCachedString(cache: StringCache, slot: number): string {
-    const start = this.#lengthPrefixed();
-    const end = this.pos;
-    const length = end - start;
-    const cached = cache[slot];
-    // Only strings whose UTF-16 length equals their UTF-8 length are cached: those are ASCII (or hold U+FFFD,
-    // which equals no byte), so equal char codes and bytes prove the bytes decode to this very string. Compared
-    // from the end, where counters and timestamps differ.
-    if (cached !== undefined && cached.length === length) {
-      const buf = this.buf;
-      let i = length - 1;
-      while (i >= 0 && buf[start + i] === cached.charCodeAt(i)) i--;
-      if (i < 0) return cached;
+    const buf = this.buf;
+    const first = buf[this.pos];
+    let start: number;
+    if (first !== undefined && first < 0x80 && (first & 1) === 0) {
+      // A one-byte length (under 64 bytes), read inline: nearly every key and value.
+      start = this.pos + 1;
+      this.#advance(start + (first >>> 1));
+    } else {
+      start = this.#lengthPrefixed();
     }
-    const text = utf8Slice.call(this.buf, start, end);
-    if (length <= MAX_CACHED_LENGTH && text.length === length) cache[slot] = text;
-    return text;
+    return cache.read(buf, this.bytes, start, this.pos, slot);
   }
 
-  /** A view into the block, valid only while the block is; copy what outlives it. */
+  /** A view into the block: it keeps the whole block alive, so only blocks the reader owns and bounds are shared. */
   readBytesView(): Buffer {
     const start = this.#lengthPrefixed();
     return this.buf.subarray(start, this.pos);
@@ -152,16 +299,17 @@ export class AvroCursor {
   }
 
   /** A map of strings without the generic value dispatch: IoT Hub's two maps, read for every record. */
-  readStringMap(keys: StringCache, values: StringCache): Record<string, string> {
-    const map: Record<string, string> = {};
-    let slot = 0;
+  readStringMap(keys: StringCache, values: StringCache, shapes: MapShapes): Record<string, string> {
+    const names = shapes.keys;
+    const items = shapes.values;
+    let n = 0;
     for (let count = this.readBlockCount(); count !== 0; count = this.readBlockCount()) {
-      for (let i = 0; i < count; i++, slot++) {
-        const key = this.readCachedString(keys, slot);
-        setEntry(map, key, this.readCachedString(values, slot));
+      for (let i = 0; i < count; i++, n++) {
+        names[n] = this.readCachedString(keys, n);
+        items[n] = this.readCachedString(values, n);
       }
     }
-    return map;
+    return shapes.build(n) as Record<string, string>;
   }
 
   #lengthPrefixed(): number {

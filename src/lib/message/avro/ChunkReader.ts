@@ -55,6 +55,12 @@ export class ChunkReader {
     return this.#read(n, true);
   }
 
+  /** Consumes `n` buffered bytes into memory of their own, shared with no chunk: a copy, even within one chunk. */
+  takeCopy(n: number): Buffer {
+    if (n > this.#buffered) throw new RangeError(`takeCopy(${n}) with ${this.#buffered} bytes buffered`);
+    return this.#read(n, true, true);
+  }
+
   skip(n: number): void {
     this.take(n);
   }
@@ -70,11 +76,11 @@ export class ChunkReader {
     await this.#iterator.return?.();
   }
 
-  #read(n: number, consume: boolean): Buffer {
+  #read(n: number, consume: boolean, copy = false): Buffer {
     const chunks = this.#chunks;
     const current = chunks[this.#first];
     if (current === undefined || n === 0) return Buffer.alloc(0);
-    if (this.#head + n <= current.length) {
+    if (!copy && this.#head + n <= current.length) {
       const view = current.subarray(this.#head, this.#head + n);
       if (consume) this.#consume(n);
       return view;

@@ -1,17 +1,22 @@
 import avro from 'avsc';
 import { isUtf8 } from 'node:buffer';
-import { toRoutedMessage } from '../normalize.js';
+import { storedRecordMessage } from '../normalize.js';
 import type { ArchiveFormat, PropertyValue, RoutedMessage } from '../RoutedMessage.js';
-import { AvroCursor, AvroDataError, isAvroDataError, setEntry, type StringCache } from './AvroCursor.js';
+import { AvroCursor, AvroDataError, isAvroDataError, MapShapes, NO_SLOT, setEntry, StringCache } from './AvroCursor.js';
 import type { CaptureLayout, IotHubLayout, PrimitiveKind, RecognisedSchema, ValueLayout } from './writerSchema.js';
 
-/** Decodes one whole (decompressed) block; throws AvroDataError when its bytes do not match the writer schema. */
-export type BlockDecoder = (block: Buffer, count: number, firstIndex: number) => RoutedMessage[];
+/**
+ * Decodes one whole (decompressed) block; throws AvroDataError when its bytes do not match the writer schema.
+ * `shareBlock` says the block is the reader's own memory and small enough for message bodies to be views into it;
+ * otherwise each body is copied out.
+ */
+export type BlockDecoder = (block: Buffer, count: number, firstIndex: number, shareBlock: boolean) => RoutedMessage[];
 
 type Recognised = Exclude<RecognisedSchema, { kind: 'unknown' }>;
-type ValueReader = (cursor: AvroCursor) => PropertyValue;
+/** `slot` is the value's position in its map, for the string cache. */
+type ValueReader = (cursor: AvroCursor, strings: StringCache, slot: number) => PropertyValue;
 type MapReader = (cursor: AvroCursor) => Record<string, PropertyValue>;
-type BodyReader = (cursor: AvroCursor) => Uint8Array;
+type BodyReader = (cursor: AvroCursor, shareBlock: boolean) => Uint8Array;
 
 const EMPTY_BODY = new Uint8Array(0);
 
@@ -29,30 +34,26 @@ export function createBlockDecoder(recognised: Recognised, blobName: string): Bl
 
 function iotHubDecoder(layout: IotHubLayout, blobName: string): BlockDecoder {
   const readProperties = mapReader(layout.properties);
-  const readSystemProperties = mapReader(layout.systemProperties);
+  // EnqueuedTimeUtc goes through the system property strings: the same text comes again there as enqueuedTime.
+  const systemStrings = new StringCache();
+  const readSystemProperties = mapReader(layout.systemProperties, systemStrings);
   const readBody = bodyReader(layout.body);
-  return (block, count, firstIndex) => {
+  return (block, count, firstIndex, shareBlock) => {
     const cursor = new AvroCursor(block);
     const messages: RoutedMessage[] = [];
     return decodeRecords(cursor, count, messages, (i) => {
-      const enqueuedTimeUtc = cursor.readString();
+      const enqueuedTimeUtc = cursor.readCachedString(systemStrings, NO_SLOT);
       const properties = readProperties(cursor);
       const systemProperties = readSystemProperties(cursor);
-      const body = readBody(cursor);
+      const body = readBody(cursor, shareBlock);
       messages.push(
-        toRoutedMessage({
-          systemProperties,
-          properties,
-          body,
-          enqueuedTimeFallbacks: [enqueuedTimeUtc],
-          source: {
-            kind: 'blob',
-            blobName,
-            index: firstIndex + i,
-            format: 'avro-iothub',
-            sequenceNumber: null,
-            offset: null,
-          },
+        storedRecordMessage(systemProperties, properties, body, enqueuedTimeUtc, {
+          kind: 'blob',
+          blobName,
+          index: firstIndex + i,
+          format: 'avro-iothub',
+          sequenceNumber: null,
+          offset: null,
         }),
       );
     });
@@ -63,7 +64,7 @@ function captureDecoder(layout: CaptureLayout, blobName: string): BlockDecoder {
   const readSystemProperties = mapReader(layout.systemProperties);
   const readProperties = mapReader(layout.properties);
   const readBody = bodyReader(layout.body);
-  return (block, count, firstIndex) => {
+  return (block, count, firstIndex, shareBlock) => {
     const cursor = new AvroCursor(block);
     const messages: RoutedMessage[] = [];
     return decodeRecords(cursor, count, messages, (i) => {
@@ -72,7 +73,7 @@ function captureDecoder(layout: CaptureLayout, blobName: string): BlockDecoder {
       const enqueuedTimeUtc = cursor.readString();
       const systemProperties = readSystemProperties(cursor);
       const properties = readProperties(cursor);
-      const body = readBody(cursor);
+      const body = readBody(cursor, shareBlock);
       messages.push(captureMessage(sequenceNumber, offset, enqueuedTimeUtc, systemProperties, properties, body, {
         blobName,
         index: firstIndex + i,
@@ -120,44 +121,44 @@ function captureMessage(
   if (offset !== null && !Object.hasOwn(systemProperties, 'x-opt-offset')) {
     systemProperties['x-opt-offset'] = offset;
   }
-  return toRoutedMessage({
-    systemProperties,
-    properties,
-    body,
-    enqueuedTimeFallbacks: [enqueuedTimeUtc],
-    source: { kind: 'blob', ...where, format: 'avro-capture', sequenceNumber, offset },
+  return storedRecordMessage(systemProperties, properties, body, enqueuedTimeUtc, {
+    kind: 'blob',
+    blobName: where.blobName,
+    index: where.index,
+    format: 'avro-capture',
+    sequenceNumber,
+    offset,
   });
 }
 
-/** Each map reader keeps its own string caches: they live as long as the file's decoder. */
-function mapReader(values: ValueLayout): MapReader {
-  const keys: StringCache = [];
-  if (values === 'string') {
-    const strings: StringCache = [];
-    return (cursor) => cursor.readStringMap(keys, strings);
-  }
+/** Each map reader keeps its own string caches and shapes: they live as long as the file's decoder. */
+function mapReader(values: ValueLayout, strings = new StringCache()): MapReader {
+  const keys = new StringCache();
+  const shapes = new MapShapes();
+  if (values === 'string') return (cursor) => cursor.readStringMap(keys, strings, shapes);
   const readValue = valueReader(values);
   return (cursor) => {
-    const map: Record<string, PropertyValue> = {};
-    let slot = 0;
+    const names = shapes.keys;
+    const items = shapes.values;
+    let n = 0;
     for (let count = cursor.readBlockCount(); count !== 0; count = cursor.readBlockCount()) {
-      for (let i = 0; i < count; i++, slot++) {
-        const key = cursor.readCachedString(keys, slot);
-        setEntry(map, key, readValue(cursor));
+      for (let i = 0; i < count; i++, n++) {
+        names[n] = cursor.readCachedString(keys, n);
+        items[n] = readValue(cursor, strings, n);
       }
     }
-    return map;
+    return shapes.build(n) as Record<string, PropertyValue>;
   };
 }
 
 function valueReader(layout: ValueLayout): ValueReader {
   if (typeof layout === 'string') return primitiveReader(layout);
   const branches = layout.map(primitiveReader);
-  return (cursor) => {
+  return (cursor, strings, slot) => {
     const branch = cursor.readLong();
     const read = branches[branch];
     if (read === undefined) throw new AvroDataError(`union branch ${branch} of ${branches.length}`);
-    return read(cursor);
+    return read(cursor, strings, slot);
   };
 }
 
@@ -175,19 +176,19 @@ function primitiveReader(kind: PrimitiveKind): ValueReader {
     case 'double':
       return (cursor) => cursor.readDouble();
     case 'string':
-      return (cursor) => cursor.readString();
+      return (cursor, strings, slot) => cursor.readCachedString(strings, slot);
     case 'bytes':
       return (cursor) => bytesProperty(cursor.readBytesView());
   }
 }
 
 function bodyReader(layout: ValueLayout): BodyReader {
-  if (layout === 'bytes') return (cursor) => cursor.readBytesCopy();
+  if (layout === 'bytes') return (cursor, shareBlock) => (shareBlock ? cursor.readBytesView() : cursor.readBytesCopy());
   const branches = [...layout];
-  return (cursor) => {
+  return (cursor, shareBlock) => {
     const branch = cursor.readLong();
     const kind = branches[branch];
-    if (kind === 'bytes') return cursor.readBytesCopy();
+    if (kind === 'bytes') return shareBlock ? cursor.readBytesView() : cursor.readBytesCopy();
     if (kind === 'null') return EMPTY_BODY;
     throw new AvroDataError(`Body union branch ${branch} of ${branches.length}`);
   };
@@ -210,7 +211,7 @@ function avscDecoder(recognised: Recognised, blobName: string): BlockDecoder {
   for (const field of schema['fields'] as { name: string; type: unknown }[]) fieldTypes.set(field.name, field.type);
   const fieldValue = (record: Record<string, unknown>, name: string): unknown =>
     unwrap(record[name], fieldTypes.get(name));
-  return (block, count, firstIndex) => {
+  return (block, count, firstIndex, shareBlock) => {
     const messages: RoutedMessage[] = [];
     let pos = 0;
     for (let i = 0; i < count; i++) {
@@ -226,7 +227,8 @@ function avscDecoder(recognised: Recognised, blobName: string): BlockDecoder {
       const systemProperties = propertyMap(fieldValue(record, 'SystemProperties'));
       const properties = propertyMap(fieldValue(record, 'Properties'));
       const rawBody = fieldValue(record, 'Body');
-      const body = Buffer.isBuffer(rawBody) ? Buffer.from(rawBody) : EMPTY_BODY;
+      // avsc's bytes are views into the block too.
+      const body = Buffer.isBuffer(rawBody) ? (shareBlock ? rawBody : Buffer.from(rawBody)) : EMPTY_BODY;
       const enqueuedTimeUtc = fieldValue(record, 'EnqueuedTimeUtc');
       const where = { blobName, index: firstIndex + i };
       if (kind === 'capture') {
@@ -245,12 +247,12 @@ function avscDecoder(recognised: Recognised, blobName: string): BlockDecoder {
         );
       } else {
         messages.push(
-          toRoutedMessage({
-            systemProperties,
-            properties,
-            body,
-            enqueuedTimeFallbacks: [enqueuedTimeUtc],
-            source: { kind: 'blob', ...where, format: 'avro-iothub', sequenceNumber: null, offset: null },
+          storedRecordMessage(systemProperties, properties, body, enqueuedTimeUtc, {
+            kind: 'blob',
+            ...where,
+            format: 'avro-iothub',
+            sequenceNumber: null,
+            offset: null,
           }),
         );
       }
