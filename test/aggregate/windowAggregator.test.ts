@@ -221,6 +221,23 @@ describe('windowed aggregation: effectively once', () => {
     expect((await reports())[0]?.messages).toBe(3);
   });
 
+  it('a message id reused in two windows of one batch counts once in each, and its copies in either are duplicates', async () => {
+    const { handler, reports } = setup();
+    const result = await handler.processBatch(
+      batch([
+        { at: 1_000, id: 'x', body: { temperature: 1 } },
+        { at: MINUTE + 1_000, id: 'x', body: { temperature: 2 } },
+        { at: 1_000, id: 'x', body: { temperature: 1 } },
+        { at: MINUTE + 1_000, id: 'x', body: { temperature: 2 } },
+      ]),
+    );
+    expect(result).toMatchObject({ received: 4, aggregated: 2, duplicates: 2 });
+    expect((await reports()).map((r) => [r.windowStart, r.messages, r.fields['temperature']?.sum])).toEqual([
+      ['2024-03-01T10:00:00Z', 1, 1],
+      ['2024-03-01T10:01:00Z', 1, 2],
+    ]);
+  });
+
   it('message ids are per device: two devices may both send id 1', async () => {
     const { handler, reports } = setup();
     await handler.processBatch(batch([{ at: 1_000, id: '1', device: 'a' }, { at: 1_000, id: '1', device: 'b' }]));

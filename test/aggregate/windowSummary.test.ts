@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { foldSummaries, summarizeContributions, type Contribution } from '../../src/lib/aggregate/windowSummary.js';
+import {
+  foldSummaries,
+  summarizeContributions,
+  type Contribution,
+  type FieldStats,
+  type WindowSummary,
+} from '../../src/lib/aggregate/windowSummary.js';
 import { mergeBaseDocs } from '../../src/lib/aggregate/reports.js';
 import type { BaseWindowDoc } from '../../src/lib/aggregate/windowStore.js';
 
@@ -25,7 +31,104 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
   return out;
 }
 
+/**
+ * The definition, written the plain way (maps of samples, sorts, fromEntries): the summary code is optimised, and
+ * must agree with this byte for byte.
+ */
+function definition(messages: Record<string, Contribution>, late: Record<string, number>, windowEndMs: number): WindowSummary {
+  const byName = ([a]: [string, unknown], [b]: [string, unknown]): number => (a < b ? -1 : a > b ? 1 : 0);
+  const count = (map: Map<string, number>, key: string): void => void map.set(key, (map.get(key) ?? 0) + 1);
+  const identities = Object.keys(messages).sort();
+  const levels = new Map<string, number>();
+  const reasons = new Map<string, number>();
+  const byOutcome = { accept: 0, warn: 0 };
+  const samples = new Map<string, { values: number[]; times: number[] }>();
+  let fieldsOmitted = 0;
+  for (const identity of identities) {
+    const c = messages[identity]!;
+    count(levels, c.level ?? '(none)');
+    byOutcome[c.outcome] += 1;
+    for (const code of c.reasons ?? []) count(reasons, code);
+    fieldsOmitted += c.omitted ?? 0;
+    for (const [field, value] of Object.entries(c.values ?? {})) {
+      const s = samples.get(field) ?? { values: [], times: [] };
+      samples.set(field, s);
+      s.values.push(value);
+      s.times.push(c.t);
+    }
+  }
+  const fields: Array<[string, FieldStats]> = [...samples].map(([field, { values, times }]) => {
+    let first = 0;
+    let last = 0;
+    times.forEach((t, i) => {
+      if (t < times[first]!) first = i;
+      if (t >= times[last]!) last = i;
+    });
+    const sum = values.reduce((a, v) => a + v, 0);
+    const mean = sum / values.length;
+    const m2 = values.reduce((a, v) => a + (v - mean) * (v - mean), 0);
+    const stats: FieldStats = {
+      count: values.length,
+      min: values.reduce((a, v) => (v < a ? v : a), Infinity),
+      max: values.reduce((a, v) => (v > a ? v : a), -Infinity),
+      sum,
+      m2,
+      first: values[first]!,
+      firstTime: times[first]!,
+      last: values[last]!,
+      lastTime: times[last]!,
+    };
+    return [field, stats];
+  });
+  return {
+    messages: identities.length,
+    late: Object.entries(late).filter(([id, w]) => w >= windowEndMs && Object.hasOwn(messages, id)).length,
+    byLevel: Object.fromEntries([...levels].sort(byName)),
+    byOutcome,
+    byReason: Object.fromEntries([...reasons].sort(byName)),
+    fieldsOmitted,
+    fields: Object.fromEntries(fields.sort(byName)),
+  };
+}
+
+/** Contributions as stored: any levels, reasons, omitted counts and field sets, in any key order. */
+const fieldName = fc.oneof(
+  fc.constantFrom('temperature', 'humidity', 'pressure', 'battery', '__proto__', '10', '2', 'a', 'B'),
+  fc.string({ maxLength: 3 }),
+);
+const storedContribution: fc.Arbitrary<Contribution> = fc
+  .record(
+    {
+      t: fc.integer({ min: 0, max: 20 }),
+      level: fc.constantFrom(null, 'normal', 'critical', '__proto__', 'Normal'),
+      outcome: fc.constantFrom('accept' as const, 'warn' as const),
+      reasons: fc.uniqueArray(fc.constantFrom('BodyBase64', 'EnrichmentUnresolved', '__proto__', 'A'), { minLength: 1 }),
+      values: fc.array(fc.tuple(fieldName, fc.oneof(value, fc.integer({ min: -3, max: 3 }))), { maxLength: 40 }).map((entries) => Object.fromEntries(entries)),
+      omitted: fc.integer({ min: 1, max: 5 }),
+    },
+    { requiredKeys: ['t', 'level', 'outcome'] },
+  );
+
 describe('summarizeContributions', () => {
+  it('agrees byte for byte with the plain definition, for any levels, reasons, fields and late entries', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(identity, storedContribution), { selector: ([id]) => id, maxLength: 30 }),
+        fc.array(fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined })),
+        fc.integer({ min: 0, max: 100 }),
+        (entries, watermarks, windowEndMs) => {
+          const messages = Object.fromEntries(entries);
+          // Late entries for some of the counted identities, and one for an identity no longer there.
+          const late = Object.fromEntries([
+            ...entries.flatMap(([id], i) => (watermarks[i] === undefined ? [] : [[id, watermarks[i]] as const])),
+            ['gone', 100] as const,
+          ]);
+          expect(JSON.stringify(summarizeContributions(messages, late, windowEndMs))).toBe(JSON.stringify(definition(messages, late, windowEndMs)));
+        },
+      ),
+    );
+  });
+
   it('is a function of the set: any insertion order gives the same bytes', () => {
     fc.assert(
       fc.property(contributions, fc.integer(), (entries, seed) => {

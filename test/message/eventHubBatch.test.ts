@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
+import { toPropertyMap } from '../../src/lib/message/normalize.js';
 import { eventHubMessages, eventHubTriggerMetadata } from '../fixtures/triggers/eventHubIotHubBatch.js';
 
 describe('decodeEventHubBatch: an IoT Hub batch as the Node library hands it over', () => {
@@ -128,6 +129,43 @@ describe('decodeEventHubBatch: other shapes the host can send', () => {
     expect(messages[0]?.body.byteLength).toBe(0);
     expect(Buffer.from(messages[1]!.body).toString()).toBe('null');
     expect(messages[2]?.decoded).toMatchObject({ kind: 'text', value: 'ok' });
+  });
+
+  it('builds property maps exactly as toPropertyMap does: same keys, same order, same values, __proto__ as data', () => {
+    const value = fc.oneof(
+      fc.string(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.bigInt(),
+      fc.date(),
+      fc.uint8Array({ maxLength: 4 }),
+      fc.jsonValue(),
+    );
+    const key = fc.oneof(fc.string(), fc.constantFrom('__proto__', 'level', '0', '17', 'iothub-connection-device-id'));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(key, value), { maxLength: 12 }), (entries) => {
+        // defineProperty, as the host's JSON does, so that a key `__proto__` is an own property of the input too.
+        const map: Record<string, unknown> = {};
+        for (const [k, v] of entries) Object.defineProperty(map, k, { value: v, enumerable: true, writable: true, configurable: true });
+        const [message] = decodeEventHubBatch([Buffer.from('{}')], { systemPropertiesArray: [map], propertiesArray: [map] });
+        for (const decoded of [message!.systemProperties, message!.properties]) {
+          expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype);
+          expect(Object.entries(decoded)).toEqual(Object.entries(toPropertyMap(map)));
+          expect(decoded).not.toBe(map);
+        }
+      }),
+    );
+  });
+
+  it('leaves symbol-keyed and inherited properties out of the property maps', () => {
+    const inherited = Object.assign(Object.create({ level: 'inherited' }) as Record<string, unknown>, { own: 1 });
+    const withSymbol = { level: 'critical', [Symbol('x')]: 'hidden' };
+    const [message] = decodeEventHubBatch([Buffer.from('{}')], { systemPropertiesArray: [inherited], propertiesArray: [withSymbol] });
+    expect(message?.systemProperties).toEqual({ own: 1 });
+    expect(Object.getOwnPropertySymbols(message!.properties)).toEqual([]);
+    expect(message?.properties).toEqual({ level: 'critical' });
   });
 
   it('returns nothing for an empty batch, and never throws on metadata of any shape', () => {

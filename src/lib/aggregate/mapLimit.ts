@@ -3,7 +3,11 @@
  * the ones in flight are awaited before the error is rethrown, so nothing keeps writing once the caller has given
  * up on the batch (its retry will write again).
  */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results: R[] = new Array<R>(items.length);
   let next = 0;
   let failure: { error: unknown } | undefined;
@@ -11,7 +15,7 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
     while (failure === undefined && next < items.length) {
       const index = next++;
       try {
-        results[index] = await fn(items[index]!);
+        results[index] = await fn(items[index]!, index);
       } catch (error) {
         failure ??= { error };
       }

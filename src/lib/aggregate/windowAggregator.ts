@@ -9,11 +9,11 @@
 import type { AdmittedMessage } from '../checks/admit.js';
 import type { CheckResult } from '../checks/checks.js';
 import { messageIdentity } from '../message/identity.js';
-import type { DecodedBody, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
+import type { DecodedBody, JsonValue, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { Clock } from '../ports.js';
 import { MAX_FIELDS_PER_MESSAGE, type AggregationConfig, type WindowSize } from './aggregationConfig.js';
 import { mapLimit } from './mapLimit.js';
-import { contributionKey, summarizeContributions, type Contribution, type WindowSummary } from './windowSummary.js';
+import { contributionKey, setOwnProperty, summarizeContributions, type Contribution, type WindowSummary } from './windowSummary.js';
 import {
   decodeBaseWindowDoc,
   decodePartitionDoc,
@@ -61,6 +61,7 @@ const LAST_BATCH_REFRESH_MS = 10_000;
 const MAX_ABS_VALUE = 1e100;
 
 interface PendingMessage {
+  identity: string;
   contribution: Contribution;
   /** The partition's watermark when the message arrived, if its window had closed by then. */
   lateWatermark: number | null;
@@ -69,8 +70,14 @@ interface PendingMessage {
 interface BaseGroup {
   deviceId: string;
   startMs: number;
-  messages: Map<string, PendingMessage>;
+  /** Distinct identities, in the order they first arrived. */
+  pending: PendingMessage[];
+  /** `pending` by identity, once it is too long to scan. */
+  byIdentity?: Map<string, PendingMessage>;
 }
+
+/** A group of up to this many messages is scanned for a copy; a longer one gets a map. */
+const SCANNED_GROUP = 8;
 
 interface BaseEffect {
   next: BaseWindowDoc | undefined;
@@ -93,6 +100,7 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
   const [base, ...larger] = config.windows;
   if (base === undefined) throw new RangeError('aggregation needs at least one window size');
   const aggregateLevels = new Set(config.aggregateLevels);
+  const docNames = new DocNames();
 
   return {
     async aggregate(admitted, partition) {
@@ -104,75 +112,76 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
       // depends on the order they arrived in, never on where batch boundaries fell.
       let watermark = watermarkOf(partitionDoc, config.allowedLatenessMs);
       let maxEventTime: number | null = null;
-      const groups = new Map<string, BaseGroup>();
+      // Groups in the order they were first touched, found by device (a device's messages in a batch mostly fall
+      // in one or two windows, so its list is short).
+      const groups: BaseGroup[] = [];
+      const groupsByDevice = new Map<string, BaseGroup[]>();
       const unwindowable: AdmittedMessage[] = [];
       let duplicates = 0;
       for (const item of admitted) {
         const { message, check } = item;
         const time = message.enqueuedTime?.getTime();
-        if (message.deviceId === null || message.deviceId === '' || time === undefined || Number.isNaN(time)) {
+        const deviceId = message.deviceId;
+        if (deviceId === null || deviceId === '' || time === undefined || Number.isNaN(time)) {
           unwindowable.push(item);
           continue;
         }
         const startMs = windowStartOf(time, base);
-        const key = `${startMs}\u0000${message.deviceId}`;
-        let group = groups.get(key);
-        if (group === undefined) {
-          group = { deviceId: message.deviceId, startMs, messages: new Map() };
-          groups.set(key, group);
-        }
+        const group = groupOf(groups, groupsByDevice, deviceId, startMs);
         const identity = messageIdentity(message);
         const contribution = contributionOf(message, time, check, config.fields, aggregateLevels);
-        const seen = group.messages.get(identity);
-        if (seen === undefined) {
-          group.messages.set(identity, { contribution, lateWatermark: startMs + base.ms <= watermark ? watermark : null });
+        const copy = copyIn(group, identity);
+        if (copy === undefined) {
+          addPending(group, { identity, contribution, lateWatermark: startMs + base.ms <= watermark ? watermark : null });
         } else {
           duplicates += 1;
-          if (contributionKey(contribution) < contributionKey(seen.contribution)) seen.contribution = contribution;
+          if (contributionKey(contribution) < contributionKey(copy.contribution)) copy.contribution = contribution;
         }
         const eventTime = Math.min(time, now + FUTURE_SKEW_MS);
         if (maxEventTime === null || eventTime > maxEventTime) maxEventTime = eventTime;
         watermark = Math.max(watermark, eventTime - config.allowedLatenessMs);
       }
 
-      const applied = await mapLimit([...groups.values()], concurrency, async (group) => {
-        const name = windowDocName(base, group.deviceId, group.startMs, partition);
-        let effect: BaseEffect | undefined;
-        const { value } = await windows.update<BaseWindowDoc>(
-          name,
+      // One conditional read-modify-write per base partial. The mutation may run more than once (a lost race
+      // re-reads), so its effect is recorded by the group's index and the last run's is the one that was written.
+      const effects: Array<BaseEffect | undefined> = [];
+      const written = await mapLimit(groups, concurrency, (group, index) =>
+        windows.update<BaseWindowDoc>(
+          docNames.name(base, group.deviceId, group.startMs, partition),
           (current) => {
-            effect = applyToBase(current, group, base, partition);
+            const effect = applyToBase(current, group, base, partition);
+            effects[index] = effect;
             return effect.next;
           },
           decodeBaseWindowDoc,
-        );
-        if (effect === undefined || value === undefined) throw new Error(`window update of ${name} returned no document`);
-        return { group, doc: value, effect };
-      });
+        ),
+      );
 
       const rollups = new Map<string, RollupGroup>();
-      for (const { group, doc } of applied) {
-        // Computed only if some roll-up lacks this revision (a replay usually finds it there already). Late counts
-        // differ per roll-up size (a roll-up closes later); everything else is the base window's.
-        let summary: WindowSummary | undefined;
-        const summaryOf = (): WindowSummary => (summary ??= summarizeContributions(doc.messages, {}, Infinity));
+      const rollupList: RollupGroup[] = [];
+      for (let index = 0; index < groups.length; index++) {
+        const group = groups[index]!;
+        const doc = written[index]!.value;
+        if (effects[index] === undefined || doc === undefined) {
+          throw new Error(`window update of ${docNames.name(base, group.deviceId, group.startMs, partition)} returned no document`);
+        }
+        if (larger.length === 0) continue;
+        const summary = new BaseSummary(doc);
+        const sub = isoSeconds(group.startMs);
         for (const size of larger) {
           const startMs = windowStartOf(group.startMs, size);
-          const name = windowDocName(size, group.deviceId, startMs, partition);
+          const name = docNames.name(size, group.deviceId, startMs, partition);
           let rollup = rollups.get(name);
           if (rollup === undefined) {
-            rollup = { deviceId: group.deviceId, size, startMs, subs: new Map() };
+            rollup = { name, deviceId: group.deviceId, size, startMs, subs: [] };
             rollups.set(name, rollup);
+            rollupList.push(rollup);
           }
-          const endMs = startMs + size.ms;
-          rollup.subs.set(isoSeconds(group.startMs), {
-            rev: doc.rev,
-            summary: () => ({ ...summaryOf(), late: lateCount(doc, endMs) }),
-          });
+          rollup.subs.push({ sub, base: summary, endMs: startMs + size.ms });
         }
       }
-      await mapLimit([...rollups], concurrency, ([name, rollup]) =>
-        windows.update<RollupWindowDoc>(name, (current) => applyToRollup(current, rollup, partition), decodeRollupWindowDoc),
+      await mapLimit(rollupList, concurrency, (rollup) =>
+        windows.update<RollupWindowDoc>(rollup.name, (current) => applyToRollup(current, rollup, partition), decodeRollupWindowDoc),
       );
 
       // Last, so that a batch that failed above is retried against the same watermark and classifies alike.
@@ -188,10 +197,11 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
         duplicates,
         late: 0,
         unwindowable,
-        baseWindows: applied.length,
-        rollupWindows: rollups.size,
+        baseWindows: groups.length,
+        rollupWindows: rollupList.length,
       };
-      for (const { effect } of applied) {
+      for (const effect of effects) {
+        if (effect === undefined) continue;
         result.aggregated += effect.aggregated;
         result.countedOtherLevel += effect.countedOtherLevel;
         result.duplicates += effect.duplicates;
@@ -224,7 +234,7 @@ function applyToBase(current: BaseWindowDoc | undefined, group: BaseGroup, size:
     late: {},
   };
   let changed = current === undefined;
-  for (const [identity, { contribution, lateWatermark }] of group.messages) {
+  for (const { identity, contribution, lateWatermark } of group.pending) {
     const existing = Object.hasOwn(doc.messages, identity) ? doc.messages[identity] : undefined;
     if (existing !== undefined) {
       effect.duplicates += 1;
@@ -251,10 +261,38 @@ function applyToBase(current: BaseWindowDoc | undefined, group: BaseGroup, size:
 }
 
 interface RollupGroup {
+  name: string;
   deviceId: string;
   size: WindowSize;
   startMs: number;
-  subs: Map<string, { rev: number; summary: () => WindowSummary }>;
+  /** One per base window (`sub` is its start, ISO): the base partial as written, and this roll-up window's end. */
+  subs: Array<{ sub: string; base: BaseSummary; endMs: number }>;
+}
+
+/**
+ * A base partial as this batch left it, and its summary, computed only if some roll-up lacks this revision (a
+ * replay usually finds it there already) and then once for all roll-up sizes.
+ */
+class BaseSummary {
+  readonly rev: number;
+  #summary: WindowSummary | undefined;
+  constructor(readonly doc: BaseWindowDoc) {
+    this.rev = doc.rev;
+  }
+
+  /** Late counts differ per roll-up size (a roll-up closes later); everything else is the base window's. */
+  forRollupEnding(endMs: number): WindowSummary {
+    const summary = (this.#summary ??= summarizeContributions(this.doc.messages, {}, Infinity));
+    return {
+      messages: summary.messages,
+      late: lateCount(this.doc, endMs),
+      byLevel: summary.byLevel,
+      byOutcome: summary.byOutcome,
+      byReason: summary.byReason,
+      fieldsOmitted: summary.fieldsOmitted,
+      fields: summary.fields,
+    };
+  }
 }
 
 /**
@@ -274,14 +312,80 @@ function applyToRollup(current: RollupWindowDoc | undefined, rollup: RollupGroup
     subs: {},
   };
   let changed = current === undefined;
-  for (const [sub, { rev, summary }] of rollup.subs) {
+  for (const { sub, base, endMs } of rollup.subs) {
+    const rev = base.rev;
     const existing = Object.hasOwn(doc.subs, sub) ? doc.subs[sub] : undefined;
     if (existing !== undefined && existing.rev >= rev) continue;
-    const entry: RollupEntry = { rev, summary: summary() };
+    const entry: RollupEntry = { rev, summary: base.forRollupEnding(endMs) };
     doc.subs[sub] = entry;
     changed = true;
   }
   return changed ? doc : undefined;
+}
+
+/** The group of `deviceId`'s window starting at `startMs`, created (and appended to `groups`) on first use. */
+function groupOf(groups: BaseGroup[], byDevice: Map<string, BaseGroup[]>, deviceId: string, startMs: number): BaseGroup {
+  let list = byDevice.get(deviceId);
+  if (list === undefined) {
+    list = [];
+    byDevice.set(deviceId, list);
+  } else {
+    // Newest first: a device's messages arrive in time order, give or take.
+    for (let i = list.length - 1; i >= 0; i--) if (list[i]!.startMs === startMs) return list[i]!;
+  }
+  const group: BaseGroup = { deviceId, startMs, pending: [] };
+  list.push(group);
+  groups.push(group);
+  return group;
+}
+
+/** The message of `group` with this identity, if the batch already had one. */
+function copyIn(group: BaseGroup, identity: string): PendingMessage | undefined {
+  const pending = group.pending;
+  if (group.byIdentity === undefined) {
+    if (pending.length <= SCANNED_GROUP) {
+      for (const p of pending) if (p.identity === identity) return p;
+      return undefined;
+    }
+    group.byIdentity = new Map(pending.map((p) => [p.identity, p]));
+  }
+  return group.byIdentity.get(identity);
+}
+
+function addPending(group: BaseGroup, pending: PendingMessage): void {
+  group.pending.push(pending);
+  group.byIdentity?.set(pending.identity, pending);
+}
+
+/** Devices whose last document names are kept, per window size; beyond it the memo starts over. */
+const NAMED_DEVICES = 10_000;
+
+/**
+ * `windowDocName`, remembering each device's last name per window size: consecutive batches keep writing the same
+ * windows, and one string instance (hashed once) is cheaper to build and to look up than a new one each time.
+ */
+class DocNames {
+  readonly #last = new Map<WindowSize, Map<string, { startMs: number; partition: string; name: string }>>();
+
+  name(size: WindowSize, deviceId: string, startMs: number, partition: string): string {
+    let bySize = this.#last.get(size);
+    if (bySize === undefined) {
+      bySize = new Map();
+      this.#last.set(size, bySize);
+    }
+    const last = bySize.get(deviceId);
+    if (last !== undefined && last.startMs === startMs && last.partition === partition) return last.name;
+    const name = windowDocName(size, deviceId, startMs, partition);
+    if (last !== undefined) {
+      last.startMs = startMs;
+      last.partition = partition;
+      last.name = name;
+    } else {
+      if (bySize.size >= NAMED_DEVICES) bySize.clear();
+      bySize.set(deviceId, { startMs, partition, name });
+    }
+    return name;
+  }
 }
 
 /** Invariant: `maxEventTime` and `lastBatchAt` only grow, so concurrent and replayed batches converge. */
@@ -334,42 +438,71 @@ function contributionOf(
     contribution.reasons = [...new Set(check.findings.map((f) => f.code))].sort();
   }
   // On the built-in endpoint a message without a level is normal telemetry (the fallback route's traffic).
-  if (aggregateLevels.has(level ?? 'normal')) {
-    const { values, omitted } = numericFields(message.decoded, fields);
-    contribution.values = values;
-    if (omitted > 0) contribution.omitted = omitted;
-  }
+  if (aggregateLevels.has(level ?? 'normal')) addNumericFields(contribution, message.decoded, fields);
   return contribution;
 }
 
-function numericFields(decoded: DecodedBody, fields: readonly string[] | null): { values: Record<string, number>; omitted: number } {
+function isAggregatable(value: JsonValue | undefined): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+/**
+ * Sets the contribution's `values` (and `omitted` when some were not taken), written straight into the values
+ * object: this runs for every message.
+ */
+function addNumericFields(contribution: Contribution, decoded: DecodedBody, fields: readonly string[] | null): void {
+  const values: Record<string, number> = {};
+  contribution.values = values;
   const body = decoded.value;
-  if (decoded.kind !== 'json' || typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return { values: {}, omitted: 0 };
-  }
-  let entries: Array<[string, number]> = [];
+  if (decoded.kind !== 'json' || typeof body !== 'object' || body === null || Array.isArray(body)) return;
   let omitted = 0;
   if (fields !== null) {
     for (const name of fields) {
       const value = Object.hasOwn(body, name) ? body[name] : undefined;
-      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+      if (!isAggregatable(value)) continue;
       if (Math.abs(value) > MAX_ABS_VALUE) omitted += 1;
-      else entries.push([name, value]);
+      else setOwnProperty(values, name, value);
     }
   } else {
+    let kept = 0;
     for (const name in body) {
       const value = body[name];
-      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+      if (!isAggregatable(value)) continue;
       if (Math.abs(value) > MAX_ABS_VALUE) omitted += 1;
-      else entries.push([name, value]);
-    }
-    // Over the limit, the fields kept are the first by name, whatever order the device wrote them in.
-    if (entries.length > MAX_FIELDS_PER_MESSAGE) {
-      entries.sort(([a], [b]) => (a < b ? -1 : 1));
-      omitted += entries.length - MAX_FIELDS_PER_MESSAGE;
-      entries = entries.slice(0, MAX_FIELDS_PER_MESSAGE);
+      else if (kept === MAX_FIELDS_PER_MESSAGE) {
+        contribution.values = firstFieldsByName(body);
+        omitted = countOmitted(body);
+        break;
+      } else {
+        setOwnProperty(values, name, value);
+        kept += 1;
+      }
     }
   }
+  if (omitted > 0) contribution.omitted = omitted;
+}
+
+/** Over the limit, the fields kept are the first by name, whatever order the device wrote them in. */
+function firstFieldsByName(body: { [key: string]: JsonValue }): Record<string, number> {
+  const entries: Array<[string, number]> = [];
+  for (const name in body) {
+    const value = body[name];
+    if (isAggregatable(value) && Math.abs(value) <= MAX_ABS_VALUE) entries.push([name, value]);
+  }
+  entries.sort(([a], [b]) => (a < b ? -1 : 1));
   // fromEntries defines own properties, so even a field named "__proto__" stays data.
-  return { values: Object.fromEntries(entries), omitted };
+  return Object.fromEntries(entries.slice(0, MAX_FIELDS_PER_MESSAGE));
+}
+
+/** Numeric fields not aggregated: beyond ±1e100, or beyond the per-message limit. */
+function countOmitted(body: { [key: string]: JsonValue }): number {
+  let inRange = 0;
+  let beyond = 0;
+  for (const name in body) {
+    const value = body[name];
+    if (!isAggregatable(value)) continue;
+    if (Math.abs(value) > MAX_ABS_VALUE) beyond += 1;
+    else inRange += 1;
+  }
+  return beyond + Math.max(0, inRange - MAX_FIELDS_PER_MESSAGE);
 }

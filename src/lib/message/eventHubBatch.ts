@@ -1,6 +1,6 @@
 import { bodyBytesOf } from './body.js';
-import { metadataValue, toPropertyMap, toRoutedMessage, toSafeInteger } from './normalize.js';
-import type { RoutedMessage } from './RoutedMessage.js';
+import { metadataValue, toPropertyMap, toPropertyValue, toRoutedMessage, toSafeInteger } from './normalize.js';
+import type { PropertyValue, RoutedMessage } from './RoutedMessage.js';
 
 /**
  * Decodes an Event Hubs trigger batch (IoT Hub's built-in, Event Hub-compatible endpoint) as the Functions Node
@@ -40,10 +40,10 @@ export function decodeEventHubBatch(
 
   const list = Array.isArray(messages) ? messages : [];
   return list.map((body, i) => {
-    const systemProperties = toPropertyMap(systemPropertiesArray[i]);
+    const systemProperties = propertyMap(systemPropertiesArray[i]);
     return toRoutedMessage({
       systemProperties,
-      properties: toPropertyMap(propertiesArray[i]),
+      properties: propertyMap(propertiesArray[i]),
       body: bodyBytesOf(body),
       // iothub-enqueuedtime (the hub's time) is preferred by toRoutedMessage; these are the Event Hub's own.
       enqueuedTimeFallbacks: [enqueuedTimes[i], systemProperties['x-opt-enqueued-time'], systemProperties['enqueuedTimeUtc']],
@@ -57,6 +57,39 @@ export function decodeEventHubBatch(
       },
     });
   });
+}
+
+/**
+ * `toPropertyMap` for the maps of a trigger batch: the same own enumerable string keys in the same order, each
+ * value converted by `toPropertyValue`. The host's maps hold strings, numbers and nulls almost always, so the map
+ * is copied whole (V8 clones a plain object's layout in one step) and only other values are converted afterwards,
+ * instead of going through `Object.entries` and `Object.fromEntries` (two arrays and a pair per property, for some
+ * fifteen system properties per event). A spread defines its properties, so a key `__proto__` stays an ordinary
+ * property, as `fromEntries` makes it, and assigning to it afterwards sets that own property.
+ */
+function propertyMap(value: unknown): Record<string, PropertyValue> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) return {};
+  const map = { ...value } as Record<string, unknown>;
+  // A spread copies symbol-keyed properties too; Object.entries does not (the host never sends any).
+  if (Object.getOwnPropertySymbols(map).length > 0) return toPropertyMap(value);
+  for (const key in map) {
+    const v = map[key];
+    if (!isPropertyValue(v) && Object.hasOwn(map, key)) map[key] = toPropertyValue(v);
+  }
+  return map as Record<string, PropertyValue>;
+}
+
+/** Values `toPropertyValue` returns as they are. */
+function isPropertyValue(value: unknown): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    default:
+      return value === null;
+  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
