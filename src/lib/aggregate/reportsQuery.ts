@@ -31,6 +31,20 @@ const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** ISO 8601 with an explicit zone (`Z` or `+02:00`), or a date meaning UTC midnight; null otherwise. */
+/**
+ * A `from`/`to` query parameter: absent is undefined; a value that is not an instant adds the one message every
+ * HTTP route gives for it and is undefined too.
+ */
+export function instantParameter(name: string, text: string | undefined, errors: string[]): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseInstant(text);
+  if (ms === null) {
+    errors.push(`${name}: ${JSON.stringify(text)} is not an ISO 8601 time with a zone (2024-03-01T10:00:00Z) or a date (2024-03-01)`);
+    return undefined;
+  }
+  return ms;
+}
+
 export function parseInstant(text: string): number | null {
   const date = DATE_ONLY.exec(text);
   const stamp = date === null ? TIMESTAMP.exec(text) : null;
@@ -77,16 +91,7 @@ export function parseReportsQuery(
     );
   }
 
-  const instant = (name: 'from' | 'to'): number | undefined => {
-    const text = values.get(name);
-    if (text === undefined) return undefined;
-    const ms = parseInstant(text);
-    if (ms === null) {
-      errors.push(`${name}: ${JSON.stringify(text)} is not an ISO 8601 time with a zone (2024-03-01T10:00:00Z) or a date (2024-03-01)`);
-      return undefined;
-    }
-    return ms;
-  };
+  const instant = (name: 'from' | 'to'): number | undefined => instantParameter(name, values.get(name), errors);
   const fromGiven = instant('from');
   const toGiven = instant('to');
   const toMs = toGiven ?? (fromGiven === undefined ? now.getTime() : fromGiven + DAY_MS);

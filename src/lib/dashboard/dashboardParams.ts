@@ -14,7 +14,7 @@
  * reads a bounded number of reports whatever the combination.
  */
 import { parseWindowSize, type AggregationConfig, type WindowSize } from '../aggregate/aggregationConfig.js';
-import { MAX_RANGE_DAYS, parseInstant } from '../aggregate/reportsQuery.js';
+import { MAX_RANGE_DAYS, instantParameter } from '../aggregate/reportsQuery.js';
 
 export { MAX_RANGE_DAYS };
 
@@ -123,16 +123,7 @@ export function parseDashboardQuery(
     if (window === undefined) errors.push(`window: ${JSON.stringify(windowText)} is not a configured window (${configured})`);
   }
 
-  const instant = (name: 'from' | 'to'): number | undefined => {
-    const text = single.get(name);
-    if (text === undefined) return undefined;
-    const ms = parseInstant(text);
-    if (ms === null) {
-      errors.push(`${name}: ${JSON.stringify(text)} is not an ISO 8601 time with a zone (2024-03-01T10:00:00Z) or a date (2024-03-01)`);
-      return undefined;
-    }
-    return ms;
-  };
+  const instant = (name: 'from' | 'to'): number | undefined => instantParameter(name, single.get(name), errors);
   const rangeText = single.get('range');
   const fromGiven = instant('from');
   const toGiven = instant('to');
