@@ -12,7 +12,8 @@ import type { Finding } from '../checks/checks.js';
 import { REASONS, type EndpointName, type ReasonCode } from '../checks/reasons.js';
 import type { ArchiveDamage } from '../message/archive.js';
 import { messageIdentity } from '../message/identity.js';
-import type { MessageSource, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
+import type { RoutedMessage } from '../message/RoutedMessage.js';
+import { toMessageRecord, type MessageRecord } from '../message/serialize.js';
 import type { BlobStore, Clock } from '../ports.js';
 import { createJson, getJson } from './jsonDocuments.js';
 
@@ -44,7 +45,8 @@ export const DAMAGE_HINTS: Readonly<Record<ArchiveDamageCode, string>> = {
     'Hubs Capture should write to the archive container; move other files elsewhere.',
 };
 
-export interface QuarantinedMessage {
+/** The message as every other output prints it (serialize.ts), without the decoded view, plus the original bytes. */
+export type QuarantinedMessage = {
   schema: 1;
   kind: 'message';
   identity: string;
@@ -52,19 +54,11 @@ export interface QuarantinedMessage {
   /** When the first copy was quarantined (replays do not change it). */
   quarantinedAt: string;
   reasons: QuarantineReason[];
-  deviceId: string | null;
-  moduleId?: string;
-  messageId?: string;
-  enqueuedTime: string | null;
-  contentType?: string;
-  contentEncoding?: string;
-  properties: Record<string, PropertyValue>;
-  systemProperties: Record<string, PropertyValue>;
-  source: MessageSource;
+} & Omit<MessageRecord, 'body'> & {
   /** The original body bytes, base64: the exact input, so it can be replayed once the cause is fixed. */
   bodyBase64: string;
   bodyBytes: number;
-}
+};
 
 export interface QuarantinedBlob {
   schema: 1;
@@ -149,6 +143,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       const identity = messageIdentity(message);
       const day = message.enqueuedTime === null ? 'undated' : message.enqueuedTime.toISOString().slice(0, 10).replaceAll('-', '/');
       const name = `messages/${endpoint}/${day}/${identity}.json`;
+      const { body: _decoded, ...record } = toMessageRecord(message);
       const entry: QuarantinedMessage = {
         schema: 1,
         kind: 'message',
@@ -156,15 +151,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
         endpoint,
         quarantinedAt: clock.now().toISOString(),
         reasons: [...reasons],
-        deviceId: message.deviceId,
-        ...(message.moduleId !== undefined ? { moduleId: message.moduleId } : {}),
-        ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
-        enqueuedTime: message.enqueuedTime?.toISOString() ?? null,
-        ...(message.contentType !== undefined ? { contentType: message.contentType } : {}),
-        ...(message.contentEncoding !== undefined ? { contentEncoding: message.contentEncoding } : {}),
-        properties: message.properties,
-        systemProperties: message.systemProperties,
-        source: message.source,
+        ...record,
         bodyBase64: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength).toString('base64'),
         bodyBytes: message.body.byteLength,
       };
