@@ -21,44 +21,21 @@
  * verification itself stays on, so a wrong certificate still fails.
  */
 
-import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import rhea from 'rhea';
 import type { Connection, EventContext, Message, Sender } from 'rhea';
-import type { TestCertificate } from './iotHubTwinApi.js';
+import { createTestCertificate, type TestCertificate } from './iotHubTwinApi.js';
 
 export { hasOpenssl } from './iotHubTwinApi.js';
 
 /** IoT Hub's limit of messages waiting in one device's cloud-to-device queue. */
 export const MAX_QUEUE_DEPTH = 50;
 
-/**
- * A self-signed certificate for the loopback IP address (subjectAltName `IP:127.0.0.1`), which Node checks against
- * the connection's host when the host is an IP. `createTestCertificate` in iotHubTwinApi.ts makes DNS names only.
- */
+/** A self-signed certificate for the loopback IP address the stand-in listens on (subjectAltName `IP:127.0.0.1`). */
 export function createLoopbackCertificate(): TestCertificate {
-  const dir = mkdtempSync(join(tmpdir(), 'iothub-amqp-standin-'));
-  try {
-    const keyPath = join(dir, 'key.pem');
-    const certPath = join(dir, 'cert.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-        '-keyout', keyPath, '-out', certPath,
-      ],
-      { stdio: 'pipe' },
-    );
-    return { key: readFileSync(keyPath, 'utf8'), cert: readFileSync(certPath, 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return createTestCertificate('127.0.0.1');
 }
 
 /** One cloud-to-device message as the stand-in received it. */

@@ -25,7 +25,7 @@ import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -46,11 +46,13 @@ export interface TestCertificate {
 }
 
 /**
- * A throw-away self-signed certificate for `hostName`, valid for one day. Node has no certificate builder, hence
- * the openssl CLI; callers should skip when {@link hasOpenssl} is false.
+ * A throw-away self-signed certificate for `hostName`, valid for one day: a DNS name, or an IP address (Node checks
+ * an IP host against an `IP:` subjectAltName). Node has no certificate builder, hence the openssl CLI; callers
+ * should skip when {@link hasOpenssl} is false.
  */
 export function createTestCertificate(hostName: string): TestCertificate {
-  const dir = mkdtempSync(join(tmpdir(), 'iothub-twin-standin-'));
+  const dir = mkdtempSync(join(tmpdir(), 'iothub-standin-cert-'));
+  const altName = isIP(hostName) === 0 ? `DNS:${hostName}` : `IP:${hostName}`;
   try {
     const keyPath = join(dir, 'key.pem');
     const certPath = join(dir, 'cert.pem');
@@ -58,7 +60,7 @@ export function createTestCertificate(hostName: string): TestCertificate {
       'openssl',
       [
         'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-        '-subj', `/CN=${hostName}`, '-addext', `subjectAltName=DNS:${hostName}`,
+        '-subj', `/CN=${hostName}`, '-addext', `subjectAltName=${altName}`,
         '-keyout', keyPath, '-out', certPath,
       ],
       { stdio: 'pipe' },
