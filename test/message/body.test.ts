@@ -1,8 +1,10 @@
 import fc from 'fast-check';
 import { isUtf8 } from 'node:buffer';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { bodyBytesOf, decodeBody } from '../../src/lib/message/body.js';
-import type { Charset, DecodedBody } from '../../src/lib/message/RoutedMessage.js';
+import type { TopLevelNumbers } from '../../src/lib/message/jsonScan.js';
+import type { Charset, DecodedBody, RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
+import { toMessageRecord } from '../../src/lib/message/serialize.js';
 
 const BOMS: Record<Charset, number[]> = {
   'utf-8': [0xef, 0xbb, 0xbf],
@@ -471,6 +473,143 @@ describe('decodeBody: declared UTF-8 JSON, the case every routed message takes',
           decodedFrom: { base64: null, charset: 'utf-8', bom: false, declared: true },
         });
       }),
+    );
+  });
+});
+
+describe('decodeBody: declared UTF-8 JSON objects, scanned and parsed on demand', () => {
+  const sample = '{"temperature":21.5,"humidity":55.3,"pressure":1013.2,"battery":97,"pointInfo":"This is a normal message."}';
+  const scanned = [
+    sample,
+    json(reading),
+    '{"temperature":21.5,"unit":"°C","site":"Zürich 温度 😀","temp°C":3}',
+    ' {\n  "nested": {"a": [1, 2, {"b": null}]},\n  "n": -0,\n  "big": 1e400,\n  "tiny": -1e-400,\n  "s": "\\u00e9\\n\\"" \n} ',
+    '{"precise":0.30000000000000004,"long":1.000000000000000000001,"int":9007199254740993,"e":12.5E-3}',
+    '{"flag":true,"none":null,"list":[1,2,3],"text":"42"}',
+    '{}',
+  ];
+  /** What the JSON.parse path gives (and gave before the scan existed). */
+  const eager = (text: string, base64: 'storage' | null = null): DecodedBody => ({
+    kind: 'json',
+    value: JSON.parse(text) as DecodedBody['value'],
+    decodedFrom: { base64, charset: 'utf-8', bom: false, declared: true },
+  });
+  const numbersOf = (decoded: DecodedBody): TopLevelNumbers | undefined => (decoded.kind === 'json' ? decoded.numbers : undefined);
+  /** The for...in numeric members of the parsed body. */
+  function forInNumbers(text: string): { names: string[]; values: number[] } {
+    const object = JSON.parse(text) as Record<string, unknown>;
+    const names: string[] = [];
+    const values: number[] = [];
+    for (const name in object) {
+      const value = object[name];
+      if (typeof value === 'number') {
+        names.push(name);
+        values.push(value);
+      }
+    }
+    return { names, values };
+  }
+  function message(decoded: DecodedBody, body: Uint8Array): RoutedMessage {
+    return {
+      deviceId: 'sensor-1',
+      enqueuedTime: new Date(Date.UTC(2024, 0, 1)),
+      contentType: 'application/json',
+      contentEncoding: 'utf-8',
+      properties: { level: 'normal' },
+      systemProperties: {},
+      body,
+      decoded,
+      source: { kind: 'eventHub', partitionId: '0', sequenceNumber: 1, offset: '0' },
+    };
+  }
+
+  it.each(scanned)('reads %j as the JSON.parse path does, to toEqual, spreads and JSON.stringify alike', (text) => {
+    const bytes = Buffer.from(text);
+    const decoded = decodeBody(bytes, DECLARED_JSON);
+    expect(numbersOf(decoded)).toBeDefined();
+    const expected = eager(text);
+    expect(decoded).toEqual(expected);
+    expect(Object.keys(decoded)).toEqual(['kind', 'value', 'decodedFrom']);
+    expect({ ...decoded }).toEqual(expected);
+    expect(Object.keys({ ...decoded })).toEqual(['kind', 'value', 'decodedFrom']);
+    expect(JSON.stringify(decoded)).toBe(JSON.stringify(expected));
+    expect(JSON.stringify(toMessageRecord(message(decoded, bytes)))).toBe(JSON.stringify(toMessageRecord(message(expected, bytes))));
+    expect(JSON.stringify(decodeBody(bytes, { ...DECLARED_JSON, storedAsBase64: true }))).toBe(JSON.stringify(eager(text, 'storage')));
+  });
+
+  it.each(scanned)('carries the for...in numeric members of %j as a non-enumerable `numbers`', (text) => {
+    const decoded = decodeBody(Buffer.from(text), DECLARED_JSON);
+    const numbers = numbersOf(decoded)!;
+    const expected = forInNumbers(text);
+    expect([...numbers.names]).toEqual(expected.names);
+    expect(numbers.values.length).toBe(expected.values.length);
+    numbers.values.forEach((value, i) => expect(Object.is(value, expected.values[i])).toBe(true));
+    expect('numbers' in decoded).toBe(true);
+    expect(Object.prototype.propertyIsEnumerable.call(decoded, 'numbers')).toBe(false);
+    expect(Object.keys(decoded)).not.toContain('numbers');
+    expect(JSON.stringify(decoded)).not.toContain('"numbers"');
+    expect('numbers' in { ...decoded }).toBe(false);
+  });
+
+  it('parses the value only when it is read, once', () => {
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const decoded = decodeBody(Buffer.from(sample), DECLARED_JSON);
+      expect(numbersOf(decoded)?.values).toEqual([21.5, 55.3, 1013.2, 97]);
+      expect(parse).not.toHaveBeenCalled();
+      const value = decoded.value;
+      expect(parse).toHaveBeenCalledTimes(1);
+      expect(decoded.value).toBe(value);
+      expect(JSON.stringify(decoded)).toContain('"pointInfo":"This is a normal message."');
+      expect(parse).toHaveBeenCalledTimes(1);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it.each([
+    ['an array', '[1,2,3]'],
+    ['a string', '"21.5"'],
+    ['a number', '42'],
+    ['null', 'null'],
+    ['duplicate keys', '{"a":1,"a":2}'],
+    ['duplicate keys of other kinds', '{"a":"x","b":1,"a":2}'],
+    ['an array-index key', '{"b":1,"0":2}'],
+    ['a key with an escape', '{"te\\u006dp":1}'],
+    ['a __proto__ key', '{"__proto__":1,"x":2}'],
+    ['nesting deeper than the scan goes', `{"a":${'['.repeat(80)}${']'.repeat(80)}}`],
+  ])('leaves %s to JSON.parse, with the same result as before', (_what, text) => {
+    const decoded = decodeBody(Buffer.from(text), DECLARED_JSON);
+    expect(numbersOf(decoded)).toBeUndefined();
+    expect(decoded).toEqual(eager(text));
+    expect(JSON.stringify(decoded)).toBe(JSON.stringify(eager(text)));
+  });
+
+  it('leaves bodies that are not JSON or not UTF-8 to the general path, with the same results as before', () => {
+    expect(decodeBody(Buffer.from('{"temperature":21.5,}'), DECLARED_JSON)).toMatchObject({
+      kind: 'text',
+      value: '{"temperature":21.5,}',
+      decodedFrom: { problem: { code: 'BodyNotJson' } },
+    });
+    const invalid = Uint8Array.from([...Buffer.from('{"unit":"'), 0xb0, ...Buffer.from('C","t":1}')]);
+    expect(decodeBody(invalid, DECLARED_JSON)).toMatchObject({ kind: 'binary', decodedFrom: { problem: { code: 'BodyEncodingUnsupported' } } });
+    const bom = Buffer.from([0xef, 0xbb, 0xbf, ...Buffer.from(sample)]);
+    const decoded = decodeBody(bom, DECLARED_JSON);
+    expect(numbersOf(decoded)).toBeUndefined();
+    expect(decoded).toEqual({ ...eager(sample), decodedFrom: { base64: null, charset: 'utf-8', bom: true, declared: true } });
+  });
+
+  it('serializes any declared JSON body byte for byte as the JSON.parse path does', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.json(), fc.json({ stringUnit: 'binary' })), fc.boolean(), (text, storedAsBase64) => {
+        const decoded = decodeBody(Buffer.from(text), { ...DECLARED_JSON, storedAsBase64 });
+        const expected = eager(text, storedAsBase64 ? 'storage' : null);
+        expect(JSON.stringify(decoded)).toBe(JSON.stringify(expected));
+        expect(decoded).toEqual(expected);
+        const numbers = numbersOf(decoded);
+        if (numbers !== undefined) expect({ names: [...numbers.names], values: [...numbers.values] }).toEqual(forInNumbers(text));
+      }),
+      { numRuns: 1000 },
     );
   });
 });

@@ -3,6 +3,8 @@
  * See DESIGN.md section 3.
  */
 
+import type { TopLevelNumbers } from './jsonScan.js';
+
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** Application and system property values as the endpoints deliver them (Avro `bytes` values become strings). */
@@ -42,7 +44,16 @@ export interface BodyProblem {
 }
 
 export type DecodedBody =
-  | { kind: 'json'; value: JsonValue; decodedFrom: BodyDecoding }
+  | {
+      kind: 'json';
+      value: JsonValue;
+      decodedFrom: BodyDecoding;
+      /**
+       * The top-level numeric members, when the decoder scanned them; the aggregation reads these instead of walking
+       * `value`. Non-enumerable, so it never appears in serialized output (JSON.stringify, spreads, toEqual).
+       */
+      numbers?: TopLevelNumbers;
+    }
   | { kind: 'text'; value: string; decodedFrom: BodyDecoding }
   /** `value` is the body bytes in base64. */
   | { kind: 'binary'; value: string; decodedFrom: BodyDecoding };

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { scanTopLevelNumbers, type TopLevelNumbers } from './jsonScan.js';
 import type { BodyDecoding, BodyProblem, Charset, DecodedBody, JsonValue } from './RoutedMessage.js';
 
 export interface BodyDeclaration {
@@ -215,14 +216,19 @@ const utf8Slice: Utf8Slice =
  * "let the general path decide" (a byte-order mark of any charset, invalid UTF-8, or JSON that does not parse), so
  * every body gets the answer the general path would give.
  *
- * Validity is checked on the decoded text: V8's decoder turns every ill-formed sequence into U+FFFD, so text
- * without U+FFFD proves valid UTF-8 (a one-byte string, the usual ASCII body, answers that without a scan). Only
- * text holding U+FFFD, which may have been written as such, needs `isUtf8`.
+ * A JSON object, the telemetry case, is first scanned without decoding (see jsonScan.ts): when the scan vouches
+ * for the body (valid UTF-8, valid JSON, an object) the answer is a {@link LazyJsonBody} holding the top-level
+ * numbers, and JSON.parse runs only if someone reads `value`. Otherwise, as before, validity is checked on the
+ * decoded text: V8's decoder turns every ill-formed sequence into U+FFFD, so text without U+FFFD proves valid UTF-8
+ * (a one-byte string, the usual ASCII body, answers that without a scan). Only text holding U+FFFD, which may have
+ * been written as such, needs `isUtf8`.
  */
 function declaredUtf8Json(bytes: Uint8Array, base64: BodyDecoding['base64']): DecodedBody | undefined {
   const first = bytes[0];
   // Every byte-order mark starts with one of these (UTF-8 EF, UTF-16 FE/FF, UTF-32 FF/00); an empty body is text.
   if (first === undefined || first === 0xef || first === 0xfe || first === 0xff || first === 0x00) return undefined;
+  const numbers = scanTopLevelNumbers(bytes, 0, bytes.length);
+  if (numbers !== undefined) return new LazyJsonBody(bytes, numbers, { base64, charset: 'utf-8', bom: false, declared: true });
   const text = utf8Slice.call(bytes, 0, bytes.length);
   if (text.includes('\ufffd') && !isUtf8(bytes)) return undefined;
   let value: JsonValue;
@@ -232,6 +238,65 @@ function declaredUtf8Json(bytes: Uint8Array, base64: BodyDecoding['base64']): De
     return undefined;
   }
   return { kind: 'json', value, decodedFrom: { base64, charset: 'utf-8', bom: false, declared: true } };
+}
+
+type DefineGetter = (this: object, key: string, getter: (this: never) => unknown) => void;
+/**
+ * Annex B's `__defineGetter__` defines an own, enumerable, configurable accessor, exactly what
+ * `Object.defineProperty(o, key, { get, enumerable: true, configurable: true })` does, without reading a descriptor
+ * object: about a third cheaper, and this runs for every telemetry message.
+ */
+const defineGetter: DefineGetter =
+  (Object.prototype as unknown as { __defineGetter__?: DefineGetter }).__defineGetter__ ??
+  function (this: object, key: string, getter: (this: never) => unknown): void {
+    Object.defineProperty(this, key, { get: getter, enumerable: true, configurable: true });
+  };
+
+/**
+ * A JSON object body the scanner vouched for (valid UTF-8, valid JSON, an object): its `value` is JSON.parse'd on
+ * first read and kept, and aggregation reads `numbers` instead, so most telemetry bodies are never parsed.
+ *
+ * To JSON.stringify, spreads, `Object.keys` and deep equality (vitest's toEqual) it is the eager path's object: own
+ * enumerable `kind`, `value`, `decodedFrom` in that order, `value` an own accessor defined per instance (a prototype
+ * getter would be skipped by all of them). `numbers` and the parse state are not own properties: `numbers` is a
+ * prototype getter over a private field, which none of them sees. Only what checks the prototype tells it apart
+ * (toStrictEqual, `constructor`). `value` has no setter: nothing assigns it.
+ *
+ * Why a class: an accessor closing over per-message state (an object literal getter) is a new function per
+ * message, and V8 then gives every object its own map and soon dictionary properties, which costs more than the
+ * JSON.parse it saves. One getter shared by all instances, reading private fields, keeps one map for all; a
+ * non-enumerable own `numbers` would cost a second defineProperty per message.
+ */
+class LazyJsonBody {
+  readonly #bytes: Uint8Array;
+  readonly #numbers: TopLevelNumbers;
+  #parsed: JsonValue | undefined = undefined;
+  declare readonly kind: 'json';
+  declare readonly value: JsonValue;
+  declare readonly decodedFrom: BodyDecoding;
+
+  constructor(bytes: Uint8Array, numbers: TopLevelNumbers, decodedFrom: BodyDecoding) {
+    this.#bytes = bytes;
+    this.#numbers = numbers;
+    this.kind = 'json';
+    defineGetter.call(this, 'value', LazyJsonBody.#readValue);
+    this.decodedFrom = decodedFrom;
+  }
+
+  /** The top-level numeric members, which the scan found without parsing. */
+  get numbers(): TopLevelNumbers {
+    return this.#numbers;
+  }
+
+  static #readValue(this: LazyJsonBody): JsonValue {
+    let parsed = this.#parsed;
+    if (parsed === undefined) {
+      const bytes = this.#bytes;
+      parsed = JSON.parse(utf8Slice.call(bytes, 0, bytes.length)) as JsonValue;
+      this.#parsed = parsed;
+    }
+    return parsed;
+  }
 }
 
 /** `utf-16` and `utf-32` leave the byte order to the bytes. */
