@@ -10,6 +10,8 @@
 import { readdir } from 'node:fs/promises';
 import type { EndpointName } from '../lib/config.js';
 import type { BlobStore } from '../lib/ports.js';
+import { decodeBaseWindowDoc } from '../lib/aggregate/windowStore.js';
+import { identityOfDeviceScoped } from '../lib/message/identity.js';
 
 export interface LedgerEntry {
   kind: string;
@@ -105,9 +107,10 @@ export class OutputScanner {
   constructor(options: OutputScannerOptions) {
     this.#options = options;
     this.#partials = new IncrementalDocuments(options.store, options.reportsContainer, `windows/${options.baseWindowLabel}/`, (raw) => {
-      const doc = record(raw);
-      const messages = record(doc?.['messages']);
-      return doc?.['kind'] === 'window' && messages !== undefined ? Object.keys(messages) : undefined;
+      if (record(raw)?.['kind'] !== 'window') return undefined;
+      // Partials list identities scoped to their device; conservation compares `messageIdentity`.
+      const doc = decodeBaseWindowDoc(raw);
+      return doc.ids.map((id) => identityOfDeviceScoped(doc.deviceId, id));
     });
     this.#ledger = new IncrementalDocuments(options.store, options.alertsContainer, 'ledger/', (raw) => {
       const doc = record(raw);

@@ -264,7 +264,7 @@ describe('windowed aggregation: effectively once', () => {
     const { handler, reports, windows } = setup({ windows: ['1m', '1h'] });
     await handler.processBatch(batch([{ at: 1_000, id: 'a', body: { temperature: 1 } }, { at: 2_000, id: 'b', body: { temperature: 2 } }], '0'));
     await handler.processBatch(batch([{ at: 2_000, id: 'b', body: { temperature: 2 } }, { at: 3_000, id: 'c', body: { temperature: 3 } }], '5'));
-    expect((await baseDocs(windows)).map((d) => [d.partition, Object.keys(d.messages).length])).toEqual([
+    expect((await baseDocs(windows)).map((d) => [d.partition, d.ids.length])).toEqual([
       ['0', 2],
       ['5', 2],
     ]);

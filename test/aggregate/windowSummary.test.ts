@@ -1,8 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { addTo, roundExpansion, sumSquaredDeviations, addSquareTo } from '../../src/lib/aggregate/exactSum.js';
 import {
-  foldSummaries,
-  summarizeContributions,
+  addContribution,
+  copyTotals,
+  emptyTotals,
+  lateCount,
+  mergeTotalsInto,
+  sameContribution,
+  summarize,
+  totalsOf,
   type Contribution,
   type FieldStats,
   type WindowSummary,
@@ -11,7 +18,7 @@ import { mergeBaseDocs } from '../../src/lib/aggregate/reports.js';
 import type { BaseWindowDoc } from '../../src/lib/aggregate/windowStore.js';
 
 const identity = fc.stringMatching(/^[0-9a-f]{32}$/);
-const value = fc.double({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true });
+const value = fc.double({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true }).filter((x) => x === 0 || Math.abs(x) >= 1e-100);
 const contribution: fc.Arbitrary<Contribution> = fc.record({
   t: fc.integer({ min: 0, max: 59_999 }),
   level: fc.constantFrom(null, 'normal'),
@@ -32,8 +39,8 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
 }
 
 /**
- * The definition, written the plain way (maps of samples, sorts, fromEntries): the summary code is optimised, and
- * must agree with this byte for byte.
+ * The definition, written the plain way (maps of samples, sorts, fromEntries; sums of the values sorted by
+ * magnitude into one exact expansion): the incremental totals must agree with it byte for byte.
  */
 function definition(messages: Record<string, Contribution>, late: Record<string, number>, windowEndMs: number): WindowSummary {
   const byName = ([a]: [string, unknown], [b]: [string, unknown]): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -64,15 +71,18 @@ function definition(messages: Record<string, Contribution>, late: Record<string,
       if (t < times[first]!) first = i;
       if (t >= times[last]!) last = i;
     });
-    const sum = values.reduce((a, v) => a + v, 0);
-    const mean = sum / values.length;
-    const m2 = values.reduce((a, v) => a + (v - mean) * (v - mean), 0);
+    const sum: number[] = [];
+    const squares: number[] = [];
+    for (const v of [...values].sort((a, b) => Math.abs(a) - Math.abs(b))) {
+      addTo(sum, v);
+      addSquareTo(squares, v);
+    }
     const stats: FieldStats = {
       count: values.length,
       min: values.reduce((a, v) => (v < a ? v : a), Infinity),
       max: values.reduce((a, v) => (v > a ? v : a), -Infinity),
-      sum,
-      m2,
+      sum: roundExpansion(sum),
+      m2: sumSquaredDeviations(values.length, sum, squares),
       first: values[first]!,
       firstTime: times[first]!,
       last: values[last]!,
@@ -89,6 +99,15 @@ function definition(messages: Record<string, Contribution>, late: Record<string,
     fieldsOmitted,
     fields: Object.fromEntries(fields.sort(byName)),
   };
+}
+
+const summaryOf = (messages: Record<string, Contribution>, late: Record<string, number> = {}, windowEndMs = 60_000): WindowSummary =>
+  summarize(totalsOf(listed(messages)), lateCount(late, windowEndMs, new Set(Object.keys(messages))));
+
+/** Contributions by identity as a partial lists them. */
+function listed(messages: Record<string, Contribution> | ReadonlyArray<readonly [string, Contribution]>): { ids: string[]; contributions: Contribution[] } {
+  const entries = Array.isArray(messages) ? messages : Object.entries(messages);
+  return { ids: entries.map(([id]) => id), contributions: entries.map(([, c]) => c) };
 }
 
 /** Contributions as stored: any levels, reasons, omitted counts and field sets, in any key order. */
@@ -109,7 +128,7 @@ const storedContribution: fc.Arbitrary<Contribution> = fc
     { requiredKeys: ['t', 'level', 'outcome'] },
   );
 
-describe('summarizeContributions', () => {
+describe('window totals', () => {
   it('agrees byte for byte with the plain definition, for any levels, reasons, fields and late entries', () => {
     fc.assert(
       fc.property(
@@ -123,7 +142,7 @@ describe('summarizeContributions', () => {
             ...entries.flatMap(([id], i) => (watermarks[i] === undefined ? [] : [[id, watermarks[i]] as const])),
             ['gone', 100] as const,
           ]);
-          expect(JSON.stringify(summarizeContributions(messages, late, windowEndMs))).toBe(JSON.stringify(definition(messages, late, windowEndMs)));
+          expect(JSON.stringify(summaryOf(messages, late, windowEndMs))).toBe(JSON.stringify(definition(messages, late, windowEndMs)));
         },
       ),
     );
@@ -132,18 +151,47 @@ describe('summarizeContributions', () => {
   it('is a function of the set: any insertion order gives the same bytes', () => {
     fc.assert(
       fc.property(contributions, fc.integer(), (entries, seed) => {
-        const a = summarizeContributions(Object.fromEntries(entries), {}, 60_000);
-        const b = summarizeContributions(Object.fromEntries(shuffled(entries, seed)), {}, 60_000);
+        const a = summaryOf(Object.fromEntries(entries));
+        const b = summaryOf(Object.fromEntries(shuffled(entries, seed)));
         expect(JSON.stringify(b)).toBe(JSON.stringify(a));
       }),
     );
+  });
+
+  it('message by message, or merged from disjoint parts in any order, gives the same bytes as all at once', () => {
+    fc.assert(
+      fc.property(contributions, fc.integer(), fc.array(fc.nat(), { maxLength: 5 }), (entries, seed, cuts) => {
+        const all = JSON.stringify(summaryOf(Object.fromEntries(entries)));
+        const incremental = emptyTotals();
+        for (const [id, c] of shuffled(entries, seed)) addContribution(incremental, id, c);
+        expect(JSON.stringify(summarize(incremental, 0))).toBe(all);
+        // Cut into parts (as base windows of a roll-up are), totals per part, merged in a shuffled order.
+        const bounds = [...new Set([0, ...cuts.map((c) => c % (entries.length + 1)), entries.length])].sort((a, b) => a - b);
+        const parts = bounds.slice(1).map((end, i) => totalsOf(listed(entries.slice(bounds[i], end))));
+        const merged = emptyTotals();
+        for (const part of shuffled(parts, seed + 1)) mergeTotalsInto(merged, copyTotals(part));
+        expect(JSON.stringify(summarize(merged, 0))).toBe(all);
+      }),
+    );
+  });
+
+  it('keeps sums and variances exact where a running sum would not', () => {
+    const at = (t: number, x: number): Contribution => ({ t, level: null, outcome: 'accept', values: { x } });
+    const big = summaryOf({ a: at(1, 1e9 + 1), b: at(2, 1e9 + 2), c: at(3, 1e9 + 3) }).fields['x']!;
+    expect(big).toMatchObject({ sum: 3e9 + 6, m2: 2 });
+    // 0.1 ten times: a running sum gives 0.9999999999999999; the exact sum rounds to 1.
+    const tenths = summaryOf(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`m${i}`, at(i, 0.1)]))).fields['x']!;
+    expect(tenths.sum).toBe(1);
+    expect(tenths.m2).toBe(0);
+    // Cancellation: 1e100 + 1 - 1e100 is 1, in any order.
+    expect(summaryOf({ a: at(1, 1e100), b: at(2, 1), c: at(3, -1e100) }).fields['x']!.sum).toBe(1);
   });
 
   it('matches a straightforward computation', () => {
     fc.assert(
       fc.property(contributions, (entries) => {
         const xs = entries.map(([, c]) => c.values!['x']!);
-        const summary = summarizeContributions(Object.fromEntries(entries), {}, 60_000);
+        const summary = summaryOf(Object.fromEntries(entries));
         const stats = summary.fields['x']!;
         const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
         expect(stats.count).toBe(xs.length);
@@ -161,28 +209,24 @@ describe('summarizeContributions', () => {
 
   it('breaks ties in time by identity: the smaller identity is first, the larger is last', () => {
     const at = (x: number): Contribution => ({ t: 5, level: null, outcome: 'accept', values: { x } });
-    const summary = summarizeContributions({ bb: at(2), aa: at(1), cc: at(3) }, {}, 60_000);
+    const summary = summaryOf({ bb: at(2), aa: at(1), cc: at(3) });
     expect(summary.fields['x']).toMatchObject({ first: 1, last: 3 });
   });
 
   it('counts as late only identities whose watermark had reached this window end', () => {
     const c: Contribution = { t: 1, level: null, outcome: 'accept' };
-    const summary = summarizeContributions({ a: c, b: c, c }, { a: 60_000, b: 3_600_000, gone: 9e12 }, 3_600_000);
+    const summary = summaryOf({ a: c, b: c, c }, { a: 60_000, b: 3_600_000, gone: 9e12 }, 3_600_000);
     expect(summary.late).toBe(1);
   });
 });
 
-describe('foldSummaries', () => {
-  it('agrees with summarising everything at once, up to rounding', () => {
+describe('sameContribution', () => {
+  it('says "same" only for contributions that serialise alike, and always for a copy', () => {
     fc.assert(
-      fc.property(contributions, contributions, (a, b) => {
-        const together = summarizeContributions(Object.fromEntries([...a, ...b.map(([id, c]) => [`z${id}`, c] as const)]), {}, 1);
-        const folded = foldSummaries([summarizeContributions(Object.fromEntries(a), {}, 1), summarizeContributions(Object.fromEntries(b), {}, 1)]);
-        expect(folded.messages).toBe(together.messages);
-        expect(folded.fields['x']?.count).toBe(together.fields['x']?.count);
-        expect(folded.fields['x']?.min).toBe(together.fields['x']?.min);
-        expect(folded.fields['x']?.sum).toBeCloseTo(together.fields['x']!.sum, 3);
-        expect(folded.fields['x']!.m2 / folded.fields['x']!.count).toBeCloseTo(together.fields['x']!.m2 / together.fields['x']!.count, 0);
+      fc.property(storedContribution, storedContribution, (a, b) => {
+        if (sameContribution(a, b)) expect(JSON.stringify(a)).toBe(JSON.stringify(b));
+        expect(sameContribution(a, structuredClone(a))).toBe(true);
+        expect(sameContribution(a, { ...a, t: a.t + 1 })).toBe(false);
       }),
     );
   });
@@ -190,7 +234,7 @@ describe('foldSummaries', () => {
 
 describe('mergeBaseDocs', () => {
   const doc = (partition: string, messages: Record<string, Contribution>, late: Record<string, number> = {}): BaseWindowDoc => ({
-    schema: 1,
+    schema: 2,
     kind: 'window',
     deviceId: 'd',
     partition,
@@ -198,18 +242,20 @@ describe('mergeBaseDocs', () => {
     windowStart: '2024-03-01T10:00:00Z',
     windowEnd: '2024-03-01T10:01:00Z',
     rev: 1,
-    messages,
+    ...listed(messages),
     late,
+    totals: totalsOf(listed(messages)),
   });
   const c = (x: number): Contribution => ({ t: 1, level: null, outcome: 'accept', values: { x } });
 
   it('unions by identity, keeps the smaller copy of a conflicting identity, and is late only where every copy was', () => {
     const merged = mergeBaseDocs([doc('0', { a: c(1), b: c(2) }, { a: 70_000 }), doc('1', { b: c(2), d: c(9), a: c(1) }, { a: 80_000, d: 90_000 })]);
-    expect(Object.keys(merged.messages).sort()).toEqual(['a', 'b', 'd']);
+    expect([...merged.ids].sort()).toEqual(['a', 'b', 'd']);
     expect(merged.late).toEqual({ a: 70_000, d: 90_000 });
     const conflicting = mergeBaseDocs([doc('0', { a: c(10) }), doc('1', { a: c(2) })]);
-    expect(conflicting.messages['a']).toEqual(c(10));
-    expect(mergeBaseDocs([doc('1', { a: c(2) }), doc('0', { a: c(10) })]).messages['a']).toEqual(c(10));
+    expect(conflicting.contributions[conflicting.ids.indexOf('a')]).toEqual(c(10));
+    const reversed = mergeBaseDocs([doc('1', { a: c(2) }), doc('0', { a: c(10) })]);
+    expect(reversed.contributions[reversed.ids.indexOf('a')]).toEqual(c(10));
     const onTimeSomewhere = mergeBaseDocs([doc('0', { a: c(1) }), doc('1', { a: c(1) }, { a: 70_000 })]);
     expect(onTimeSomewhere.late).toEqual({});
   });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { messageIdentity } from '../../src/lib/message/identity.js';
+import { deviceScopedIdentity, identityOfDeviceScoped, messageIdentity } from '../../src/lib/message/identity.js';
 import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 
 type IdentityInput = Pick<RoutedMessage, 'deviceId' | 'messageId' | 'enqueuedTime' | 'body'>;
@@ -54,6 +54,34 @@ describe('messageIdentity', () => {
           expect(messageIdentity(message)).toBe(definition(message));
         },
       ),
+    );
+  });
+});
+
+describe('deviceScopedIdentity', () => {
+  const input = fc.record({
+    deviceId: text,
+    messageId: fc.option(text, { nil: undefined }),
+    enqueuedTime: fc.option(fc.date({ noInvalidDate: true }), { nil: null }),
+    body: fc.uint8Array({ maxLength: 16 }),
+  });
+
+  it('is the message id itself when there is one, else the hash; and maps back to messageIdentity', () => {
+    fc.assert(
+      fc.property(input, (raw) => {
+        const message: IdentityInput = { ...raw, ...(raw.messageId === undefined ? {} : { messageId: raw.messageId }) };
+        const scoped = deviceScopedIdentity(message);
+        if (message.messageId !== undefined && message.messageId !== '') expect(scoped).toBe(`id:${message.messageId}`);
+        else expect(scoped).toBe(`h:${messageIdentity(message)}`);
+        expect(identityOfDeviceScoped(raw.deviceId, scoped)).toBe(messageIdentity(message));
+      }),
+    );
+  });
+
+  it('keeps a message id that looks like a hash apart from a hash', () => {
+    const hashed = messageIdentity({ deviceId: 'd', enqueuedTime: new Date(0), body: new Uint8Array([1]) });
+    expect(deviceScopedIdentity({ deviceId: 'd', messageId: hashed, enqueuedTime: null, body: new Uint8Array(0) })).not.toBe(
+      deviceScopedIdentity({ deviceId: 'd', enqueuedTime: new Date(0), body: new Uint8Array([1]) }),
     );
   });
 });

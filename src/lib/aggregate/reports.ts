@@ -3,9 +3,9 @@
  *
  * A device can move partition (when a hub's partition count changes, or a re-send lands elsewhere), so one message
  * identity can sit in two partitions' partials. Base partials are therefore merged by identity, never by adding
- * counts: the union of their contributions is summarised exactly as one partition's would be. Roll-ups add their
- * base windows' summaries, except where two partitions hold the same base window; there the base partials are read
- * and merged by identity first.
+ * counts: the totals of the union of their contributions are computed exactly as one partition's would be. Roll-ups
+ * add their base windows' totals (exactly, so in any order), except where two partitions hold the same base window;
+ * there the base partials are read and merged by identity first.
  */
 import { RoutingError } from '../errors.js';
 import type { AggregationConfig, WindowSize } from './aggregationConfig.js';
@@ -13,8 +13,12 @@ import { mapLimit } from './mapLimit.js';
 import { watermarkOf } from './windowAggregator.js';
 import {
   contributionKey,
-  foldSummaries,
-  summarizeContributions,
+  emptyTotals,
+  lateCount,
+  mergeTotalsInto,
+  sameContribution,
+  summarize,
+  totalsOf,
   type Contribution,
   type CountedOutcome,
   type WindowSummary,
@@ -160,9 +164,11 @@ async function baseSummary(
     partitions.map((p) => windows.get(windowDocName(base, deviceId, startMs, p), decodeBaseWindowDoc)),
   );
   const present = docs.filter((d): d is BaseWindowDoc => d !== null);
-  if (present.length === 0) return null;
+  const only = present[0];
+  if (only === undefined) return null;
+  if (present.length === 1) return summarize(only.totals, lateCount(only.late, endMs));
   const merged = mergeBaseDocs(present);
-  return summarizeContributions(merged.messages, merged.late, endMs);
+  return summarize(totalsOf(merged), lateCount(merged.late, endMs, merged.counted));
 }
 
 async function rollupSummary(
@@ -185,50 +191,60 @@ async function rollupSummary(
     }
   });
   if (bySub.size === 0) return null;
-  const summaries: WindowSummary[] = [];
+  const totals = emptyTotals();
+  let late = 0;
   for (const sub of [...bySub.keys()].sort()) {
     const held = bySub.get(sub)!;
-    if (held.length === 1) {
-      summaries.push(held[0]!.entry.summary);
+    const one = held[0]!.entry;
+    if (held.length === 1 && one.totals !== undefined) {
+      mergeTotalsInto(totals, one.totals);
+      late += one.late;
       continue;
     }
     // The same base window in several partitions: its identities may overlap, so merge them, never add counts.
-    const merged = await baseSummary(
-      windows,
-      base,
-      group.deviceId,
-      Date.parse(sub),
-      held.map((h) => h.partition),
-      endMs,
+    // (Also where an entry predates totals in roll-ups: the base partials hold them.)
+    const docs = await Promise.all(
+      held.map((h) => windows.get(windowDocName(base, group.deviceId, Date.parse(sub), h.partition), decodeBaseWindowDoc)),
     );
-    if (merged !== null) summaries.push(merged);
+    const present = docs.filter((d): d is BaseWindowDoc => d !== null);
+    if (present.length === 0) continue;
+    if (present.length === 1) {
+      mergeTotalsInto(totals, present[0]!.totals);
+      late += lateCount(present[0]!.late, endMs);
+      continue;
+    }
+    const merged = mergeBaseDocs(present);
+    mergeTotalsInto(totals, totalsOf(merged));
+    late += lateCount(merged.late, endMs, merged.counted);
   }
-  return foldSummaries(summaries);
+  return summarize(totals, late);
 }
 
 /**
  * The union of base partials by identity. Conflicting copies of one identity keep the smaller serialisation (as
  * within one partial); an identity is late only if every partial that counted it counted it late.
  */
-export function mergeBaseDocs(docs: readonly BaseWindowDoc[]): { messages: Record<string, Contribution>; late: Record<string, number> } {
-  const only = docs[0];
-  if (docs.length === 1 && only !== undefined) return { messages: only.messages, late: only.late };
+export function mergeBaseDocs(docs: readonly BaseWindowDoc[]): { ids: string[]; contributions: Contribution[]; counted: Set<string>; late: Record<string, number> } {
   const messages = new Map<string, Contribution>();
   const late = new Map<string, number>();
   const onTime = new Set<string>();
   for (const doc of docs) {
-    for (const [identity, contribution] of Object.entries(doc.messages)) {
+    doc.ids.forEach((identity, i) => {
+      const contribution = doc.contributions[i]!;
       const existing = messages.get(identity);
-      if (existing === undefined || contributionKey(contribution) < contributionKey(existing)) {
+      if (
+        existing === undefined ||
+        (!sameContribution(contribution, existing) && contributionKey(contribution) < contributionKey(existing))
+      ) {
         messages.set(identity, contribution);
       }
       const watermark = Object.hasOwn(doc.late, identity) ? doc.late[identity] : undefined;
       if (watermark === undefined) onTime.add(identity);
       else late.set(identity, Math.min(watermark, late.get(identity) ?? Infinity));
-    }
+    });
   }
   for (const identity of onTime) late.delete(identity);
-  return { messages: Object.fromEntries(messages), late: Object.fromEntries(late) };
+  return { ids: [...messages.keys()], contributions: [...messages.values()], counted: new Set(messages.keys()), late: Object.fromEntries(late) };
 }
 
 function toReport(deviceId: string, size: WindowSize, startMs: number, final: boolean, summary: WindowSummary): WindowReport {

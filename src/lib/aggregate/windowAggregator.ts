@@ -8,16 +8,30 @@
  */
 import type { AdmittedMessage } from '../checks/admit.js';
 import type { CheckResult } from '../checks/checks.js';
-import { messageIdentity } from '../message/identity.js';
+import { deviceScopedIdentity } from '../message/identity.js';
 import type { DecodedBody, JsonValue, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { Clock } from '../ports.js';
 import { MAX_FIELDS_PER_MESSAGE, type AggregationConfig, type WindowSize } from './aggregationConfig.js';
 import { mapLimit } from './mapLimit.js';
-import { contributionKey, setOwnProperty, summarizeContributions, type Contribution, type WindowSummary } from './windowSummary.js';
+import {
+  addContribution,
+  contributionKey,
+  copyTotals,
+  emptyTotals,
+  isAggregatedValue,
+  lateCount,
+  sameContribution,
+  setOwnProperty,
+  totalsOf,
+  type Contribution,
+  type WindowTotals,
+} from './windowSummary.js';
 import {
   decodeBaseWindowDoc,
   decodePartitionDoc,
   decodeRollupWindowDoc,
+  appendMessage,
+  findMessage,
   type BaseWindowDoc,
   type PartitionDoc,
   type RollupEntry,
@@ -57,8 +71,6 @@ export interface WindowAggregator {
 const FUTURE_SKEW_MS = 5 * 60_000;
 /** A replayed batch that moves nothing still refreshes `lastBatchAt`, but at most this often. */
 const LAST_BATCH_REFRESH_MS = 10_000;
-/** Values beyond this would overflow the squared deviations; they are counted in `fieldsOmitted`. */
-const MAX_ABS_VALUE = 1e100;
 
 interface PendingMessage {
   identity: string;
@@ -128,14 +140,14 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
         }
         const startMs = windowStartOf(time, base);
         const group = groupOf(groups, groupsByDevice, deviceId, startMs);
-        const identity = messageIdentity(message);
+        const identity = deviceScopedIdentity(message);
         const contribution = contributionOf(message, time, check, config.fields, aggregateLevels);
         const copy = copyIn(group, identity);
         if (copy === undefined) {
           addPending(group, { identity, contribution, lateWatermark: startMs + base.ms <= watermark ? watermark : null });
         } else {
           duplicates += 1;
-          if (contributionKey(contribution) < contributionKey(copy.contribution)) copy.contribution = contribution;
+          if (converges(contribution, copy.contribution)) copy.contribution = contribution;
         }
         const eventTime = Math.min(time, now + FUTURE_SKEW_MS);
         if (maxEventTime === null || eventTime > maxEventTime) maxEventTime = eventTime;
@@ -214,15 +226,16 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
 
 /**
  * Adds a group of messages to a base partial. Invariant (kept by the If-Match write of the returned document): an
- * identity is a key of `messages` at most once, so a message is counted in its window at most once whether it comes
- * back in a replayed batch, as a re-send, or from a second instance that owns the partition for a while. When two
- * copies of one identity differ (a device reusing a message id), the smaller serialisation is kept, so the copies
- * converge to the same document in any order.
+ * identity is in `ids` at most once, so a message is counted in its window at most once whether it comes
+ * back in a replayed batch, as a re-send, or from a second instance that owns the partition for a while; `totals`
+ * are always those of `contributions`, because a contribution is added to them exactly when its identity is appended.
+ * When two copies of one identity differ (a device reusing a message id), the smaller serialisation is kept, so
+ * the copies converge to the same document in any order, and the totals are recomputed (rare).
  */
 function applyToBase(current: BaseWindowDoc | undefined, group: BaseGroup, size: WindowSize, partition: string): BaseEffect {
   const effect: BaseEffect = { next: undefined, aggregated: 0, countedOtherLevel: 0, duplicates: 0, late: 0 };
   const doc: BaseWindowDoc = current ?? {
-    schema: 1,
+    schema: 2,
     kind: 'window',
     deviceId: group.deviceId,
     partition,
@@ -230,34 +243,46 @@ function applyToBase(current: BaseWindowDoc | undefined, group: BaseGroup, size:
     windowStart: isoSeconds(group.startMs),
     windowEnd: isoSeconds(group.startMs + size.ms),
     rev: 0,
-    messages: {},
+    ids: [],
+    contributions: [],
     late: {},
+    totals: emptyTotals(),
   };
   let changed = current === undefined;
+  let replaced = false;
   for (const { identity, contribution, lateWatermark } of group.pending) {
-    const existing = Object.hasOwn(doc.messages, identity) ? doc.messages[identity] : undefined;
-    if (existing !== undefined) {
+    const at = findMessage(doc.ids, identity);
+    if (at >= 0) {
       effect.duplicates += 1;
-      if (contributionKey(contribution) < contributionKey(existing)) {
-        doc.messages[identity] = contribution;
+      if (converges(contribution, doc.contributions[at]!)) {
+        doc.contributions[at] = contribution;
         changed = true;
+        replaced = true;
       }
       continue;
     }
-    doc.messages[identity] = contribution;
+    appendMessage(doc, identity, contribution);
+    addContribution(doc.totals, identity, contribution);
     changed = true;
     if (contribution.values === undefined) effect.countedOtherLevel += 1;
     else effect.aggregated += 1;
     if (lateWatermark !== null) {
+      // Identities start with `id:` or `h:`, so plain assignment stores them as data (never `__proto__`).
       doc.late[identity] = lateWatermark;
       effect.late += 1;
     }
   }
+  if (replaced) doc.totals = totalsOf(doc);
   if (changed) {
     doc.rev += 1;
     effect.next = doc;
   }
   return effect;
+}
+
+/** Whether `candidate` replaces `kept` as the copy of their identity: the smaller serialisation wins. */
+function converges(candidate: Contribution, kept: Contribution): boolean {
+  return !sameContribution(candidate, kept) && contributionKey(candidate) < contributionKey(kept);
 }
 
 interface RollupGroup {
@@ -270,28 +295,19 @@ interface RollupGroup {
 }
 
 /**
- * A base partial as this batch left it, and its summary, computed only if some roll-up lacks this revision (a
- * replay usually finds it there already) and then once for all roll-up sizes.
+ * A base partial as this batch left it. Its totals are copied (once, for every roll-up size) only if some roll-up
+ * lacks this revision, which a replay usually finds there already.
  */
 class BaseSummary {
   readonly rev: number;
-  #summary: WindowSummary | undefined;
+  #totals: WindowTotals | undefined;
   constructor(readonly doc: BaseWindowDoc) {
     this.rev = doc.rev;
   }
 
-  /** Late counts differ per roll-up size (a roll-up closes later); everything else is the base window's. */
-  forRollupEnding(endMs: number): WindowSummary {
-    const summary = (this.#summary ??= summarizeContributions(this.doc.messages, {}, Infinity));
-    return {
-      messages: summary.messages,
-      late: lateCount(this.doc, endMs),
-      byLevel: summary.byLevel,
-      byOutcome: summary.byOutcome,
-      byReason: summary.byReason,
-      fieldsOmitted: summary.fieldsOmitted,
-      fields: summary.fields,
-    };
+  /** Late counts differ per roll-up size (a roll-up closes later); the totals are the base window's. */
+  entryForRollupEnding(endMs: number): RollupEntry {
+    return { rev: this.rev, late: lateCount(this.doc.late, endMs), totals: (this.#totals ??= copyTotals(this.doc.totals)) };
   }
 }
 
@@ -302,7 +318,7 @@ class BaseSummary {
  */
 function applyToRollup(current: RollupWindowDoc | undefined, rollup: RollupGroup, partition: string): RollupWindowDoc | undefined {
   const doc: RollupWindowDoc = current ?? {
-    schema: 1,
+    schema: 2,
     kind: 'rollup',
     deviceId: rollup.deviceId,
     partition,
@@ -316,8 +332,7 @@ function applyToRollup(current: RollupWindowDoc | undefined, rollup: RollupGroup
     const rev = base.rev;
     const existing = Object.hasOwn(doc.subs, sub) ? doc.subs[sub] : undefined;
     if (existing !== undefined && existing.rev >= rev) continue;
-    const entry: RollupEntry = { rev, summary: base.forRollupEnding(endMs) };
-    doc.subs[sub] = entry;
+    doc.subs[sub] = base.entryForRollupEnding(endMs);
     changed = true;
   }
   return changed ? doc : undefined;
@@ -405,13 +420,6 @@ function advancePartition(
   return { schema: 1, kind: 'partition', partition, maxEventTime, clockWatermark: null, lastBatchAt: now };
 }
 
-/** Identities of a base partial that were counted after a window ending at `windowEndMs` had closed. */
-function lateCount(doc: BaseWindowDoc, windowEndMs: number): number {
-  let late = 0;
-  for (const identity in doc.late) if (doc.late[identity]! >= windowEndMs) late += 1;
-  return late;
-}
-
 /**
  * The `level` application property, its name compared ignoring case as IoT Hub does. Most telemetry on the built-in
  * endpoint has none, so the miss is the common case and allocates nothing.
@@ -442,36 +450,63 @@ function contributionOf(
   return contribution;
 }
 
-function isAggregatable(value: JsonValue | undefined): value is number {
+function isNumber(value: JsonValue | undefined): value is number {
   return typeof value === 'number' && Number.isFinite(value);
 }
 
 /**
  * Sets the contribution's `values` (and `omitted` when some were not taken), written straight into the values
- * object: this runs for every message.
+ * object: this runs for every message. Fields are taken in the order the body lists them (`for...in` order of the
+ * parsed object, which the decoder's scan reproduces without building the object) up to the per-message limit;
+ * beyond it, the first by name.
  */
 function addNumericFields(contribution: Contribution, decoded: DecodedBody, fields: readonly string[] | null): void {
   const values: Record<string, number> = {};
   contribution.values = values;
-  const body = decoded.value;
-  if (decoded.kind !== 'json' || typeof body !== 'object' || body === null || Array.isArray(body)) return;
+  if (decoded.kind !== 'json') return;
   let omitted = 0;
+  const scanned = decoded.numbers;
+  if (scanned !== undefined && fields === null) {
+    const { names, values: numbers } = scanned;
+    let kept = 0;
+    for (let i = 0; i < names.length; i++) {
+      const value = numbers[i]!;
+      if (!Number.isFinite(value)) continue;
+      if (!isAggregatedValue(value)) omitted += 1;
+      else if (kept === MAX_FIELDS_PER_MESSAGE) {
+        const byName = firstFieldsByName(names.map((name, j) => [name, numbers[j]!] as const));
+        contribution.values = byName.values;
+        omitted = byName.omitted;
+        break;
+      } else {
+        const name = names[i]!;
+        if (name === '__proto__') setOwnProperty(values, name, value);
+        else values[name] = value;
+        kept += 1;
+      }
+    }
+    if (omitted > 0) contribution.omitted = omitted;
+    return;
+  }
+  const body = decoded.value;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
   if (fields !== null) {
     for (const name of fields) {
       const value = Object.hasOwn(body, name) ? body[name] : undefined;
-      if (!isAggregatable(value)) continue;
-      if (Math.abs(value) > MAX_ABS_VALUE) omitted += 1;
+      if (!isNumber(value)) continue;
+      if (!isAggregatedValue(value)) omitted += 1;
       else setOwnProperty(values, name, value);
     }
   } else {
     let kept = 0;
     for (const name in body) {
       const value = body[name];
-      if (!isAggregatable(value)) continue;
-      if (Math.abs(value) > MAX_ABS_VALUE) omitted += 1;
+      if (!isNumber(value)) continue;
+      if (!isAggregatedValue(value)) omitted += 1;
       else if (kept === MAX_FIELDS_PER_MESSAGE) {
-        contribution.values = firstFieldsByName(body);
-        omitted = countOmitted(body);
+        const byName = firstFieldsByName(Object.entries(body));
+        contribution.values = byName.values;
+        omitted = byName.omitted;
         break;
       } else {
         setOwnProperty(values, name, value);
@@ -482,27 +517,22 @@ function addNumericFields(contribution: Contribution, decoded: DecodedBody, fiel
   if (omitted > 0) contribution.omitted = omitted;
 }
 
-/** Over the limit, the fields kept are the first by name, whatever order the device wrote them in. */
-function firstFieldsByName(body: { [key: string]: JsonValue }): Record<string, number> {
+/**
+ * Over the limit, the fields kept are the first by name, whatever order the device wrote them in; the rest (and the
+ * values outside the aggregated range) are counted as omitted.
+ */
+function firstFieldsByName(members: ReadonlyArray<readonly [string, JsonValue | undefined]>): { values: Record<string, number>; omitted: number } {
   const entries: Array<[string, number]> = [];
-  for (const name in body) {
-    const value = body[name];
-    if (isAggregatable(value) && Math.abs(value) <= MAX_ABS_VALUE) entries.push([name, value]);
+  let outside = 0;
+  for (const [name, value] of members) {
+    if (!isNumber(value)) continue;
+    if (isAggregatedValue(value)) entries.push([name, value]);
+    else outside += 1;
   }
   entries.sort(([a], [b]) => (a < b ? -1 : 1));
   // fromEntries defines own properties, so even a field named "__proto__" stays data.
-  return Object.fromEntries(entries.slice(0, MAX_FIELDS_PER_MESSAGE));
-}
-
-/** Numeric fields not aggregated: beyond ±1e100, or beyond the per-message limit. */
-function countOmitted(body: { [key: string]: JsonValue }): number {
-  let inRange = 0;
-  let beyond = 0;
-  for (const name in body) {
-    const value = body[name];
-    if (!isAggregatable(value)) continue;
-    if (Math.abs(value) > MAX_ABS_VALUE) beyond += 1;
-    else inRange += 1;
-  }
-  return beyond + Math.max(0, inRange - MAX_FIELDS_PER_MESSAGE);
+  return {
+    values: Object.fromEntries(entries.slice(0, MAX_FIELDS_PER_MESSAGE)),
+    omitted: outside + Math.max(0, entries.length - MAX_FIELDS_PER_MESSAGE),
+  };
 }

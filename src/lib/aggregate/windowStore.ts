@@ -7,34 +7,49 @@
  */
 import type { BlobStore, ETag } from '../ports.js';
 import { getJson, updateJson, type Decode, type Mutation } from '../storage/jsonDocuments.js';
-import type { Contribution, WindowSummary } from './windowSummary.js';
+import { totalsOf, type Contribution, type WindowTotals } from './windowSummary.js';
 
-/** A partial of one base window: one device, one partition. */
+/**
+ * A partial of one base window: one device, one partition. Schema 2 lists identities and contributions and added
+ * `totals`; a schema 1 partial (written by an earlier build, `messages` an object by identity) is read by converting
+ * it and recomputing the totals, which is exact.
+ */
 export interface BaseWindowDoc {
-  schema: 1;
+  schema: 2;
   kind: 'window';
   deviceId: string;
   partition: string;
   window: string;
   windowStart: string;
   windowEnd: string;
-  /** +1 on every change; under If-Match it only grows, which is what roll-ups use to ignore stale summaries. */
+  /** +1 on every change; under If-Match it only grows, which is what roll-ups use to ignore stale totals. */
   rev: number;
-  /** Every message counted here, by identity. A message is counted in a window iff its identity is a key. */
-  messages: Record<string, Contribution>;
+  /**
+   * The identity of every message counted here, in the order counted. A message is counted in a window iff its
+   * identity is in this list (once). A list, not an object keyed by identity: objects with ever-new keys cost V8 a
+   * new hidden class per key, some ten times a Map insertion.
+   */
+  ids: string[];
+  /** What each message of `ids` contributes, at the same position. */
+  contributions: Contribution[];
   /** Identities counted after the window had closed, with the partition's watermark (epoch ms) at that moment. */
   late: Record<string, number>;
+  /** The totals of `messages`, kept up to date message by message. */
+  totals: WindowTotals;
 }
 
 export interface RollupEntry {
-  /** The base partial's `rev` this summary was computed from. */
+  /** The base partial's `rev` these totals were taken from. */
   rev: number;
-  summary: WindowSummary;
+  /** Of those, messages that were late for this roll-up window (it closes later than its base windows). */
+  late: number;
+  /** The base partial's totals; absent in entries written by schema 1, which are read from the base partial. */
+  totals?: WindowTotals;
 }
 
-/** A partial of a larger window: the summaries of its base windows from one partition. */
+/** A partial of a larger window: the totals of its base windows from one partition. */
 export interface RollupWindowDoc {
-  schema: 1;
+  schema: 2;
   kind: 'rollup';
   deviceId: string;
   partition: string;
@@ -66,16 +81,61 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+const isSchema = (value: unknown): boolean => value === 1 || value === 2;
+
 export const decodeBaseWindowDoc: Decode<BaseWindowDoc> = (raw) => {
-  check(isRecord(raw) && raw['schema'] === 1 && raw['kind'] === 'window', 'base window');
-  const doc = raw as unknown as BaseWindowDoc;
-  check(typeof doc.rev === 'number' && isRecord(doc.messages) && isRecord(doc.late), 'base window');
+  check(isRecord(raw) && isSchema(raw['schema']) && raw['kind'] === 'window', 'base window');
+  const doc = raw as unknown as BaseWindowDoc & { messages?: Record<string, Contribution> };
+  check(typeof doc.rev === 'number' && isRecord(doc.late), 'base window');
+  if ((doc.schema as number) === 1) {
+    check(isRecord(doc.messages), 'base window');
+    const messages = doc.messages!;
+    delete doc.messages;
+    doc.schema = 2;
+    doc.ids = Object.keys(messages);
+    doc.contributions = Object.values(messages);
+    doc.totals = totalsOf(doc);
+  }
+  check(Array.isArray(doc.ids) && Array.isArray(doc.contributions) && doc.ids.length === doc.contributions.length, 'base window');
+  check(isRecord(doc.totals), 'base window');
   return doc;
 };
 
+/** A partial's list is scanned up to this length; a longer one gets an index. */
+const SCANNED = 16;
+
+/** Positions in a partial's `ids` by identity, built once per list and kept while the list lives (in memory). */
+const indexes = new WeakMap<readonly string[], Map<string, number>>();
+
+/** The position of `identity` in a partial's `ids`, or -1. */
+export function findMessage(ids: readonly string[], identity: string): number {
+  if (ids.length <= SCANNED) return ids.indexOf(identity);
+  let index = indexes.get(ids);
+  if (index === undefined) {
+    index = new Map();
+    for (let i = 0; i < ids.length; i++) index.set(ids[i]!, i);
+    indexes.set(ids, index);
+  }
+  return index.get(identity) ?? -1;
+}
+
+/** Appends a message to a partial; the only way the aggregator adds one, so that an index stays in step. */
+export function appendMessage(doc: Pick<BaseWindowDoc, 'ids' | 'contributions'>, identity: string, contribution: Contribution): void {
+  indexes.get(doc.ids)?.set(identity, doc.ids.length);
+  doc.ids.push(identity);
+  doc.contributions.push(contribution);
+}
+
 export const decodeRollupWindowDoc: Decode<RollupWindowDoc> = (raw) => {
-  check(isRecord(raw) && raw['schema'] === 1 && raw['kind'] === 'rollup' && isRecord(raw['subs']), 'roll-up window');
-  return raw as unknown as RollupWindowDoc;
+  check(isRecord(raw) && isSchema(raw['schema']) && raw['kind'] === 'rollup' && isRecord(raw['subs']), 'roll-up window');
+  const doc = raw as unknown as RollupWindowDoc;
+  if ((doc.schema as number) === 1) {
+    // Schema 1 entries held rounded summaries; keep their revisions (so propagation still only moves forward) and
+    // let readers take those base windows from the base partials.
+    doc.schema = 2;
+    for (const sub in doc.subs) doc.subs[sub] = { rev: doc.subs[sub]!.rev, late: 0 };
+  }
+  return doc;
 };
 
 export const decodeWindowDoc: Decode<BaseWindowDoc | RollupWindowDoc> = (raw) =>

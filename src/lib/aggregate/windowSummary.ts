@@ -1,14 +1,17 @@
 /**
- * What one message contributes to a window, and how a window's numbers are computed from its contributions.
+ * What one message contributes to a window, the window's running totals, and the numbers reported from them.
  *
  * Reports must be byte-identical whatever order messages arrived in, how batches were split and how partials are
- * spread over partitions. Floating-point addition is not associative, so nothing here accumulates in arrival order:
- * - a base window's statistics are recomputed from its set of contributions, visited in identity order (sums,
- *   then a second pass for the squared deviations), so they are a function of the set alone;
- * - a roll-up folds its base windows' summaries in window-start order (Chan et al.'s pairwise update for the
- *   variance), so it is a function of the set of base summaries alone;
- * - first and last are chosen by (time, identity), never by arrival.
+ * spread over partitions, and a batch must cost work in proportion to its own messages, not to the windows' sizes.
+ * Floating-point addition is not associative, so the totals are kept exactly (docs/adr/0007):
+ * - counts are integers; min, max, first and last are chosen by value and by (time, identity), never by arrival;
+ * - Σx and Σx² are exact expansions (`exactSum.ts`): adding a message is exact, so the totals after any sequence of
+ *   additions and merges are the same real numbers, and every reported number is derived from those exact values
+ *   (rounded once), never from the order they were added in.
+ * A window's totals can therefore be updated one message at a time, merged across roll-ups in any order, and
+ * recomputed from its contributions when needed, and all three give the same report.
  */
+import { addExpansionTo, addSquareTo, addTo, roundExpansion, sumSquaredDeviations } from './exactSum.js';
 
 export type CountedOutcome = 'accept' | 'warn';
 
@@ -20,12 +23,47 @@ export interface Contribution {
   outcome: CountedOutcome;
   /** Reason codes of the message's findings (warnings), sorted and unique; absent when there are none. */
   reasons?: string[];
-  /** The numeric body fields aggregated from this message, keys sorted; absent for levels not aggregated. */
+  /**
+   * The numeric body fields aggregated from this message; absent for levels not aggregated. Every value is 0 or
+   * between 1e-100 and 1e100 in magnitude (the range in which Σx² stays exact; see `isAggregatedValue`).
+   */
   values?: Record<string, number>;
-  /** Numeric fields not aggregated: beyond the per-message limit, or beyond ±1e100. */
+  /** Numeric fields not aggregated: beyond the per-message limit, or outside the exact range. */
   omitted?: number;
 }
 
+/** Running totals of one numeric field in one window. */
+export interface FieldTotals {
+  count: number;
+  min: number;
+  max: number;
+  /** Σx, exactly (an expansion: its components add up to the sum). */
+  sum: number[];
+  /** Σx², exactly. */
+  squares: number[];
+  /** The value with the earliest (time, identity), and that time and identity. */
+  first: number;
+  firstTime: number;
+  firstId: string;
+  /** The value with the latest (time, identity). */
+  last: number;
+  lastTime: number;
+  lastId: string;
+}
+
+/** Running totals of one window: what its base partial or a roll-up entry stores. Keys in first-seen order. */
+export interface WindowTotals {
+  messages: number;
+  /** By `level`; `(none)` for messages without one. */
+  byLevel: Record<string, number>;
+  byOutcome: Record<CountedOutcome, number>;
+  /** Warning reason codes. */
+  byReason: Record<string, number>;
+  fieldsOmitted: number;
+  fields: Record<string, FieldTotals>;
+}
+
+/** A field's reported numbers: each one the exact value rounded once. */
 export interface FieldStats {
   count: number;
   min: number;
@@ -55,9 +93,45 @@ export interface WindowSummary {
 
 export const NO_LEVEL = '(none)';
 
+/** Largest magnitude aggregated: Σx² of up to 2^31 such values stays far below the double range. */
+export const MAX_ABS_VALUE = 1e100;
+/** Smallest non-zero magnitude aggregated: below it, x² and the products behind the variance would underflow. */
+export const MIN_ABS_VALUE = 1e-100;
+
+/** A number the window statistics take: finite, and 0 or within [1e-100, 1e100] in magnitude. */
+export function isAggregatedValue(value: number): boolean {
+  const abs = Math.abs(value);
+  return abs === 0 || (abs >= MIN_ABS_VALUE && abs <= MAX_ABS_VALUE);
+}
+
 /** The order that makes conflicting copies of one identity converge: the smaller serialisation wins. */
 export function contributionKey(contribution: Contribution): string {
   return JSON.stringify(contribution);
+}
+
+/**
+ * Whether two contributions certainly serialise alike, without serialising them: the common case of a duplicate is
+ * a replayed copy. False means "compare their keys" (it is conservative for -0, which serialises as 0).
+ */
+export function sameContribution(a: Contribution, b: Contribution): boolean {
+  if (a === b) return true;
+  if (a.t !== b.t || a.level !== b.level || a.outcome !== b.outcome || a.omitted !== b.omitted) return false;
+  if (!sameList(a.reasons, b.reasons)) return false;
+  const av = a.values;
+  const bv = b.values;
+  if (av === undefined || bv === undefined) return av === bv;
+  const keys = Object.keys(av);
+  const otherKeys = Object.keys(bv);
+  if (!sameList(keys, otherKeys)) return false;
+  for (const key of keys) if (!Object.is(av[key], bv[key])) return false;
+  return true;
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -69,304 +143,187 @@ export function setOwnProperty<T>(record: Record<string, T>, key: string, value:
   else record[key] = value;
 }
 
-/** Keys in code-unit order (what `<` on strings and the default sort both use). */
-function sortedRecord(map: ReadonlyMap<string, number>): Record<string, number> {
-  const record: Record<string, number> = {};
-  if (map.size === 1) {
-    for (const [key, n] of map) setOwnProperty(record, key, n);
-    return record;
-  }
-  for (const key of sortText([...map.keys()])) setOwnProperty(record, key, map.get(key)!);
-  return record;
+function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
-function bump(map: Map<string, number>, key: string, by = 1): void {
-  map.set(key, (map.get(key) ?? 0) + by);
+function bump(record: Record<string, number>, key: string, by: number): void {
+  const current = own(record, key);
+  if (current === undefined) setOwnProperty(record, key, by);
+  else record[key] = current + by;
+}
+
+export function emptyTotals(): WindowTotals {
+  return { messages: 0, byLevel: {}, byOutcome: { accept: 0, warn: 0 }, byReason: {}, fieldsOmitted: 0, fields: {} };
+}
+
+/** (time, identity) order, the tie-breaker for first and last. */
+function before(time: number, id: string, otherTime: number, otherId: string): boolean {
+  return time < otherTime || (time === otherTime && id < otherId);
 }
 
 /**
- * Per-field accumulators of one summary, slots in the order fields were first seen. One instance is reused by
- * every call (a summary is synchronous), and nothing is truncated between calls, only `size` reset, so that a
- * summary allocates its result and little else.
+ * Adds one message, in place. Invariant: the caller adds each identity at most once to a given totals object (the
+ * partial's `messages` map is the record of what was added), so the totals are always those of that map's
+ * contributions, whatever order they were added in.
  */
-class FieldAccumulators {
-  size = 0;
-  readonly names: string[] = [];
-  /** Built only when a field is not at the position it had in the previous contribution. */
-  private index: Map<string, number> | null = null;
-  readonly count: number[] = [];
-  readonly sum: number[] = [];
-  readonly min: number[] = [];
-  readonly max: number[] = [];
-  readonly first: number[] = [];
-  readonly firstTime: number[] = [];
-  readonly last: number[] = [];
-  readonly lastTime: number[] = [];
-  /** Each field's values in the order visited (the first `count` of them), for the second pass. */
-  readonly samples: number[][] = [];
-  /** Slots by field name (the first `size` of them), reused by `slotsByName`. */
-  private readonly order: number[] = [];
-
-  reset(): void {
-    this.size = 0;
-    this.index = null;
-  }
-
-  /**
-   * The slot of `field`, the `position`-th field of its contribution. Messages of one device carry the same fields
-   * in the same order, so the field is usually in that slot already. `aligned` says that every earlier field of
-   * this contribution was in the slot of its position: then the slots so far hold exactly those fields, and a field
-   * at the next free position is new without looking it up.
-   */
-  slot(field: string, position: number, aligned: boolean): number {
-    if (aligned) {
-      if (position < this.size && this.names[position] === field) return position;
-      if (position === this.size) return this.add(field);
+export function addContribution(totals: WindowTotals, identity: string, contribution: Contribution): void {
+  // Stores below are written out at each site (not through one helper) so that each keeps its own inline cache:
+  // this runs for every message and field. `__proto__` is the one key assignment would not store as data.
+  totals.messages += 1;
+  const level = contribution.level ?? NO_LEVEL;
+  const byLevel = totals.byLevel;
+  if (Object.hasOwn(byLevel, level)) byLevel[level] = byLevel[level]! + 1;
+  else if (level === '__proto__') setOwnProperty(byLevel, level, 1);
+  else byLevel[level] = 1;
+  if (contribution.outcome === 'warn') totals.byOutcome.warn += 1;
+  else totals.byOutcome.accept += 1;
+  const reasons = contribution.reasons;
+  if (reasons !== undefined) for (const code of reasons) bump(totals.byReason, code, 1);
+  if (contribution.omitted !== undefined) totals.fieldsOmitted += contribution.omitted;
+  const values = contribution.values;
+  if (values === undefined) return;
+  const fields = totals.fields;
+  const t = contribution.t;
+  for (const name in values) {
+    const x = values[name]!;
+    const field = Object.hasOwn(fields, name) ? fields[name] : undefined;
+    if (field === undefined) {
+      const sum: number[] = [];
+      addTo(sum, x);
+      const squares: number[] = [];
+      addSquareTo(squares, x);
+      const created = { count: 1, min: x, max: x, sum, squares, first: x, firstTime: t, firstId: identity, last: x, lastTime: t, lastId: identity };
+      if (name === '__proto__') setOwnProperty(fields, name, created);
+      else fields[name] = created;
+      continue;
     }
-    if (this.index === null) {
-      this.index = new Map();
-      for (let i = 0; i < this.size; i++) this.index.set(this.names[i]!, i);
+    field.count += 1;
+    if (x < field.min) field.min = x;
+    if (x > field.max) field.max = x;
+    addTo(field.sum, x);
+    addSquareTo(field.squares, x);
+    if (before(t, identity, field.firstTime, field.firstId)) {
+      field.first = x;
+      field.firstTime = t;
+      field.firstId = identity;
     }
-    return this.index.get(field) ?? this.add(field);
-  }
-
-  /** The slots in the code-unit order of their fields' names: only the first `size` entries count. */
-  slotsByName(): readonly number[] {
-    const { names, size } = this;
-    if (size > 16) return Array.from({ length: size }, (_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
-    const order = this.order;
-    for (let i = 0; i < size; i++) {
-      const name = names[i]!;
-      let j = i - 1;
-      while (j >= 0 && names[order[j]!]! > name) {
-        order[j + 1] = order[j]!;
-        j--;
-      }
-      order[j + 1] = i;
+    if (before(field.lastTime, field.lastId, t, identity)) {
+      field.last = x;
+      field.lastTime = t;
+      field.lastId = identity;
     }
-    return order;
-  }
-
-  private add(field: string): number {
-    const slot = this.size++;
-    this.index?.set(field, slot);
-    this.names[slot] = field;
-    this.count[slot] = 0;
-    this.sum[slot] = 0;
-    this.min[slot] = Infinity;
-    this.max[slot] = -Infinity;
-    if (slot === this.samples.length) this.samples.push([]);
-    return slot;
-  }
-
-  /** Visits are in identity order: ties on time go to the smaller identity for `first`, the larger for `last`. */
-  visit(slot: number, value: number, time: number): void {
-    const n = this.count[slot]!;
-    if (n === 0) {
-      this.first[slot] = value;
-      this.firstTime[slot] = time;
-      this.last[slot] = value;
-      this.lastTime[slot] = time;
-    } else {
-      if (time < this.firstTime[slot]!) {
-        this.first[slot] = value;
-        this.firstTime[slot] = time;
-      }
-      if (time >= this.lastTime[slot]!) {
-        this.last[slot] = value;
-        this.lastTime[slot] = time;
-      }
-    }
-    this.samples[slot]![n] = value;
-    this.count[slot] = n + 1;
-    this.sum[slot] = this.sum[slot]! + value;
-    if (value < this.min[slot]!) this.min[slot] = value;
-    if (value > this.max[slot]!) this.max[slot] = value;
-  }
-
-  /** The statistics of a slot; the squared deviations are summed in a second pass over the values, in order. */
-  stats(slot: number): FieldStats {
-    const count = this.count[slot]!;
-    const sum = this.sum[slot]!;
-    const mean = sum / count;
-    const samples = this.samples[slot]!;
-    let m2 = 0;
-    for (let i = 0; i < count; i++) m2 += (samples[i]! - mean) * (samples[i]! - mean);
-    return {
-      count,
-      min: this.min[slot]!,
-      max: this.max[slot]!,
-      sum,
-      m2,
-      first: this.first[slot]!,
-      firstTime: this.firstTime[slot]!,
-      last: this.last[slot]!,
-      lastTime: this.lastTime[slot]!,
-    };
   }
 }
 
-const accumulators = new FieldAccumulators();
+/** The totals of a set of contributions (a recomputation, for conflicting copies and for partials merged on read). */
+export function totalsOf(messages: { readonly ids: readonly string[]; readonly contributions: readonly Contribution[] }): WindowTotals {
+  const totals = emptyTotals();
+  const { ids, contributions } = messages;
+  for (let i = 0; i < ids.length; i++) addContribution(totals, ids[i]!, contributions[i]!);
+  return totals;
+}
 
-/**
- * The summary of a set of contributions. `late` maps identities counted after their base window closed to the
- * watermark at that moment; one counts as late for the window being summarised when that watermark had reached
- * the window's end (a roll-up ends later than its base windows, so fewer of them are late for it).
- *
- * Runs once for every base window a batch touches (its roll-ups need the new summary), so it works in reused
- * accumulators rather than building maps and arrays per field. The arithmetic is the definition's, operation for
- * operation: per field, in identity order, the sum, min and max, then a second pass for the squared deviations
- * from the mean; `first` is the earliest time, the smaller identity on a tie, and `last` the latest, the larger
- * identity on a tie.
- */
-export function summarizeContributions(
-  messages: Readonly<Record<string, Contribution>>,
-  late: Readonly<Record<string, number>>,
-  windowEndMs: number,
-): WindowSummary {
-  const identities = sortText(Object.keys(messages));
+function copyField(field: FieldTotals): FieldTotals {
+  return { ...field, sum: field.sum.slice(), squares: field.squares.slice() };
+}
 
-  let lateCount = 0;
-  for (const identity in late) {
-    if (Object.hasOwn(late, identity) && late[identity]! >= windowEndMs && Object.hasOwn(messages, identity)) lateCount += 1;
-  }
-
-  // Levels: one level (usually none) until a second one shows up.
-  let level: string | undefined;
-  let levelCount = 0;
-  let levels: Map<string, number> | undefined;
-  let reasons: Map<string, number> | undefined;
-  const byOutcome: Record<CountedOutcome, number> = { accept: 0, warn: 0 };
-  let fieldsOmitted = 0;
-  const fieldsSeen = accumulators;
-  fieldsSeen.reset();
-
-  for (const identity of identities) {
-    const contribution = messages[identity]!;
-    const name = contribution.level ?? NO_LEVEL;
-    if (levels !== undefined) bump(levels, name);
-    else if (level === undefined || level === name) {
-      level = name;
-      levelCount += 1;
-    } else {
-      levels = new Map([[level, levelCount]]);
-      bump(levels, name);
-    }
-    const outcome = contribution.outcome;
-    if (outcome === 'accept') byOutcome.accept += 1;
-    else if (outcome === 'warn') byOutcome.warn += 1;
-    else {
-      // Not an outcome this code writes (a hand-edited document): counted as the generic `+= 1` always did.
-      const other = byOutcome as Record<string, number>;
-      other[outcome as string] = (other[outcome as string] as number) + 1;
-    }
-    const codes = contribution.reasons;
-    if (codes !== undefined) for (const code of codes) bump((reasons ??= new Map()), code);
-    fieldsOmitted += contribution.omitted ?? 0;
-    const values = contribution.values;
-    if (values === undefined) continue;
-    const t = contribution.t;
-    let position = 0;
-    let aligned = true;
-    for (const field in values) {
-      const slot = fieldsSeen.slot(field, position, aligned);
-      aligned &&= slot === position;
-      position += 1;
-      fieldsSeen.visit(slot, values[field]!, t);
-    }
-  }
-
-  const fields: Record<string, FieldStats> = {};
-  const byName = fieldsSeen.slotsByName();
-  for (let i = 0; i < fieldsSeen.size; i++) {
-    const slot = byName[i]!;
-    setOwnProperty(fields, fieldsSeen.names[slot]!, fieldsSeen.stats(slot));
-  }
-
-  let byLevel: Record<string, number>;
-  if (levels !== undefined) byLevel = sortedRecord(levels);
-  else {
-    byLevel = {};
-    if (level !== undefined) setOwnProperty(byLevel, level, levelCount);
-  }
+/** A deep copy, for storing one window's totals inside another document. */
+export function copyTotals(totals: WindowTotals): WindowTotals {
+  const fields: Record<string, FieldTotals> = {};
+  for (const name in totals.fields) setOwnProperty(fields, name, copyField(totals.fields[name]!));
   return {
-    messages: identities.length,
-    late: lateCount,
-    byLevel,
-    byOutcome,
-    byReason: reasons === undefined ? {} : sortedRecord(reasons),
-    fieldsOmitted,
+    messages: totals.messages,
+    byLevel: { ...totals.byLevel },
+    byOutcome: { ...totals.byOutcome },
+    byReason: { ...totals.byReason },
+    fieldsOmitted: totals.fieldsOmitted,
     fields,
   };
 }
 
 /**
- * Sorts distinct strings in code-unit order, in place, as `Array.prototype.sort()` does. Summaries sort a handful
- * of identities and field names each, where an insertion sort takes a fraction of the builtin's fixed cost.
+ * Adds the totals of a disjoint set of messages (another base window of a roll-up), in place. Exact, so the result
+ * does not depend on the order windows are merged in.
  */
-function sortText(items: string[]): string[] {
-  if (items.length > 16) return items.sort();
-  for (let i = 1; i < items.length; i++) {
-    const item = items[i]!;
-    let j = i - 1;
-    while (j >= 0 && items[j]! > item) {
-      items[j + 1] = items[j]!;
-      j--;
+export function mergeTotalsInto(target: WindowTotals, source: WindowTotals): void {
+  target.messages += source.messages;
+  for (const level in source.byLevel) bump(target.byLevel, level, source.byLevel[level]!);
+  target.byOutcome.accept += source.byOutcome.accept;
+  target.byOutcome.warn += source.byOutcome.warn;
+  for (const code in source.byReason) bump(target.byReason, code, source.byReason[code]!);
+  target.fieldsOmitted += source.fieldsOmitted;
+  for (const name in source.fields) {
+    const from = source.fields[name]!;
+    const into = own(target.fields, name);
+    if (into === undefined) {
+      setOwnProperty(target.fields, name, copyField(from));
+      continue;
     }
-    items[j + 1] = item;
+    into.count += from.count;
+    if (from.min < into.min) into.min = from.min;
+    if (from.max > into.max) into.max = from.max;
+    addExpansionTo(into.sum, from.sum);
+    addExpansionTo(into.squares, from.squares);
+    if (before(from.firstTime, from.firstId, into.firstTime, into.firstId)) {
+      into.first = from.first;
+      into.firstTime = from.firstTime;
+      into.firstId = from.firstId;
+    }
+    if (before(into.lastTime, into.lastId, from.lastTime, from.lastId)) {
+      into.last = from.last;
+      into.lastTime = from.lastTime;
+      into.lastId = from.lastId;
+    }
   }
-  return items;
 }
 
-/** Folds summaries of disjoint windows, in the order given (callers pass window-start order). */
-export function foldSummaries(summaries: readonly WindowSummary[]): WindowSummary {
-  const levels = new Map<string, number>();
-  const reasons = new Map<string, number>();
-  const byOutcome: Record<CountedOutcome, number> = { accept: 0, warn: 0 };
-  const fields = new Map<string, FieldStats>();
-  let messages = 0;
-  let late = 0;
-  let fieldsOmitted = 0;
-  for (const summary of summaries) {
-    messages += summary.messages;
-    late += summary.late;
-    fieldsOmitted += summary.fieldsOmitted;
-    byOutcome.accept += summary.byOutcome.accept;
-    byOutcome.warn += summary.byOutcome.warn;
-    for (const [level, n] of Object.entries(summary.byLevel)) bump(levels, level, n);
-    for (const [code, n] of Object.entries(summary.byReason)) bump(reasons, code, n);
-    for (const [field, stats] of Object.entries(summary.fields)) {
-      const current = fields.get(field);
-      fields.set(field, current === undefined ? { ...stats } : mergeStats(current, stats));
-    }
+function sortedRecord<T>(record: Readonly<Record<string, T>>, map: (value: T) => T = (v) => v): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const key of Object.keys(record).sort()) setOwnProperty(out, key, map(record[key]!));
+  return out;
+}
+
+/**
+ * The reported numbers of a window's totals, keys in code-unit order. `late` is given by the caller: it depends on
+ * the window size the totals are reported for (a roll-up closes later than its base windows).
+ */
+export function summarize(totals: WindowTotals, late: number): WindowSummary {
+  const fields: Record<string, FieldStats> = {};
+  for (const name of Object.keys(totals.fields).sort()) {
+    const f = totals.fields[name]!;
+    setOwnProperty(fields, name, {
+      count: f.count,
+      min: f.min,
+      max: f.max,
+      sum: roundExpansion(f.sum),
+      m2: sumSquaredDeviations(f.count, f.sum, f.squares),
+      first: f.first,
+      firstTime: f.firstTime,
+      last: f.last,
+      lastTime: f.lastTime,
+    });
   }
-  const sortedFields = [...fields.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return {
-    messages,
+    messages: totals.messages,
     late,
-    byLevel: sortedRecord(levels),
-    byOutcome,
-    byReason: sortedRecord(reasons),
-    fieldsOmitted,
-    fields: Object.fromEntries(sortedFields),
+    byLevel: sortedRecord(totals.byLevel),
+    byOutcome: { accept: totals.byOutcome.accept, warn: totals.byOutcome.warn },
+    byReason: sortedRecord(totals.byReason),
+    fieldsOmitted: totals.fieldsOmitted,
+    fields,
   };
 }
 
-/** Chan, Golub and LeVeque's pairwise update: stable, and deterministic for a fixed order of operands. */
-function mergeStats(a: FieldStats, b: FieldStats): FieldStats {
-  const count = a.count + b.count;
-  const delta = b.sum / b.count - a.sum / a.count;
-  const firstFromB = b.firstTime < a.firstTime;
-  const lastFromB = b.lastTime >= a.lastTime;
-  return {
-    count,
-    min: Math.min(a.min, b.min),
-    max: Math.max(a.max, b.max),
-    sum: a.sum + b.sum,
-    m2: a.m2 + b.m2 + ((delta * delta * a.count) / count) * b.count,
-    first: firstFromB ? b.first : a.first,
-    firstTime: firstFromB ? b.firstTime : a.firstTime,
-    last: lastFromB ? b.last : a.last,
-    lastTime: lastFromB ? b.lastTime : a.lastTime,
-  };
+/**
+ * Identities of `late` (identity → the partition's watermark when it was counted) that were late for a window
+ * ending at `windowEndMs` and, when `counted` is given, are still counted.
+ */
+export function lateCount(late: Readonly<Record<string, number>>, windowEndMs: number, counted?: ReadonlySet<string>): number {
+  let count = 0;
+  for (const identity in late) {
+    if (!Object.hasOwn(late, identity) || late[identity]! < windowEndMs) continue;
+    if (counted === undefined || counted.has(identity)) count += 1;
+  }
+  return count;
 }

@@ -46,3 +46,21 @@ export function messageIdentity(message: Pick<RoutedMessage, 'deviceId' | 'messa
   // 128 bits: collisions are not a practical concern and the names stay short in blob paths.
   return digest.slice(0, 32);
 }
+
+/**
+ * The identity of a message within documents that belong to its device (window partials): the device's
+ * `message-id` itself when it set one, since the device id is implied there, else `messageIdentity`. The same
+ * duplicates are recognised as with `messageIdentity`, without hashing on the hot path; the prefixes keep a
+ * message id that looks like a hash from meeting one.
+ */
+export function deviceScopedIdentity(message: Pick<RoutedMessage, 'deviceId' | 'messageId' | 'enqueuedTime' | 'body'>): string {
+  const id = message.messageId;
+  return id !== undefined && id !== '' ? `id:${id}` : `h:${messageIdentity(message)}`;
+}
+
+/** The `messageIdentity` of the message that `deviceId`'s documents list as `scoped` (see `deviceScopedIdentity`). */
+export function identityOfDeviceScoped(deviceId: string, scoped: string): string {
+  if (scoped.startsWith('h:')) return scoped.slice(2);
+  const messageId = scoped.startsWith('id:') ? scoped.slice(3) : scoped;
+  return messageIdentity({ deviceId, messageId, enqueuedTime: null, body: new Uint8Array(0) });
+}
