@@ -71,9 +71,10 @@ function propertyMap(value: unknown): Record<string, PropertyValue> {
   const prototype = Object.getPrototypeOf(value) as unknown;
   if (prototype !== Object.prototype && prototype !== null) return toPropertyMap(value);
   const map = value as Record<string, unknown>;
-  const keys = Object.keys(map);
-  for (let i = 0; i < keys.length; i++) {
-    if (!isPropertyValue(map[keys[i]!])) return toPropertyMap(value);
+  // for...in reads values through V8's enum cache; an inherited key it may visit (a polluted Object.prototype) is
+  // only checked here, never copied, so no own-property test is needed.
+  for (const key in map) {
+    if (!isPropertyValue(map[key])) return toPropertyMap(value);
   }
   // A symbol-keyed property would ride along unseen (the host never sends one); copy such a map.
   if (Object.getOwnPropertySymbols(map).length > 0) return toPropertyMap(value);
