@@ -1,10 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { parseAggregationConfig, type AggregationConfig } from '../../src/lib/aggregate/aggregationConfig.js';
+import { parseAggregationConfig, type AggregationConfig, type WindowSize } from '../../src/lib/aggregate/aggregationConfig.js';
 import { readReports, type WindowReport } from '../../src/lib/aggregate/reports.js';
 import { createTelemetryStreamHandler, type TelemetryBatchResult } from '../../src/lib/aggregate/telemetryStream.js';
 import { createWindowAggregator } from '../../src/lib/aggregate/windowAggregator.js';
 import { createWindowFinalizer } from '../../src/lib/aggregate/windowFinalizer.js';
-import { memoryWindowStore, type BaseWindowDoc, type MemoryWindowStore } from '../../src/lib/aggregate/windowStore.js';
+import {
+  blobWindowStore,
+  decodeBaseWindowDoc,
+  memoryWindowStore,
+  type BaseWindowDoc,
+  type MemoryWindowStore,
+  type WindowStore,
+} from '../../src/lib/aggregate/windowStore.js';
+import { windowDocName } from '../../src/lib/aggregate/windows.js';
 import { parseChecksConfig } from '../../src/lib/checks/expectations.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
 import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
@@ -49,9 +57,9 @@ function config(raw: unknown): AggregationConfig {
   return parsed.value;
 }
 
-function setup(raw: unknown = {}, checksRaw: unknown = undefined) {
+function setup<S extends WindowStore = MemoryWindowStore>(raw: unknown = {}, checksRaw: unknown = undefined, store?: (clock: ManualClock) => S) {
   const clock = new ManualClock(T0 + 3 * 3_600_000);
-  const windows = memoryWindowStore();
+  const windows = store?.(clock) ?? (memoryWindowStore() as WindowStore as S);
   const quarantineStore = new MemoryBlobStore({ clock });
   const quarantine = createQuarantine(quarantineStore, 'quarantine', clock);
   const checks = parseChecksConfig(checksRaw);
@@ -188,6 +196,85 @@ describe('windowed aggregation: statistics', () => {
     const mean = 14.5;
     const variance = specs.reduce((s, x) => s + (x.body.temperature - mean) ** 2, 0) / 30;
     expect(hour?.fields['temperature']?.variance).toBeCloseTo(variance, 10);
+  });
+  /** The product's store (conditional writes, documents decoded on every read) over an in-memory BlobStore. */
+  const onBlobs = () => {
+    let blobs: MemoryBlobStore | undefined;
+    const made = setup({ windows: ['1m', '1h'] }, undefined, (clock) => blobWindowStore((blobs = new MemoryBlobStore({ clock })), 'reports'));
+    const seed = async (name: string, doc: unknown): Promise<void> => {
+      await blobs!.ensureContainer('reports');
+      await blobs!.put('reports', name, Buffer.from(JSON.stringify(doc)));
+    };
+    return { ...made, seed };
+  };
+
+  it('reads partials written by the previous build (schema 1) and keeps counting on them', async () => {
+    const { handler, reports, windows, aggregation, seed } = onBlobs();
+    const [base, hour] = aggregation.windows as [WindowSize, WindowSize];
+    // As schema 1 wrote them: contributions in an object by hashed identity, roll-up entries holding rounded summaries.
+    const c = (t: number, temperature: number) => ({ t: T0 + t, level: null, outcome: 'accept', values: { temperature } });
+    const v1Base = {
+      schema: 1,
+      kind: 'window',
+      deviceId: 'thermostat-1',
+      partition: '0',
+      window: '1m',
+      windowStart: '2024-03-01T10:00:00Z',
+      windowEnd: '2024-03-01T10:01:00Z',
+      rev: 1,
+      messages: { aaaa: c(1_000, 10), bbbb: c(2_000, 14) },
+      late: {},
+    };
+    const summary = { messages: 2, late: 0, byLevel: { '(none)': 2 }, byOutcome: { accept: 2, warn: 0 }, byReason: {}, fieldsOmitted: 0, fields: {} };
+    const v1Rollup = {
+      schema: 1,
+      kind: 'rollup',
+      deviceId: 'thermostat-1',
+      partition: '0',
+      window: '1h',
+      windowStart: '2024-03-01T10:00:00Z',
+      windowEnd: '2024-03-01T11:00:00Z',
+      subs: { '2024-03-01T10:00:00Z': { rev: 1, summary } },
+    };
+    await seed(windowDocName(base, 'thermostat-1', T0, '0'), v1Base);
+    await seed(windowDocName(hour, 'thermostat-1', T0, '0'), v1Rollup);
+    // A new message in the same minute, and one in the next.
+    await handler.processBatch(batch([{ at: 3_000, id: 'new', body: { temperature: 18 } }, { at: MINUTE + 1, id: 'later', body: { temperature: 2 } }]));
+    const [minute] = await reports(base);
+    expect(minute).toMatchObject({ messages: 3, fields: { temperature: { count: 3, sum: 42, min: 10, max: 18, mean: 14 } } });
+    const [hourly] = await reports(hour);
+    expect(hourly).toMatchObject({ messages: 4, fields: { temperature: { count: 4, sum: 44, first: 10, last: 2 } } });
+    expect(((await windows.get(windowDocName(base, 'thermostat-1', T0, '0'), decodeBaseWindowDoc)) as BaseWindowDoc).ids).toHaveLength(3);
+  });
+
+  it('reads a schema 1 roll-up entry the batch did not touch from its base partial', async () => {
+    const { reports, aggregation, seed } = onBlobs();
+    const [base, hour] = aggregation.windows as [WindowSize, WindowSize];
+    const c = { t: T0 + 5_000, level: null, outcome: 'accept', values: { temperature: 7 } };
+    await seed(windowDocName(base, 'thermostat-1', T0, '0'), {
+      schema: 1,
+      kind: 'window',
+      deviceId: 'thermostat-1',
+      partition: '0',
+      window: '1m',
+      windowStart: '2024-03-01T10:00:00Z',
+      windowEnd: '2024-03-01T10:01:00Z',
+      rev: 1,
+      messages: { aaaa: c },
+      late: {},
+    });
+    await seed(windowDocName(hour, 'thermostat-1', T0, '0'), {
+      schema: 1,
+      kind: 'rollup',
+      deviceId: 'thermostat-1',
+      partition: '0',
+      window: '1h',
+      windowStart: '2024-03-01T10:00:00Z',
+      windowEnd: '2024-03-01T11:00:00Z',
+      subs: { '2024-03-01T10:00:00Z': { rev: 1, summary: {} } },
+    });
+    const [hourly] = await reports(hour);
+    expect(hourly).toMatchObject({ messages: 1, fields: { temperature: { count: 1, sum: 7 } } });
   });
 });
 
