@@ -108,7 +108,8 @@ async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> 
   // The text alternative: each chart's table lists the same values.
   const temperature = page.locator('#charts figure', { has: page.locator('svg[data-field="temperature"]') });
   await temperature.getByText('Table of the temperature values').click();
-  expect(await temperature.locator('tbody tr').count()).toBe(DEVICES.length * WINDOWS);
+  // Polled: the page's 10-second refresh may redraw the charts (and their tables) between the click and the count.
+  await expect.poll(() => temperature.locator('tbody tr').count()).toBe(DEVICES.length * WINDOWS);
   // Every control has a label; each chart is an image with a name and a description.
   await expect.poll(() => page.getByLabel('Window size').inputValue()).toBe('1m');
   await expect.poll(() => page.getByLabel('Time range').inputValue()).toBe('1h');
