@@ -59,7 +59,6 @@ export function scanTopLevelNumbers(bytes: Uint8Array, start: number, end: numbe
   const starts = keyStarts;
   const lengths = keyLengths;
   const stringBytes = STRING_BYTES;
-  const powers = POWERS_OF_TEN;
   const verified = verifiedSlots;
   let names: string[] | undefined;
   let count = 0;
@@ -109,51 +108,10 @@ export function scanTopLevelNumbers(bytes: Uint8Array, start: number, end: numbe
     if (i >= end) return undefined;
     let c = bytes[i]!;
     if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
-      // A number: integer and fraction digits in line, converted exactly when Clinger's fast path applies (see
-      // scanNumber); anything else (an exponent, more digits) is scanned again by scanNumber.
-      const from = i;
-      let negative = false;
-      if (c === 0x2d) {
-        negative = true;
-        i++;
-        if (i >= end) return undefined;
-        c = bytes[i]!;
-      }
-      let significand = 0;
-      let digits = 0;
-      if (c === 0x30) {
-        i++;
-      } else if (c > 0x30 && c <= 0x39) {
-        do {
-          significand = significand * 10 + (c - 0x30);
-          digits++;
-          i++;
-        } while (i < end && (c = bytes[i]!) >= 0x30 && c <= 0x39);
-      } else {
-        return undefined;
-      }
-      let fractionDigits = 0;
-      if (i < end && bytes[i] === 0x2e /* . */) {
-        i++;
-        if (i >= end || (c = bytes[i]!) < 0x30 || c > 0x39) return undefined;
-        do {
-          if (significand !== 0 || c !== 0x30) {
-            significand = significand * 10 + (c - 0x30);
-            digits++;
-          }
-          fractionDigits++;
-          i++;
-        } while (i < end && (c = bytes[i]!) >= 0x30 && c <= 0x39);
-      }
-      let value: number;
-      if (digits <= EXACT_DIGITS && fractionDigits <= 22 && !(i < end && (bytes[i]! | 0x20) === 0x65) /* e, E */) {
-        value = fractionDigits === 0 ? significand : significand / powers[fractionDigits]!;
-        if (negative) value = -value;
-      } else {
-        i = scanNumber(bytes, from, end, true);
-        if (i < 0) return undefined;
-        value = scannedNumber;
-      }
+      // A number, validated and converted exactly (see scanNumber).
+      i = scanNumber(bytes, i, end, true);
+      if (i < 0) return undefined;
+      const value = scannedNumber;
       if (count === MAX_SCAN_NUMBERS) return undefined;
       key ??= utf8Slice.call(bytes, keyStart, keyEnd);
       if (names === undefined) {
