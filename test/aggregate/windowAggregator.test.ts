@@ -197,47 +197,40 @@ describe('windowed aggregation: statistics', () => {
     const variance = specs.reduce((s, x) => s + (x.body.temperature - mean) ** 2, 0) / 30;
     expect(hour?.fields['temperature']?.variance).toBeCloseTo(variance, 10);
   });
-  /** The product's store (conditional writes, documents decoded on every read) over an in-memory BlobStore. */
-  const onBlobs = () => {
+  /**
+   * The product's store (conditional writes, documents decoded on every read) over an in-memory BlobStore, seeded
+   * with thermostat-1's first minute and hour as schema 1 wrote them: contributions in an object by hashed identity,
+   * roll-up entries holding rounded summaries.
+   */
+  const withSchema1 = async (messages: Record<string, { t: number; temperature: number }>) => {
     let blobs: MemoryBlobStore | undefined;
     const made = setup({ windows: ['1m', '1h'] }, undefined, (clock) => blobWindowStore((blobs = new MemoryBlobStore({ clock })), 'reports'));
-    const seed = async (name: string, doc: unknown): Promise<void> => {
+    const [base, hour] = made.aggregation.windows as [WindowSize, WindowSize];
+    const seed = async (size: WindowSize, doc: Record<string, unknown>): Promise<void> => {
+      const startMs = T0;
+      const document = {
+        schema: 1,
+        deviceId: 'thermostat-1',
+        partition: '0',
+        window: size.label,
+        windowStart: new Date(startMs).toISOString().replace('.000Z', 'Z'),
+        windowEnd: new Date(startMs + size.ms).toISOString().replace('.000Z', 'Z'),
+        ...doc,
+      };
       await blobs!.ensureContainer('reports');
-      await blobs!.put('reports', name, Buffer.from(JSON.stringify(doc)));
+      await blobs!.put('reports', windowDocName(size, 'thermostat-1', startMs, '0'), Buffer.from(JSON.stringify(document)));
     };
-    return { ...made, seed };
+    const contributions = Object.fromEntries(
+      Object.entries(messages).map(([id, m]) => [id, { t: T0 + m.t, level: null, outcome: 'accept', values: { temperature: m.temperature } }]),
+    );
+    await seed(base, { kind: 'window', rev: 1, messages: contributions, late: {} });
+    const summary = { messages: 2, late: 0, byLevel: { '(none)': 2 }, byOutcome: { accept: 2, warn: 0 }, byReason: {}, fieldsOmitted: 0, fields: {} };
+    await seed(hour, { kind: 'rollup', subs: { '2024-03-01T10:00:00Z': { rev: 1, summary } } });
+    return { ...made, base, hour };
   };
 
   it('reads partials written by the previous build (schema 1) and keeps counting on them', async () => {
-    const { handler, reports, windows, aggregation, seed } = onBlobs();
-    const [base, hour] = aggregation.windows as [WindowSize, WindowSize];
-    // As schema 1 wrote them: contributions in an object by hashed identity, roll-up entries holding rounded summaries.
-    const c = (t: number, temperature: number) => ({ t: T0 + t, level: null, outcome: 'accept', values: { temperature } });
-    const v1Base = {
-      schema: 1,
-      kind: 'window',
-      deviceId: 'thermostat-1',
-      partition: '0',
-      window: '1m',
-      windowStart: '2024-03-01T10:00:00Z',
-      windowEnd: '2024-03-01T10:01:00Z',
-      rev: 1,
-      messages: { aaaa: c(1_000, 10), bbbb: c(2_000, 14) },
-      late: {},
-    };
-    const summary = { messages: 2, late: 0, byLevel: { '(none)': 2 }, byOutcome: { accept: 2, warn: 0 }, byReason: {}, fieldsOmitted: 0, fields: {} };
-    const v1Rollup = {
-      schema: 1,
-      kind: 'rollup',
-      deviceId: 'thermostat-1',
-      partition: '0',
-      window: '1h',
-      windowStart: '2024-03-01T10:00:00Z',
-      windowEnd: '2024-03-01T11:00:00Z',
-      subs: { '2024-03-01T10:00:00Z': { rev: 1, summary } },
-    };
-    await seed(windowDocName(base, 'thermostat-1', T0, '0'), v1Base);
-    await seed(windowDocName(hour, 'thermostat-1', T0, '0'), v1Rollup);
+    const { handler, reports, windows, base, hour } = await withSchema1({ aaaa: { t: 1_000, temperature: 10 }, bbbb: { t: 2_000, temperature: 14 } });
     // A new message in the same minute, and one in the next.
     await handler.processBatch(batch([{ at: 3_000, id: 'new', body: { temperature: 18 } }, { at: MINUTE + 1, id: 'later', body: { temperature: 2 } }]));
     const [minute] = await reports(base);
@@ -248,31 +241,7 @@ describe('windowed aggregation: statistics', () => {
   });
 
   it('reads a schema 1 roll-up entry the batch did not touch from its base partial', async () => {
-    const { reports, aggregation, seed } = onBlobs();
-    const [base, hour] = aggregation.windows as [WindowSize, WindowSize];
-    const c = { t: T0 + 5_000, level: null, outcome: 'accept', values: { temperature: 7 } };
-    await seed(windowDocName(base, 'thermostat-1', T0, '0'), {
-      schema: 1,
-      kind: 'window',
-      deviceId: 'thermostat-1',
-      partition: '0',
-      window: '1m',
-      windowStart: '2024-03-01T10:00:00Z',
-      windowEnd: '2024-03-01T10:01:00Z',
-      rev: 1,
-      messages: { aaaa: c },
-      late: {},
-    });
-    await seed(windowDocName(hour, 'thermostat-1', T0, '0'), {
-      schema: 1,
-      kind: 'rollup',
-      deviceId: 'thermostat-1',
-      partition: '0',
-      window: '1h',
-      windowStart: '2024-03-01T10:00:00Z',
-      windowEnd: '2024-03-01T11:00:00Z',
-      subs: { '2024-03-01T10:00:00Z': { rev: 1, summary: {} } },
-    });
+    const { reports, hour } = await withSchema1({ aaaa: { t: 5_000, temperature: 7 } });
     const [hourly] = await reports(hour);
     expect(hourly).toMatchObject({ messages: 1, fields: { temperature: { count: 1, sum: 7 } } });
   });
