@@ -123,6 +123,23 @@ describe('parseEnqueuedTime', () => {
     );
   });
 
+  it('reads runs of times in the same minute (valid or not) as the general parser does', () => {
+    // The fast path remembers the last valid minute; runs sharing a minute, and invalid minutes among them, must
+    // not change any answer.
+    const minutes = ['2024-03-01T10:15', '2024-02-29T23:59', '2023-02-29T10:00', '2024-13-01T10:15', '2024-03-01T24:00', '1969-12-31T23:59'];
+    const time = fc
+      .tuple(fc.constantFrom(...minutes), fc.integer({ min: 0, max: 61 }), fc.integer({ min: 0, max: 9_999_999 }), fc.constantFrom(7, 3))
+      .map(([minute, s, fraction, digits]) => `${minute}:${String(s).padStart(2, '0')}.${String(fraction).padStart(7, '0').slice(0, digits)}Z`);
+    fc.assert(
+      fc.property(fc.array(time, { minLength: 1, maxLength: 20 }), (texts) => {
+        for (const text of texts) {
+          expect(parseEnqueuedTime(text)?.getTime() ?? null).toBe(parseEnqueuedTime(` ${text}`)?.getTime() ?? null);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('agrees with Date for every ISO instant it is given', () => {
     fc.assert(
       fc.property(fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }), (date) => {
@@ -133,6 +150,18 @@ describe('parseEnqueuedTime', () => {
 });
 
 describe('property lookups', () => {
+  it('never takes a system field from a polluted Object.prototype', () => {
+    const key = 'iothub-connection-device-id';
+    Object.defineProperty(Object.prototype, key, { value: 'polluted', enumerable: true, configurable: true, writable: true });
+    try {
+      expect(systemFields({ 'message-id': 'm1' })).toEqual({ messageId: 'm1' });
+      expect(systemFields({ 'message-id': 'm1', [key]: 'd1' })).toEqual({ messageId: 'm1', deviceId: 'd1' });
+    } finally {
+      delete (Object.prototype as Record<string, unknown>)[key];
+    }
+    expect(systemFields({ 'message-id': 'm2' })).toEqual({ messageId: 'm2' });
+  });
+
   const sys = { 'iothub-connection-device-id': 'dev-1', 'Content-Type': 'application/json', contentEncoding: 'utf-8', 'message-id': '' };
 
   it('finds the first alias present, ignoring case', () => {

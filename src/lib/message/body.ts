@@ -223,12 +223,12 @@ const utf8Slice: Utf8Slice =
  * (a one-byte string, the usual ASCII body, answers that without a scan). Only text holding U+FFFD, which may have
  * been written as such, needs `isUtf8`.
  */
-function declaredUtf8Json(bytes: Uint8Array, base64: BodyDecoding['base64']): DecodedBody | undefined {
+function declaredUtf8Json(bytes: Uint8Array, base64: 'storage' | null): DecodedBody | undefined {
   const first = bytes[0];
   // Every byte-order mark starts with one of these (UTF-8 EF, UTF-16 FE/FF, UTF-32 FF/00); an empty body is text.
   if (first === undefined || first === 0xef || first === 0xfe || first === 0xff || first === 0x00) return undefined;
   const numbers = scanTopLevelNumbers(bytes, 0, bytes.length);
-  if (numbers !== undefined) return new LazyJsonBody(bytes, numbers, { base64, charset: 'utf-8', bom: false, declared: true });
+  if (numbers !== undefined) return new LazyJsonBody(bytes, numbers, base64 === null ? DECLARED_UTF8 : DECLARED_UTF8_STORED_AS_BASE64);
   const text = utf8Slice.call(bytes, 0, bytes.length);
   if (text.includes('\ufffd') && !isUtf8(bytes)) return undefined;
   let value: JsonValue;
@@ -239,6 +239,10 @@ function declaredUtf8Json(bytes: Uint8Array, base64: BodyDecoding['base64']): De
   }
   return { kind: 'json', value, decodedFrom: { base64, charset: 'utf-8', bom: false, declared: true } };
 }
+
+/** What every scanned body was decoded from: shared (frozen), as nothing amends a decoding that had no problem. */
+const DECLARED_UTF8: BodyDecoding = Object.freeze({ base64: null, charset: 'utf-8', bom: false, declared: true });
+const DECLARED_UTF8_STORED_AS_BASE64: BodyDecoding = Object.freeze({ base64: 'storage', charset: 'utf-8', bom: false, declared: true });
 
 type DefineGetter = (this: object, key: string, getter: (this: never) => unknown) => void;
 /**

@@ -89,17 +89,39 @@ function scanSystemFields(systemProperties: Readonly<Record<string, PropertyValu
     scanned[f] = undefined;
     scannedRanks[f] = Number.POSITIVE_INFINITY;
   }
-  // Object.keys, not for...in with an own-property check: the check costs more than the rest of the scan.
-  const keys = Object.keys(systemProperties);
-  for (let position = 0; position < keys.length; position++) {
-    const key = keys[position]!;
-    const alias = keyAlias(key, position);
-    if (alias === null || scannedRanks[alias.field]! <= alias.rank) continue;
-    const value = systemProperties[key];
-    if (value === undefined || value === null || value === '') continue;
-    scannedRanks[alias.field] = alias.rank;
-    scanned[alias.field] = typeof value === 'string' ? value : String(value);
+  if (!enumeratesOwnKeysOnly(systemProperties)) {
+    const keys = Object.keys(systemProperties);
+    for (let position = 0; position < keys.length; position++) {
+      const key = keys[position]!;
+      scanSystemField(key, position, systemProperties[key]);
+    }
+    return;
   }
+  // for...in reads each value through V8's enum cache, about three times cheaper than Object.keys and a keyed
+  // load per key; it visits own keys only, as checked above, so no own-property test (which would cost more than
+  // the rest of the scan) is needed.
+  let position = 0;
+  for (const key in systemProperties) scanSystemField(key, position++, systemProperties[key]);
+}
+
+function scanSystemField(key: string, position: number, value: PropertyValue | undefined): void {
+  const alias = keyAlias(key, position);
+  if (alias === null || scannedRanks[alias.field]! <= alias.rank) return;
+  if (value === undefined || value === null || value === '') return;
+  scannedRanks[alias.field] = alias.rank;
+  scanned[alias.field] = typeof value === 'string' ? value : String(value);
+}
+
+/**
+ * Whether `for...in` over `record` visits exactly its own enumerable string keys: its prototype is null, or is
+ * Object.prototype with no enumerable property (one polluted by some library would add its keys to every map).
+ */
+export function enumeratesOwnKeysOnly(record: object): boolean {
+  const prototype = Object.getPrototypeOf(record) as unknown;
+  if (prototype === null) return true;
+  if (prototype !== Object.prototype) return false;
+  for (const _ in Object.prototype) return false;
+  return true;
 }
 
 /**
@@ -190,6 +212,15 @@ function isLeapYear(y: number): boolean {
   return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 }
 
+/** `YYYY-MM-DDTHH:MM:`, the part of an IoT Hub time that names its minute. */
+const MINUTE_PREFIX = 17;
+/**
+ * The last valid minute `parseIotHubIso` worked out, and its epoch ms. Its prefix starts as a string no time starts
+ * with, and only ever holds the first 17 characters of a time that passed every check of `parseIotHubIso`, so a match means
+ * the same (valid) date, hour and minute.
+ */
+const minute = { prefix: '\u0000', ms: 0 };
+
 /**
  * The forms IoT Hub's endpoints deliver on every message, parsed without a regular expression and without calling
  * into Date until the one instance returned: it is on the hot path of every decoder. Storage writes seven fractional
@@ -211,12 +242,6 @@ function parseIotHubIso(text: string): Date | null | undefined {
   ) {
     return undefined;
   }
-  const century = twoDigits(text, 0);
-  const yy = twoDigits(text, 2);
-  const mo = twoDigits(text, 5);
-  const d = twoDigits(text, 8);
-  const h = twoDigits(text, 11);
-  const mi = twoDigits(text, 14);
   const s = twoDigits(text, 17);
   const long = length === 28;
   const fraction1 = twoDigits(text, 20);
@@ -225,8 +250,18 @@ function parseIotHubIso(text: string): Date | null | undefined {
   const fraction2 = long ? twoDigits(text, 22) : third >>> 0 > 9 ? -1 : third;
   const fraction3 = long ? twoDigits(text, 24) : 0;
   const last = long ? text.charCodeAt(26) - ZERO : 0;
+  if ((s | fraction1 | fraction2 | fraction3) < 0 || last >>> 0 > 9) return undefined;
+  const ms = fraction1 * 10 + (long ? Math.floor(fraction2 / 10) : fraction2);
+  // A stream's times share their minute with the previous message's, almost always.
+  if (text.startsWith(minute.prefix)) return s > 59 ? null : new Date(minute.ms + s * 1000 + ms);
+  const century = twoDigits(text, 0);
+  const yy = twoDigits(text, 2);
+  const mo = twoDigits(text, 5);
+  const d = twoDigits(text, 8);
+  const h = twoDigits(text, 11);
+  const mi = twoDigits(text, 14);
   // Non-digits, and years the general parser treats specially (0001-01-01 is .NET's "unset"), go the slow way.
-  if ((century | yy | mo | d | h | mi | s | fraction1 | fraction2 | fraction3) < 0 || last >>> 0 > 9) return undefined;
+  if ((century | yy | mo | d | h | mi) < 0) return undefined;
   const y = century * 100 + yy;
   if (y < 1970) return undefined;
   if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return null;
@@ -237,8 +272,10 @@ function parseIotHubIso(text: string): Date | null | undefined {
   const y1 = y - 1;
   const leapDays = Math.floor(y1 / 4) - Math.floor(y1 / 100) + Math.floor(y1 / 400) - 477; // 477 leap years before 1970
   const days = (y - 1970) * 365 + leapDays + DAYS_BEFORE_MONTH[mo - 1]! + (mo > 2 && leap ? 1 : 0) + d - 1;
-  const ms = fraction1 * 10 + (long ? Math.floor(fraction2 / 10) : fraction2);
-  return new Date(days * MS_PER_DAY + ((h * 60 + mi) * 60 + s) * 1000 + ms);
+  const minuteMs = days * MS_PER_DAY + (h * 60 + mi) * 60_000;
+  minute.prefix = text.slice(0, MINUTE_PREFIX);
+  minute.ms = minuteMs;
+  return new Date(minuteMs + s * 1000 + ms);
 }
 
 /**
