@@ -441,12 +441,15 @@ function contributionOf(
 ): Contribution {
   const raw = levelOf(message.properties);
   const level = raw === undefined || raw === null || raw === '' ? null : String(raw);
-  const contribution: Contribution = { t: time, level, outcome: check.outcome === 'warn' ? 'warn' : 'accept' };
-  if (check.findings.length > 0) {
-    contribution.reasons = [...new Set(check.findings.map((f) => f.code))].sort();
-  }
+  const outcome = check.outcome === 'warn' ? 'warn' : 'accept';
+  const reasons = check.findings.length > 0 ? [...new Set(check.findings.map((f) => f.code))].sort() : undefined;
   // On the built-in endpoint a message without a level is normal telemetry (the fallback route's traffic).
-  if (aggregateLevels.has(level ?? 'normal')) addNumericFields(contribution, message.decoded, fields);
+  if (!aggregateLevels.has(level ?? 'normal')) return reasons === undefined ? { t: time, level, outcome } : { t: time, level, outcome, reasons };
+  // Each literal has its properties in serialisation order and every one the common case needs, so that none is
+  // added later (which allocates a property store per message); `omitted` is rare.
+  const values: Record<string, number> = {};
+  const contribution: Contribution = reasons === undefined ? { t: time, level, outcome, values } : { t: time, level, outcome, reasons, values };
+  addNumericFields(contribution, values, message.decoded, fields);
   return contribution;
 }
 
@@ -455,14 +458,12 @@ function isNumber(value: JsonValue | undefined): value is number {
 }
 
 /**
- * Sets the contribution's `values` (and `omitted` when some were not taken), written straight into the values
+ * Fills the contribution's `values` (and sets `omitted` when some were not taken), written straight into that
  * object: this runs for every message. Fields are taken in the order the body lists them (`for...in` order of the
  * parsed object, which the decoder's scan reproduces without building the object) up to the per-message limit;
  * beyond it, the first by name.
  */
-function addNumericFields(contribution: Contribution, decoded: DecodedBody, fields: readonly string[] | null): void {
-  const values: Record<string, number> = {};
-  contribution.values = values;
+function addNumericFields(contribution: Contribution, values: Record<string, number>, decoded: DecodedBody, fields: readonly string[] | null): void {
   if (decoded.kind !== 'json') return;
   let omitted = 0;
   const scanned = decoded.numbers;

@@ -62,7 +62,7 @@ export function scanTopLevelNumbers(bytes: Uint8Array, start: number, end: numbe
   const verified = verifiedSlots;
   let names: string[] | undefined;
   let count = 0;
-  const values: number[] = [];
+  const values = scratchValues;
   if (bytes[i] === 0x7d /* } */) return finish(bytes, i + 1, end, names, count, values);
   let members = 0;
   /** Every key so far was the one its slot held: with `verifiedSlots`, duplicates are then impossible. */
@@ -122,7 +122,7 @@ export function scanTopLevelNumbers(bytes: Uint8Array, start: number, end: numbe
       } else {
         names.push(key);
       }
-      values.push(value);
+      values[count] = value;
       count++;
     } else if (c === 0x22) {
       // A string: plain bytes in line, escapes and non-ASCII by skipString.
@@ -161,11 +161,19 @@ function finish(
   values: number[],
 ): TopLevelNumbers | undefined {
   if (skipWhitespace(bytes, i, end) !== end) return undefined;
-  if (names === undefined && count === lastNames.length) return { names: lastNames, values };
+  if (names === undefined && count === lastNames.length) return { names: lastNames, values: values.slice(0, count) };
   const result = names ?? lastNames.slice(0, count);
   lastNames = Object.freeze(result);
-  return { names: result, values };
+  return { names: result, values: values.slice(0, count) };
 }
+
+/**
+ * The values of the scan in progress; the result gets an exact-size copy. A list that grew by `push` would allocate
+ * room for 17 numbers for the first and be several times the size of the copy.
+ */
+const scratchValues: number[] = [];
+// Filled with a fraction so that the list holds unboxed doubles from the start (V8's PACKED_DOUBLE_ELEMENTS).
+for (let n = 0; n < MAX_SCAN_NUMBERS; n++) scratchValues.push(0.5);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Top-level keys

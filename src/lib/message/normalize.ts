@@ -212,14 +212,11 @@ function isLeapYear(y: number): boolean {
   return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 }
 
-/** `YYYY-MM-DDTHH:MM:`, the part of an IoT Hub time that names its minute. */
-const MINUTE_PREFIX = 17;
 /**
- * The last valid minute `parseIotHubIso` worked out, and its epoch ms. Its prefix starts as a string no time starts
- * with, and only ever holds the first 17 characters of a time that passed every check of `parseIotHubIso`, so a match means
- * the same (valid) date, hour and minute.
+ * The last valid minute `parseIotHubIso` worked out: its digits as one number (YYYYMMDDHHMM) and its epoch ms. It
+ * is only set after every check of that minute passed, so a time with the same digits is in the same valid minute.
  */
-const minute = { prefix: '\u0000', ms: 0 };
+const minute = { key: -1, ms: 0 };
 
 /**
  * The forms IoT Hub's endpoints deliver on every message, parsed without a regular expression and without calling
@@ -252,8 +249,6 @@ function parseIotHubIso(text: string): Date | null | undefined {
   const last = long ? text.charCodeAt(26) - ZERO : 0;
   if ((s | fraction1 | fraction2 | fraction3) < 0 || last >>> 0 > 9) return undefined;
   const ms = fraction1 * 10 + (long ? Math.floor(fraction2 / 10) : fraction2);
-  // A stream's times share their minute with the previous message's, almost always.
-  if (text.startsWith(minute.prefix)) return s > 59 ? null : new Date(minute.ms + s * 1000 + ms);
   const century = twoDigits(text, 0);
   const yy = twoDigits(text, 2);
   const mo = twoDigits(text, 5);
@@ -262,6 +257,10 @@ function parseIotHubIso(text: string): Date | null | undefined {
   const mi = twoDigits(text, 14);
   // Non-digits, and years the general parser treats specially (0001-01-01 is .NET's "unset"), go the slow way.
   if ((century | yy | mo | d | h | mi) < 0) return undefined;
+  // A stream's times share their minute with the previous message's, almost always (a string comparison of the
+  // prefix costs more than this arithmetic).
+  const minuteKey = ((((century * 100 + yy) * 100 + mo) * 100 + d) * 100 + h) * 100 + mi;
+  if (minuteKey === minute.key) return s > 59 ? null : new Date(minute.ms + s * 1000 + ms);
   const y = century * 100 + yy;
   if (y < 1970) return undefined;
   if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return null;
@@ -273,7 +272,7 @@ function parseIotHubIso(text: string): Date | null | undefined {
   const leapDays = Math.floor(y1 / 4) - Math.floor(y1 / 100) + Math.floor(y1 / 400) - 477; // 477 leap years before 1970
   const days = (y - 1970) * 365 + leapDays + DAYS_BEFORE_MONTH[mo - 1]! + (mo > 2 && leap ? 1 : 0) + d - 1;
   const minuteMs = days * MS_PER_DAY + (h * 60 + mi) * 60_000;
-  minute.prefix = text.slice(0, MINUTE_PREFIX);
+  minute.key = minuteKey;
   minute.ms = minuteMs;
   return new Date(minuteMs + s * 1000 + ms);
 }
