@@ -82,14 +82,12 @@ interface PendingMessage {
 interface BaseGroup {
   deviceId: string;
   startMs: number;
-  /** Distinct identities, in the order they first arrived. */
+  /**
+   * The group's messages in arrival order, copies included: `applyToBase` finds a copy among the identities already
+   * in the partial, including those it appended moments before, exactly as it finds a replayed one.
+   */
   pending: PendingMessage[];
-  /** `pending` by identity, once it is too long to scan. */
-  byIdentity?: Map<string, PendingMessage>;
 }
-
-/** A group of up to this many messages is scanned for a copy; a longer one gets a map. */
-const SCANNED_GROUP = 8;
 
 interface BaseEffect {
   next: BaseWindowDoc | undefined;
@@ -129,7 +127,6 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
       const groups: BaseGroup[] = [];
       const groupsByDevice = new Map<string, BaseGroup[]>();
       const unwindowable: AdmittedMessage[] = [];
-      let duplicates = 0;
       for (const item of admitted) {
         const { message, check } = item;
         const time = message.enqueuedTime?.getTime();
@@ -142,13 +139,7 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
         const group = groupOf(groups, groupsByDevice, deviceId, startMs);
         const identity = deviceScopedIdentity(message);
         const contribution = contributionOf(message, time, check, config.fields, aggregateLevels);
-        const copy = copyIn(group, identity);
-        if (copy === undefined) {
-          addPending(group, { identity, contribution, lateWatermark: startMs + base.ms <= watermark ? watermark : null });
-        } else {
-          duplicates += 1;
-          if (converges(contribution, copy.contribution)) copy.contribution = contribution;
-        }
+        group.pending.push({ identity, contribution, lateWatermark: startMs + base.ms <= watermark ? watermark : null });
         const eventTime = Math.min(time, now + FUTURE_SKEW_MS);
         if (maxEventTime === null || eventTime > maxEventTime) maxEventTime = eventTime;
         watermark = Math.max(watermark, eventTime - config.allowedLatenessMs);
@@ -206,7 +197,7 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
       const result: AggregateResult = {
         aggregated: 0,
         countedOtherLevel: 0,
-        duplicates,
+        duplicates: 0,
         late: 0,
         unwindowable,
         baseWindows: groups.length,
@@ -352,24 +343,6 @@ function groupOf(groups: BaseGroup[], byDevice: Map<string, BaseGroup[]>, device
   list.push(group);
   groups.push(group);
   return group;
-}
-
-/** The message of `group` with this identity, if the batch already had one. */
-function copyIn(group: BaseGroup, identity: string): PendingMessage | undefined {
-  const pending = group.pending;
-  if (group.byIdentity === undefined) {
-    if (pending.length <= SCANNED_GROUP) {
-      for (const p of pending) if (p.identity === identity) return p;
-      return undefined;
-    }
-    group.byIdentity = new Map(pending.map((p) => [p.identity, p]));
-  }
-  return group.byIdentity.get(identity);
-}
-
-function addPending(group: BaseGroup, pending: PendingMessage): void {
-  group.pending.push(pending);
-  group.byIdentity?.set(pending.identity, pending);
 }
 
 /** Devices whose last document names are kept, per window size; beyond it the memo starts over. */

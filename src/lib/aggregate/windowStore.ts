@@ -107,23 +107,40 @@ const SCANNED = 16;
 /** Positions in a partial's `ids` by identity, built once per list and kept while the list lives (in memory). */
 const indexes = new WeakMap<readonly string[], Map<string, number>>();
 
+/**
+ * The last list looked up and its index (undefined: none yet), kept in step by `findMessage`, the only place an
+ * index is built: a group's messages are found and appended one after another, without a WeakMap lookup each.
+ */
+let lastIds: readonly string[] | undefined;
+let lastIndex: Map<string, number> | undefined;
+
 /** The position of `identity` in a partial's `ids`, or -1. */
 export function findMessage(ids: readonly string[], identity: string): number {
   if (ids.length <= SCANNED) return ids.indexOf(identity);
-  let index = indexes.get(ids);
+  let index = indexOf(ids);
   if (index === undefined) {
     index = new Map();
     for (let i = 0; i < ids.length; i++) index.set(ids[i]!, i);
     indexes.set(ids, index);
+    lastIds = ids;
+    lastIndex = index;
   }
   return index.get(identity) ?? -1;
 }
 
 /** Appends a message to a partial; the only way the aggregator adds one, so that an index stays in step. */
 export function appendMessage(doc: Pick<BaseWindowDoc, 'ids' | 'contributions'>, identity: string, contribution: Contribution): void {
-  indexes.get(doc.ids)?.set(identity, doc.ids.length);
+  indexOf(doc.ids)?.set(identity, doc.ids.length);
   doc.ids.push(identity);
   doc.contributions.push(contribution);
+}
+
+function indexOf(ids: readonly string[]): Map<string, number> | undefined {
+  if (ids !== lastIds) {
+    lastIds = ids;
+    lastIndex = indexes.get(ids);
+  }
+  return lastIndex;
 }
 
 export const decodeRollupWindowDoc: Decode<RollupWindowDoc> = (raw) => {
