@@ -10,7 +10,9 @@ import {
   addSquareTo,
   addTo,
   roundExpansion,
+  squareExpansion,
   sumSquaredDeviations,
+  valueExpansion,
   type Expansion,
 } from '../../src/lib/aggregate/exactSum.js';
 
@@ -366,6 +368,21 @@ describe('addSquareTo', () => {
     const zero: Expansion = [];
     addSquareTo(zero, 0);
     expect(zero).toEqual([]);
+  });
+
+  it('squareExpansion and valueExpansion start the expansions addSquareTo and addTo would build from empty', () => {
+    fc.assert(
+      fc.property(values, (xs) => {
+        for (const x of xs) {
+          const square: Expansion = [];
+          addSquareTo(square, x);
+          expect(squareExpansion(x)).toEqual(square);
+          const single: Expansion = [];
+          addTo(single, x);
+          expect(valueExpansion(x)).toEqual(single);
+        }
+      }),
+    );
   });
 });
 

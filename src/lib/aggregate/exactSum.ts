@@ -80,9 +80,28 @@ export function addSquareTo(e: Expansion, x: number): void {
   const c = SPLITTER * x;
   const xh = c - (c - x);
   const xl = x - xh;
-  const lo = xl * xl - (hi - xh * xh - (xh + xh) * xl);
-  addTo(e, lo);
+  addTo(e, xl * xl - (hi - xh * xh - (xh + xh) * xl));
   addTo(e, hi);
+}
+
+/**
+ * `x*x` exactly as a new expansion: what {@link addSquareTo} on an empty one gives (the same TwoProduct; `hi + lo`
+ * rounds to `hi`, so adding `hi` to `[lo]` leaves both), in a list of exactly that size: one that grows from empty
+ * reserves room for 17 numbers, and a window keeps two lists per field.
+ */
+export function squareExpansion(x: number): Expansion {
+  if (x === 0) return [];
+  const hi = x * x;
+  const c = SPLITTER * x;
+  const xh = c - (c - x);
+  const xl = x - xh;
+  const lo = xl * xl - (hi - xh * xh - (xh + xh) * xl);
+  return lo === 0 ? [hi] : [lo, hi];
+}
+
+/** `x` as a new expansion, in a list of exactly its size. */
+export function valueExpansion(x: number): Expansion {
+  return x === 0 ? [] : [x];
 }
 
 /**

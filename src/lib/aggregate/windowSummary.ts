@@ -11,7 +11,7 @@
  * A window's totals can therefore be updated one message at a time, merged across roll-ups in any order, and
  * recomputed from its contributions when needed, and all three give the same report.
  */
-import { addExpansionTo, addSquareTo, addTo, roundExpansion, sumSquaredDeviations } from './exactSum.js';
+import { addExpansionTo, addSquareTo, addTo, roundExpansion, squareExpansion, valueExpansion, sumSquaredDeviations } from './exactSum.js';
 
 export type CountedOutcome = 'accept' | 'warn';
 
@@ -189,11 +189,19 @@ export function addContribution(totals: WindowTotals, identity: string, contribu
     const x = values[name]!;
     const field = Object.hasOwn(fields, name) ? fields[name] : undefined;
     if (field === undefined) {
-      const sum: number[] = [];
-      addTo(sum, x);
-      const squares: number[] = [];
-      addSquareTo(squares, x);
-      const created = { count: 1, min: x, max: x, sum, squares, first: x, firstTime: t, firstId: identity, last: x, lastTime: t, lastId: identity };
+      const created: FieldTotals = {
+        count: 1,
+        min: x,
+        max: x,
+        sum: valueExpansion(x),
+        squares: squareExpansion(x),
+        first: x,
+        firstTime: t,
+        firstId: identity,
+        last: x,
+        lastTime: t,
+        lastId: identity,
+      };
       if (name === '__proto__') setOwnProperty(fields, name, created);
       else fields[name] = created;
       continue;
