@@ -60,6 +60,7 @@ export function scanTopLevelNumbers(bytes: Uint8Array, start: number, end: numbe
   const lengths = keyLengths;
   const stringBytes = STRING_BYTES;
   const verified = verifiedSlots;
+  const scanned = scannedNumber;
   let names: string[] | undefined;
   let count = 0;
   const values = scratchValues;
@@ -111,7 +112,7 @@ export function scanTopLevelNumbers(bytes: Uint8Array, start: number, end: numbe
       // A number, validated and converted exactly (see scanNumber).
       i = scanNumber(bytes, i, end, true);
       if (i < 0) return undefined;
-      const value = scannedNumber;
+      const value = scanned[0]!;
       if (count === MAX_SCAN_NUMBERS) return undefined;
       key ??= utf8Slice.call(bytes, keyStart, keyEnd);
       if (names === undefined) {
@@ -468,8 +469,11 @@ function isContinuation(c: number): boolean {
 // ---------------------------------------------------------------------------------------------------------------
 // Numbers
 
-/** The value of the last number `scanNumber` converted. */
-let scannedNumber = 0;
+/**
+ * The value of the last number `scanNumber` converted, in `[0]`: a typed array holds it unboxed, where a module
+ * variable would box every value in a new heap number.
+ */
+const scannedNumber = new Float64Array(1);
 
 /** 10^0 ... 10^22, every one exactly representable as a double. */
 const POWERS_OF_TEN = [
@@ -482,7 +486,7 @@ const EXPONENT_CAP = 100_000;
 
 /**
  * Validates the number at `i` (a `-` or a digit) by RFC 8259: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
- * The position after it, or -1; with `convert`, its value is left in `scannedNumber`.
+ * The position after it, or -1; with `convert`, its value is left in `scannedNumber[0]`.
  *
  * A significand of at most 15 significant digits (so below 2^53, accumulated exactly) with a decimal exponent of
  * at most 22 either way (so 10^|e| is exact) is converted by Clinger's fast path: one correctly rounded
@@ -542,7 +546,7 @@ function scanNumber(bytes: Uint8Array, i: number, end: number, convert: boolean)
   }
   if (!convert) return i;
   if (significand === 0) {
-    scannedNumber = negative ? -0 : 0;
+    scannedNumber[0] = negative ? -0 : 0;
     return i;
   }
   const scale = exponent - fractionDigits;
@@ -553,6 +557,6 @@ function scanNumber(bytes: Uint8Array, i: number, end: number, convert: boolean)
   } else {
     value = Number(latin1Slice.call(bytes, from, i));
   }
-  scannedNumber = value;
+  scannedNumber[0] = value;
   return i;
 }
