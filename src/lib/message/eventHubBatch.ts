@@ -1,5 +1,5 @@
 import { bodyBytesOf } from './body.js';
-import { metadataValue, toPropertyMap, toRoutedMessage, toSafeInteger } from './normalize.js';
+import { isPlainPropertyValue, metadataValue, toPropertyMap, toRoutedMessage, toSafeInteger } from './normalize.js';
 import type { PropertyValue, RoutedMessage } from './RoutedMessage.js';
 
 /**
@@ -42,7 +42,7 @@ export function decodeEventHubBatch(
   // toRoutedMessage reads the candidates and keeps nothing of them, so one list serves every message.
   const fallbacks: unknown[] = [undefined, undefined, undefined];
   return list.map((body, i) => {
-    const systemProperties = propertyMap(systemPropertiesArray[i]);
+    const systemProperties = hostMap(systemPropertiesArray[i]);
     // iothub-enqueuedtime (the hub's time) is preferred by toRoutedMessage; these are the Event Hub's own.
     fallbacks[0] = enqueuedTimes[i];
     fallbacks[1] = systemProperties['x-opt-enqueued-time'];
@@ -65,11 +65,22 @@ export function decodeEventHubBatch(
 }
 
 /**
- * `toPropertyMap` for the maps of a trigger batch: the same own enumerable string keys in the same order, each
- * value converted by `toPropertyValue`. The host's maps are plain objects holding strings, numbers and nulls almost
- * always, and then the map is used as it is (it is never mutated: a message that needs other properties gets a new
- * map) instead of being copied, some fifteen system properties per event. Anything else goes through
- * `toPropertyMap`, which copies.
+ * A system property map of a trigger batch, for `toRoutedMessage`: the host's plain objects as they are, for it to
+ * check while it reads them (it converts a map holding anything but `PropertyValue`s), so that the fifteen or so
+ * system properties of an event are neither copied nor walked twice. Anything else becomes a plain copy here.
+ */
+function hostMap(value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return {};
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  if (prototype !== Object.prototype && prototype !== null) return toPropertyMap(value);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * `toPropertyMap` for the application properties of a trigger batch: the same own enumerable string keys in the
+ * same order, each value converted by `toPropertyValue`. The host's maps are plain objects holding strings,
+ * numbers and nulls almost always, and then the map is used as it is (it is never mutated: a message that needs
+ * other properties gets a new map) instead of being copied. Anything else goes through `toPropertyMap`, which copies.
  */
 function propertyMap(value: unknown): Record<string, PropertyValue> {
   if (typeof value !== 'object' || value === null) return {};
@@ -79,24 +90,11 @@ function propertyMap(value: unknown): Record<string, PropertyValue> {
   // for...in reads values through V8's enum cache; an inherited key it may visit (a polluted Object.prototype) is
   // only checked here, never copied, so no own-property test is needed.
   for (const key in map) {
-    if (!isPropertyValue(map[key])) return toPropertyMap(value);
+    if (!isPlainPropertyValue(map[key])) return toPropertyMap(value);
   }
   // Symbol-keyed properties are not looked for (the host never sends one, and the lookup costs as much as the loop
   // above): nothing reads them, JSON.stringify and Object.keys skip them, so one would change no result.
   return map as Record<string, PropertyValue>;
-}
-
-/** Values `toPropertyValue` returns as they are. */
-function isPropertyValue(value: unknown): boolean {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return true;
-    case 'number':
-      return Number.isFinite(value);
-    default:
-      return value === null;
-  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -83,31 +83,60 @@ const ENQUEUED_TIME = FIELDS.indexOf('enqueuedTime');
 const CONTENT_TYPE = FIELDS.indexOf('contentType');
 const CONTENT_ENCODING = FIELDS.indexOf('contentEncoding');
 
-/** Fills `scanned` in one pass over the keys. Read it before anything else can scan again. */
-function scanSystemFields(systemProperties: Readonly<Record<string, PropertyValue>>): void {
+/**
+ * Fills `scanned` in one pass over the keys. Read it before anything else can scan again. Returns whether the map
+ * can be a message's as it is: a plain object (prototype Object.prototype or null) whose every value is a
+ * `PropertyValue` as `toPropertyValue` would leave it (a map straight from a transport may hold others).
+ */
+function scanSystemFields(systemProperties: Readonly<Record<string, unknown>>): boolean {
   for (let f = 0; f < scanned.length; f++) {
     scanned[f] = undefined;
     scannedRanks[f] = Number.POSITIVE_INFINITY;
   }
+  let plain = true;
   if (!enumeratesOwnKeysOnly(systemProperties)) {
+    // Plain only with a plain prototype: a map of another class could show other keys to a for...in.
+    const prototype = Object.getPrototypeOf(systemProperties) as unknown;
+    plain = prototype === null || prototype === Object.prototype;
     const keys = Object.keys(systemProperties);
     for (let position = 0; position < keys.length; position++) {
       const key = keys[position]!;
-      scanSystemField(key, position, systemProperties[key]);
+      const value = systemProperties[key];
+      if (!isPlainPropertyValue(value)) plain = false;
+      else scanSystemField(key, position, value);
     }
-    return;
+    return plain;
   }
   // for...in reads each value through V8's enum cache, about three times cheaper than Object.keys and a keyed
   // load per key; it visits own keys only, as checked above, so no own-property test (which would cost more than
   // the rest of the scan) is needed.
   let position = 0;
-  for (const key in systemProperties) scanSystemField(key, position++, systemProperties[key]);
+  for (const key in systemProperties) {
+    const value = systemProperties[key];
+    if (!isPlainPropertyValue(value)) plain = false;
+    else scanSystemField(key, position, value);
+    position++;
+  }
+  return plain;
 }
 
-function scanSystemField(key: string, position: number, value: PropertyValue | undefined): void {
+/** Values `toPropertyValue` returns as they are. */
+export function isPlainPropertyValue(value: unknown): value is PropertyValue {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    default:
+      return value === null;
+  }
+}
+
+function scanSystemField(key: string, position: number, value: PropertyValue): void {
   const alias = keyAlias(key, position);
   if (alias === null || scannedRanks[alias.field]! <= alias.rank) return;
-  if (value === undefined || value === null || value === '') return;
+  if (value === null || value === '') return;
   scannedRanks[alias.field] = alias.rank;
   scanned[alias.field] = typeof value === 'string' ? value : String(value);
 }
@@ -386,7 +415,11 @@ export function toSafeInteger(value: unknown): number | null {
 }
 
 export interface RawMessage {
-  systemProperties: Record<string, PropertyValue>;
+  /**
+   * As the transport delivered it: a map holding only `PropertyValue`s becomes the message's own; one holding
+   * anything else (or inherited keys a scan would see) is converted by `toPropertyMap` first.
+   */
+  systemProperties: Record<string, unknown>;
   properties: Record<string, PropertyValue>;
   body: Uint8Array;
   /** Candidates for the enqueued time in order of preference, after the system property ones. */
@@ -425,7 +458,7 @@ export function storedRecordMessage(
 
 /** `fallback` is one more enqueued-time candidate after `fallbacks`; `raw` carries the transport's overrides. */
 function assemble(
-  sys: Record<string, PropertyValue>,
+  transportSys: Record<string, unknown>,
   properties: Record<string, PropertyValue>,
   body: Uint8Array,
   source: MessageSource,
@@ -433,7 +466,15 @@ function assemble(
   fallback: unknown,
   raw: RawMessage | undefined,
 ): RoutedMessage {
-  scanSystemFields(sys);
+  let sys: Record<string, PropertyValue>;
+  if (scanSystemFields(transportSys)) {
+    sys = transportSys as Record<string, PropertyValue>;
+  } else {
+    // A transport's own map holding other values (the Event Hubs decoder hands the host's maps over as they are):
+    // the message gets a converted copy, scanned again.
+    sys = toPropertyMap(transportSys);
+    scanSystemFields(sys);
+  }
   const deviceId = scanned[DEVICE_ID];
   const moduleId = scanned[MODULE_ID];
   const systemTime = scanned[ENQUEUED_TIME];
