@@ -1,12 +1,13 @@
 /**
  * Maps with at most `limit` calls in flight, results in input order. After the first failure no new call starts;
  * the ones in flight are awaited before the error is rethrown, so nothing keeps writing once the caller has given
- * up on the batch (its retry will write again).
+ * up on the batch (its retry will write again). A call may answer synchronously (an in-memory store does): its
+ * result is taken as it is, without the turn of the event loop an `await` costs.
  */
 export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
-  fn: (item: T, index: number) => Promise<R>,
+  fn: (item: T, index: number) => R | Promise<R>,
 ): Promise<R[]> {
   const results: R[] = new Array<R>(items.length);
   let next = 0;
@@ -15,7 +16,8 @@ export async function mapLimit<T, R>(
     while (failure === undefined && next < items.length) {
       const index = next++;
       try {
-        results[index] = await fn(items[index]!, index);
+        const result = fn(items[index]!, index);
+        results[index] = result instanceof Promise ? await result : result;
       } catch (error) {
         failure ??= { error };
       }

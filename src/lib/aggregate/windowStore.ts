@@ -176,7 +176,8 @@ export interface WindowUpdate<T> {
  * their argument untouched when they return `undefined` (the in-memory store hands over the stored object).
  */
 export interface WindowStore {
-  update<T>(name: string, mutate: Mutation<T>, decode: Decode<T>): Promise<WindowUpdate<T>>;
+  /** Synchronous when the store does no I/O (the in-memory one), so that a batch of updates costs no event-loop turns. */
+  update<T>(name: string, mutate: Mutation<T>, decode: Decode<T>): WindowUpdate<T> | Promise<WindowUpdate<T>>;
   get<T>(name: string, decode: Decode<T>): Promise<T | null>;
   /** Document names under `prefix`, in name order. */
   list(prefix: string): AsyncIterable<string>;
@@ -261,7 +262,7 @@ export function memoryWindowStore(): MemoryWindowStore {
     get size() {
       return documents.size;
     },
-    async update<T>(name: string, mutate: Mutation<T>): Promise<WindowUpdate<T>> {
+    update<T>(name: string, mutate: Mutation<T>): WindowUpdate<T> {
       const current = documents.get(name) as T | undefined;
       const next = mutate(current);
       if (next === undefined) return { value: current, changed: false };
