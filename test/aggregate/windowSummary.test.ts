@@ -207,6 +207,22 @@ describe('window totals', () => {
     );
   });
 
+  it('orders -0 below +0 for min and max, as Math.min does, whatever order the zeros arrive or merge in', () => {
+    const at = (x: number): Contribution => ({ t: 5, level: null, outcome: 'accept', values: { x } });
+    for (const entries of [{ a: at(0), b: at(-0) }, { b: at(-0), a: at(0) }]) {
+      const x = summaryOf(entries).fields['x']!;
+      expect(Object.is(x.min, -0)).toBe(true);
+      expect(Object.is(x.max, 0)).toBe(true);
+    }
+    for (const [first, second] of [[0, -0], [-0, 0]] as const) {
+      const merged = emptyTotals();
+      mergeTotalsInto(merged, totalsOf(listed([['a', at(first)]])));
+      mergeTotalsInto(merged, totalsOf(listed([['b', at(second)]])));
+      expect(Object.is(merged.fields['x']!.min, -0)).toBe(true);
+      expect(Object.is(merged.fields['x']!.max, 0)).toBe(true);
+    }
+  });
+
   it('breaks ties in time by identity: the smaller identity is first, the larger is last', () => {
     const at = (x: number): Contribution => ({ t: 5, level: null, outcome: 'accept', values: { x } });
     const summary = summaryOf({ bb: at(2), aa: at(1), cc: at(3) });

@@ -157,6 +157,14 @@ export function emptyTotals(): WindowTotals {
   return { messages: 0, byLevel: {}, byOutcome: { accept: 0, warn: 0 }, byReason: {}, fieldsOmitted: 0, fields: {} };
 }
 
+/**
+ * The order of min and max, Math.min's: -0 is below +0. With `<` alone the zero seen first would stay, so a window
+ * holding both would report a min that depends on arrival order.
+ */
+function below(a: number, b: number): boolean {
+  return a < b || (a === 0 && b === 0 && 1 / a < 1 / b);
+}
+
 /** (time, identity) order, the tie-breaker for first and last. */
 function before(time: number, id: string, otherTime: number, otherId: string): boolean {
   return time < otherTime || (time === otherTime && id < otherId);
@@ -207,8 +215,8 @@ export function addContribution(totals: WindowTotals, identity: string, contribu
       continue;
     }
     field.count += 1;
-    if (x < field.min) field.min = x;
-    if (x > field.max) field.max = x;
+    if (below(x, field.min)) field.min = x;
+    if (below(field.max, x)) field.max = x;
     addTo(field.sum, x);
     addSquareTo(field.squares, x);
     if (before(t, identity, field.firstTime, field.firstId)) {
@@ -269,8 +277,8 @@ export function mergeTotalsInto(target: WindowTotals, source: WindowTotals): voi
       continue;
     }
     into.count += from.count;
-    if (from.min < into.min) into.min = from.min;
-    if (from.max > into.max) into.max = from.max;
+    if (below(from.min, into.min)) into.min = from.min;
+    if (below(into.max, from.max)) into.max = from.max;
     addExpansionTo(into.sum, from.sum);
     addExpansionTo(into.squares, from.squares);
     if (before(from.firstTime, from.firstId, into.firstTime, into.firstId)) {
