@@ -43,8 +43,11 @@ export interface RollupEntry {
   rev: number;
   /** Of those, messages that were late for this roll-up window (it closes later than its base windows). */
   late: number;
-  /** The base partial's totals; absent in entries written by schema 1, which are read from the base partial. */
-  totals?: WindowTotals;
+  /**
+   * The base partial's totals; absent in entries written by schema 1, which are read from the base partial.
+   * Read-only: in memory it is the base partial's own object (see `BaseSummary` in windowAggregator.ts).
+   */
+  readonly totals?: WindowTotals;
 }
 
 /** A partial of a larger window: the totals of its base windows from one partition. */

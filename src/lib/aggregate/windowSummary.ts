@@ -244,20 +244,6 @@ function copyField(field: FieldTotals): FieldTotals {
   return { ...field, sum: field.sum.slice(), squares: field.squares.slice() };
 }
 
-/** A deep copy, for storing one window's totals inside another document. */
-export function copyTotals(totals: WindowTotals): WindowTotals {
-  const fields: Record<string, FieldTotals> = {};
-  for (const name in totals.fields) setOwnProperty(fields, name, copyField(totals.fields[name]!));
-  return {
-    messages: totals.messages,
-    byLevel: { ...totals.byLevel },
-    byOutcome: { ...totals.byOutcome },
-    byReason: { ...totals.byReason },
-    fieldsOmitted: totals.fieldsOmitted,
-    fields,
-  };
-}
-
 /**
  * Adds the totals of a disjoint set of messages (another base window of a roll-up), in place. Exact, so the result
  * does not depend on the order windows are merged in.
