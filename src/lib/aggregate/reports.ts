@@ -20,7 +20,7 @@ import {
   summarize,
   totalsOf,
   type Contribution,
-  type CountedOutcome,
+  type WindowCounts,
   type WindowSummary,
 } from './windowSummary.js';
 import {
@@ -54,7 +54,7 @@ export interface FieldReport {
   lastTime: string;
 }
 
-export interface WindowReport {
+export interface WindowReport extends WindowCounts {
   deviceId: string;
   window: string;
   windowStart: string;
@@ -63,12 +63,7 @@ export interface WindowReport {
   status: 'open' | 'final';
   /** 1, plus one for each message counted after the window had closed. */
   revision: number;
-  messages: number;
   late: number;
-  byLevel: Record<string, number>;
-  byOutcome: Record<CountedOutcome, number>;
-  byReason: Record<string, number>;
-  fieldsOmitted: number;
   fields: Record<string, FieldReport>;
 }
 

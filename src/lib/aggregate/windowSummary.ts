@@ -51,15 +51,19 @@ export interface FieldTotals {
   lastId: string;
 }
 
-/** Running totals of one window: what its base partial or a roll-up entry stores. Keys in first-seen order. */
-export interface WindowTotals {
+/** The counts of one window, carried alike by its totals, its summary and its report. */
+export interface WindowCounts {
   messages: number;
-  /** By `level`; `(none)` for messages without one. */
+  /** By `level`; `(none)` for messages without one. Keys sorted in summaries and reports. */
   byLevel: Record<string, number>;
   byOutcome: Record<CountedOutcome, number>;
-  /** Warning reason codes. */
+  /** Warning reason codes. Keys sorted in summaries and reports. */
   byReason: Record<string, number>;
   fieldsOmitted: number;
+}
+
+/** Running totals of one window: what its base partial or a roll-up entry stores. Keys in first-seen order. */
+export interface WindowTotals extends WindowCounts {
   fields: Record<string, FieldTotals>;
 }
 
@@ -77,16 +81,9 @@ export interface FieldStats {
   lastTime: number;
 }
 
-export interface WindowSummary {
-  messages: number;
+export interface WindowSummary extends WindowCounts {
   /** Messages counted after the window had closed (see windowAggregator.ts). */
   late: number;
-  /** Keys sorted; `(none)` for messages without a level. */
-  byLevel: Record<string, number>;
-  byOutcome: Record<CountedOutcome, number>;
-  /** Warning reason codes, keys sorted. */
-  byReason: Record<string, number>;
-  fieldsOmitted: number;
   /** Keys sorted. */
   fields: Record<string, FieldStats>;
 }
