@@ -5,6 +5,7 @@ import { bodyBytesOf, decodeBody } from '../../src/lib/message/body.js';
 import type { TopLevelNumbers } from '../../src/lib/message/jsonScan.js';
 import type { Charset, DecodedBody, RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 import { toMessageRecord } from '../../src/lib/message/serialize.js';
+import { topLevelNumbersOracle, type Numbers } from '../support/jsonNumbers.js';
 
 const BOMS: Record<Charset, number[]> = {
   'utf-8': [0xef, 0xbb, 0xbf],
@@ -496,19 +497,7 @@ describe('decodeBody: declared UTF-8 JSON objects, scanned and parsed on demand'
   });
   const numbersOf = (decoded: DecodedBody): TopLevelNumbers | undefined => (decoded.kind === 'json' ? decoded.numbers : undefined);
   /** The for...in numeric members of the parsed body. */
-  function forInNumbers(text: string): { names: string[]; values: number[] } {
-    const object = JSON.parse(text) as Record<string, unknown>;
-    const names: string[] = [];
-    const values: number[] = [];
-    for (const name in object) {
-      const value = object[name];
-      if (typeof value === 'number') {
-        names.push(name);
-        values.push(value);
-      }
-    }
-    return { names, values };
-  }
+  const forInNumbers = (text: string): Numbers | undefined => topLevelNumbersOracle(Buffer.from(text, 'utf8'));
   function message(decoded: DecodedBody, body: Uint8Array): RoutedMessage {
     return {
       deviceId: 'sensor-1',
@@ -540,7 +529,7 @@ describe('decodeBody: declared UTF-8 JSON objects, scanned and parsed on demand'
   it.each(scanned)('carries the for...in numeric members of %j as a non-enumerable `numbers`', (text) => {
     const decoded = decodeBody(Buffer.from(text), DECLARED_JSON);
     const numbers = numbersOf(decoded)!;
-    const expected = forInNumbers(text);
+    const expected = forInNumbers(text)!;
     expect([...numbers.names]).toEqual(expected.names);
     expect(numbers.values.length).toBe(expected.values.length);
     numbers.values.forEach((value, i) => expect(Object.is(value, expected.values[i])).toBe(true));

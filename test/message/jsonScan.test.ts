@@ -8,33 +8,8 @@ import {
   scanTopLevelNumbers,
   type TopLevelNumbers,
 } from '../../src/lib/message/jsonScan.js';
+import { topLevelNumbersOracle as oracle, type Numbers } from '../support/jsonNumbers.js';
 
-interface Numbers {
-  names: string[];
-  values: number[];
-}
-
-/** What the contract promises: JSON.parse of the UTF-8 text, an object, and its numeric members in for...in order. */
-function oracle(bytes: Uint8Array): Numbers | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
-  const object = parsed as Record<string, unknown>;
-  const names: string[] = [];
-  const values: number[] = [];
-  for (const name in object) {
-    const value = object[name];
-    if (typeof value === 'number') {
-      names.push(name);
-      values.push(value);
-    }
-  }
-  return { names, values };
-}
 
 function scan(input: string | Uint8Array): TopLevelNumbers | undefined {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
