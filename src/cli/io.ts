@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { access } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 
 export interface CliIo {
@@ -24,4 +25,15 @@ export class UsageError extends Error {
 /** Writes with back-pressure so that piping a large decode into `head` or a slow consumer stays bounded. */
 export async function writeLine(stream: Writable, line: string): Promise<void> {
   if (!stream.write(`${line}\n`)) await once(stream, 'drain');
+}
+
+/** The file a command's --config names, else `routing.config.json` in the working directory if there is one. */
+export async function routingConfigPath(given: string | undefined): Promise<string | undefined> {
+  if (given !== undefined) return given;
+  try {
+    await access('routing.config.json');
+    return 'routing.config.json';
+  } catch {
+    return undefined;
+  }
 }

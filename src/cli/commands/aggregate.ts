@@ -1,12 +1,11 @@
 import { createReadStream } from 'node:fs';
-import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseWindowSize, withWindow, type AggregationConfig } from '../../lib/aggregate/aggregationConfig.js';
 import { loadAggregationConfigFile } from '../../lib/aggregate/aggregationConfigFile.js';
 import { createBackfill } from '../../lib/aggregate/backfill.js';
 import { reportsToCsv } from '../../lib/aggregate/reports.js';
 import { systemClock } from '../../lib/ports.js';
-import { EXIT, UsageError, type CliIo } from '../io.js';
+import { EXIT, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
 export const aggregateUsage = `iot-routing aggregate <file...> [--window 1m] [--format csv|json] [--device ID] [--config PATH]
                      [--levels normal,storage] [--fields temperature,humidity]
@@ -16,16 +15,6 @@ export const aggregateUsage = `iot-routing aggregate <file...> [--window 1m] [--
   the report size (default the smallest configured window); --levels overrides aggregation.levels.aggregate (archive
   files usually hold level "storage"); --fields overrides aggregation.fields. Reports go to stdout, the counters to
   stderr. Exit 0, or 2 when a file is truncated or corrupt (every record before the damage is still counted).`;
-
-async function configPath(given: string | undefined): Promise<string | undefined> {
-  if (given !== undefined) return given;
-  try {
-    await access('routing.config.json');
-    return 'routing.config.json';
-  } catch {
-    return undefined;
-  }
-}
 
 function list(value: string | undefined, flag: string): string[] | undefined {
   if (value === undefined) return undefined;
@@ -49,7 +38,7 @@ export async function aggregateCommand(args: string[], io: CliIo): Promise<numbe
   });
   if (positionals.length === 0) throw new UsageError('aggregate takes at least one archive file');
   if (values.format !== 'csv' && values.format !== 'json') throw new UsageError(`--format must be csv or json, not "${values.format}"`);
-  const loaded = await loadAggregationConfigFile(await configPath(values.config));
+  const loaded = await loadAggregationConfigFile(await routingConfigPath(values.config));
   let config: AggregationConfig = loaded.aggregation;
   if (values.window !== undefined) {
     const widened = withWindow(config, values.window);

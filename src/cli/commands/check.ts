@@ -1,12 +1,11 @@
 import { createReadStream } from 'node:fs';
-import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { checkMessage, type Finding } from '../../lib/checks/checks.js';
 import { defaultChecksConfig, type ChecksConfig } from '../../lib/checks/expectations.js';
 import { ENDPOINT_NAMES, REASONS, type EndpointName, type Outcome } from '../../lib/checks/reasons.js';
 import { loadRoutingConfig } from '../../lib/config.js';
 import { readArchive } from '../../lib/message/readArchive.js';
-import { EXIT, UsageError, writeLine, type CliIo } from '../io.js';
+import { EXIT, routingConfigPath, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const checkUsage = `iot-routing check <file> [--config PATH] [--endpoint archive|events|criticalQueue] [--format text|ndjson]
   Decodes an archive file and runs the enrichment and encoding checks on every message as the given endpoint
@@ -20,14 +19,10 @@ interface ReasonTally {
   example: string;
 }
 
-async function checksFor(configPath: string | undefined): Promise<{ checks: ChecksConfig; source: string }> {
-  if (configPath !== undefined) return { checks: (await loadRoutingConfig(configPath)).checks, source: configPath };
-  try {
-    await access('routing.config.json');
-  } catch {
-    return { checks: defaultChecksConfig(), source: 'built-in defaults' };
-  }
-  return { checks: (await loadRoutingConfig('routing.config.json')).checks, source: 'routing.config.json' };
+async function checksFor(given: string | undefined): Promise<{ checks: ChecksConfig; source: string }> {
+  const path = await routingConfigPath(given);
+  if (path === undefined) return { checks: defaultChecksConfig(), source: 'built-in defaults' };
+  return { checks: (await loadRoutingConfig(path)).checks, source: path };
 }
 
 export async function checkCommand(args: string[], io: CliIo): Promise<number> {

@@ -1,4 +1,3 @@
-import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { reportsContainerOf } from '../../lib/aggregate/aggregationConfig.js';
 import { loadAggregationConfigFile } from '../../lib/aggregate/aggregationConfigFile.js';
@@ -8,23 +7,13 @@ import { blobWindowStore } from '../../lib/aggregate/windowStore.js';
 import { isRoutingError } from '../../lib/errors.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { EXIT, UsageError, type CliIo } from '../io.js';
+import { EXIT, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
 export const reportsUsage = `iot-routing reports [--device ID] [--from TIME] [--to TIME] [--window 1m] [--format csv|json] [--config PATH]
   Reads the windowed reports the telemetryStream function wrote to the reports container (AzureWebJobsStorage,
   REPORTS_CONTAINER), merging every partition's partial, exactly as GET /api/reports does. Windows starting in
   [--from, --to) (ISO 8601 with a zone, or a date; default the last 24 hours; at most 31 days). --window is one of
   the configured aggregation.windows (default the smallest). Exit 0, or 1 for usage and configuration errors.`;
-
-async function configPath(given: string | undefined): Promise<string | undefined> {
-  if (given !== undefined) return given;
-  try {
-    await access('routing.config.json');
-    return 'routing.config.json';
-  } catch {
-    return undefined;
-  }
-}
 
 export async function reportsCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
@@ -39,7 +28,7 @@ export async function reportsCommand(args: string[], io: CliIo): Promise<number>
       config: { type: 'string' },
     },
   });
-  const { aggregation } = await loadAggregationConfigFile(await configPath(values.config));
+  const { aggregation } = await loadAggregationConfigFile(await routingConfigPath(values.config));
   const params: Array<[string, string]> = [];
   const flags = { deviceId: values.device, from: values.from, to: values.to, window: values.window, format: values.format };
   for (const [name, value] of Object.entries(flags)) if (value !== undefined) params.push([name, value]);
