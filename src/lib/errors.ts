@@ -67,6 +67,28 @@ export function isTransient(error: unknown): boolean {
   return isRoutingError(error) && error.kind === 'transient';
 }
 
+/** How a read behind an HTTP endpoint failed, as the answer says it (see `readFailure`). */
+export interface ReadFailure {
+  status: 400 | 503;
+  error: 'BadRequest' | 'StorageUnavailable';
+  problems: string[];
+  headers: Record<string, string>;
+}
+
+/**
+ * A failed read as an HTTP answer: a request the reader refused as too large (`UsageInvalid`) is the caller's to
+ * narrow (400); a transient storage failure is the client's to retry (503 with Retry-After, the store's hint or 5 s).
+ * Anything else is undefined: a defect, thrown on to the host.
+ */
+export function readFailure(error: unknown): ReadFailure | undefined {
+  if (isRoutingError(error) && error.code === 'UsageInvalid') {
+    return { status: 400, error: 'BadRequest', problems: [error.message], headers: {} };
+  }
+  if (!isTransient(error)) return undefined;
+  const retryAfter = isRoutingError(error) ? (error.retryAfterSeconds ?? 5) : 5;
+  return { status: 503, error: 'StorageUnavailable', problems: [(error as Error).message], headers: { 'retry-after': String(retryAfter) } };
+}
+
 export function kindOf(code: ErrorCode): ErrorKind {
   return KIND_OF[code];
 }

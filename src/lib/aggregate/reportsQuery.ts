@@ -6,7 +6,7 @@
  * windows *starting* in [from, to); default the 24 hours up to now, or after `from`; at most 31 days), `window` (a configured size;
  * default the smallest), `format` (`json` default, or `csv`). `code` is the function key and is ignored here.
  */
-import { isRoutingError, isTransient } from '../errors.js';
+import { readFailure } from '../errors.js';
 import type { Clock } from '../ports.js';
 import type { Services } from '../runtime.js';
 import { aggregationConfigOf, parseWindowSize, type AggregationConfig } from './aggregationConfig.js';
@@ -168,12 +168,9 @@ export function createReportsEndpoint(deps: ReportsEndpointDeps): ReportsEndpoin
     try {
       return renderReports(parsed.value, await readReports(deps.windows, deps.config, parsed.value.query));
     } catch (error) {
-      if (isRoutingError(error) && error.code === 'UsageInvalid') return problem(400, 'BadRequest', [error.message]);
-      if (isTransient(error)) {
-        const retryAfter = isRoutingError(error) ? (error.retryAfterSeconds ?? 5) : 5;
-        return problem(503, 'StorageUnavailable', [(error as Error).message], { 'retry-after': String(retryAfter) });
-      }
-      throw error;
+      const failure = readFailure(error);
+      if (failure === undefined) throw error;
+      return problem(failure.status, failure.error, failure.problems, failure.headers);
     }
   };
 }

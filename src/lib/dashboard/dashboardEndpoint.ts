@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { aggregationConfigOf, type AggregationConfig } from '../aggregate/aggregationConfig.js';
 import { archiveFromServices, type ResolvedArchive } from '../archive/archiveDeps.js';
-import { isRoutingError, isTransient } from '../errors.js';
+import { isRoutingError, readFailure } from '../errors.js';
 import type { Clock } from '../ports.js';
 import type { Services } from '../runtime.js';
 import { createDashboardDataSource, type DashboardDataSource, type DashboardLimits } from './dashboardData.js';
@@ -76,12 +76,9 @@ export function createDashboardDataEndpoint(deps: DashboardDataEndpointDeps): Da
     try {
       return { status: 200, headers: { ...JSON_HEADERS }, body: `${JSON.stringify(await deps.source(parsed.value))}\n` };
     } catch (error) {
-      if (isRoutingError(error) && error.code === 'UsageInvalid') return problem(400, 'BadRequest', [error.message]);
-      if (isTransient(error)) {
-        const retryAfter = isRoutingError(error) ? (error.retryAfterSeconds ?? 5) : 5;
-        return problem(503, 'StorageUnavailable', [(error as Error).message], { 'retry-after': String(retryAfter) });
-      }
-      throw error;
+      const failure = readFailure(error);
+      if (failure === undefined) throw error;
+      return problem(failure.status, failure.error, failure.problems, failure.headers);
     }
   };
 }
