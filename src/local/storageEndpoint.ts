@@ -34,7 +34,7 @@ export const IOTHUB_AVRO_SCHEMA = {
     { name: 'SystemProperties', type: { type: 'map', values: 'string' } },
     { name: 'Body', type: ['null', 'bytes'] },
   ],
-} as const;
+};
 
 export interface WrittenBlob {
   container: string;

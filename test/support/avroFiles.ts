@@ -6,18 +6,10 @@
 import avro from 'avsc';
 import type { ArchiveEvent, ArchiveSummary } from '../../src/lib/message/archive.js';
 import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
+import { IOTHUB_AVRO_SCHEMA as IOTHUB_SCHEMA } from '../../src/local/storageEndpoint.js';
 
-export const IOTHUB_SCHEMA = {
-  type: 'record',
-  name: 'Message',
-  namespace: 'Microsoft.Azure.Devices',
-  fields: [
-    { name: 'EnqueuedTimeUtc', type: 'string' },
-    { name: 'Properties', type: { type: 'map', values: 'string' } },
-    { name: 'SystemProperties', type: { type: 'map', values: 'string' } },
-    { name: 'Body', type: ['null', 'bytes'] },
-  ],
-};
+// The record schema IoT Hub's storage endpoint writes: the local hub's writer and these files share one.
+export { IOTHUB_SCHEMA };
 
 export interface IotHubRecord {
   EnqueuedTimeUtc: string;
