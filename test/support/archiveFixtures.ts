@@ -103,22 +103,31 @@ export function iotHubRecordOf(m: FixtureMessage): IotHubRecord {
   };
 }
 
-const CAPTURE_SCHEMA = {
-  type: 'record',
-  name: 'EventData',
-  namespace: 'Microsoft.ServiceBus.Messaging',
-  fields: [
-    { name: 'SequenceNumber', type: 'long' },
-    { name: 'Offset', type: 'string' },
-    { name: 'EnqueuedTimeUtc', type: 'string' },
-    { name: 'SystemProperties', type: { type: 'map', values: ['long', 'double', 'string', 'bytes'] } },
-    { name: 'Properties', type: { type: 'map', values: ['long', 'double', 'string', 'bytes', 'null'] } },
-    { name: 'Body', type: ['null', 'bytes'] },
-  ],
-};
+/**
+ * Event Hubs Capture's record schema. Capture writes the property map's value union in varying orders, and the body
+ * as `bytes` or `["null", "bytes"]`; the defaults are what the fixtures use.
+ */
+export function captureSchema(
+  propertiesValues: readonly unknown[] = ['long', 'double', 'string', 'bytes', 'null'],
+  body: unknown = ['null', 'bytes'],
+) {
+  return {
+    type: 'record',
+    name: 'EventData',
+    namespace: 'Microsoft.ServiceBus.Messaging',
+    fields: [
+      { name: 'SequenceNumber', type: 'long' },
+      { name: 'Offset', type: 'string' },
+      { name: 'EnqueuedTimeUtc', type: 'string' },
+      { name: 'SystemProperties', type: { type: 'map', values: ['long', 'double', 'string', 'bytes'] } },
+      { name: 'Properties', type: { type: 'map', values: [...propertiesValues] } },
+      { name: 'Body', type: body },
+    ],
+  };
+}
 
 async function captureFile(messages: readonly FixtureMessage[]): Promise<Buffer> {
-  const type = avro.Type.forSchema(CAPTURE_SCHEMA as avro.Schema, { wrapUnions: true });
+  const type = avro.Type.forSchema(captureSchema() as avro.Schema, { wrapUnions: true });
   const encoder = new avro.streams.BlockEncoder(type, { codec: 'null' });
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {

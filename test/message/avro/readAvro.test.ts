@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { readAvro, sniffAvro } from '../../../src/lib/message/avro/readAvro.js';
 import type { ArchiveSummary } from '../../../src/lib/message/archive.js';
 import type { RoutedMessage } from '../../../src/lib/message/RoutedMessage.js';
+import { captureSchema } from '../../support/archiveFixtures.js';
 import {
   avroFile,
   avroLong,
@@ -51,20 +52,6 @@ function expectIotHubMessage(message: RoutedMessage | undefined, i: number): voi
 }
 
 const HUB_TYPE = avro.Type.forSchema(IOTHUB_SCHEMA as avro.Schema);
-
-const CAPTURE_SCHEMA = (propertiesValues: unknown[], body: unknown = ['null', 'bytes']) => ({
-  type: 'record',
-  name: 'EventData',
-  namespace: 'Microsoft.ServiceBus.Messaging',
-  fields: [
-    { name: 'SequenceNumber', type: 'long' },
-    { name: 'Offset', type: 'string' },
-    { name: 'EnqueuedTimeUtc', type: 'string' },
-    { name: 'SystemProperties', type: { type: 'map', values: ['long', 'double', 'string', 'bytes'] } },
-    { name: 'Properties', type: { type: 'map', values: propertiesValues } },
-    { name: 'Body', type: body },
-  ],
-});
 
 describe('readAvro round trips IoT Hub routing files written by avsc', () => {
   for (const codec of ['null', 'deflate'] as const) {
@@ -208,7 +195,7 @@ describe('readAvro on Event Hubs Capture layouts', () => {
   });
 
   it('reads SequenceNumber, Offset and unwrapped union values; keeps a present x-opt-sequence-number', async () => {
-    const bytes = await avroFile(CAPTURE_SCHEMA(['long', 'double', 'string', 'bytes', 'null']), 2, captureRecord);
+    const bytes = await avroFile(captureSchema(), 2, captureRecord);
     const { messages, ends } = await read(bytes, 5);
     expect(ends[0]).toMatchObject({ format: 'avro-capture', records: 2, damage: null });
     expect(messages[1]).toMatchObject({
@@ -233,7 +220,7 @@ describe('readAvro on Event Hubs Capture layouts', () => {
       const { 'iothub-enqueuedtime': _, ...rest } = base.SystemProperties;
       return { ...base, SystemProperties: rest };
     };
-    const bytes = await avroFile(CAPTURE_SCHEMA(['long', 'double', 'string', 'bytes', 'null']), 2, record);
+    const bytes = await avroFile(captureSchema(), 2, record);
     const { messages } = await read(bytes);
     expect(messages.map((m) => m.enqueuedTime?.toISOString())).toEqual([
       '2022-12-09T17:10:16.000Z',
@@ -242,13 +229,13 @@ describe('readAvro on Event Hubs Capture layouts', () => {
   });
 
   it('a Capture schema with another union order or plain bytes Body decodes the same', async () => {
-    const reference = await read(await avroFile(CAPTURE_SCHEMA(['long', 'double', 'string', 'bytes', 'null']), 3, captureRecord));
-    const variant = await read(await avroFile(CAPTURE_SCHEMA(['null', 'bytes', 'string', 'double', 'long'], 'bytes'), 3, captureRecord));
+    const reference = await read(await avroFile(captureSchema(), 3, captureRecord));
+    const variant = await read(await avroFile(captureSchema(['null', 'bytes', 'string', 'double', 'long'], 'bytes'), 3, captureRecord));
     expect(variant.messages).toEqual(reference.messages);
   });
 
   it('a recognisable schema laid out differently is decoded by avsc into the same messages', async () => {
-    const schema = CAPTURE_SCHEMA(['long', 'double', 'string', 'bytes', 'null']);
+    const schema = captureSchema();
     const reordered = {
       ...schema,
       fields: [...schema.fields.slice(3), { name: 'Extra', type: 'int' }, ...schema.fields.slice(0, 3)],
