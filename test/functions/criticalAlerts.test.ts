@@ -7,7 +7,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvocationContext, type ServiceBusQueueFunctionOptions, type Timer, type TimerFunctionOptions } from '@azure/functions';
-import type * as AzureFunctions from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseAlertsConfig } from '../../src/lib/alerts/alertsConfig.js';
 import { createAlertServices, type AlertServices } from '../../src/lib/alerts/alertServices.js';
@@ -19,23 +18,11 @@ import { createQuarantine } from '../../src/lib/storage/quarantine.js';
 import type { alertDigestsHandler as AlertDigestsHandlerFactory } from '../../src/functions/alertDigests.js';
 import type { criticalAlertsHandler as CriticalAlertsHandlerFactory } from '../../src/functions/criticalAlerts.js';
 import { serviceBusMessage, serviceBusTriggerMetadata } from '../fixtures/triggers/serviceBusIotHubMessage.js';
-
-const registered = vi.hoisted(() => ({ serviceBusQueue: new Map<string, unknown>(), timer: new Map<string, unknown>() }));
-
-vi.mock('@azure/functions', async (importOriginal) => {
-  const actual = await importOriginal<typeof AzureFunctions>();
-  return {
-    ...actual,
-    app: {
-      ...actual.app,
-      serviceBusQueue: (name: string, options: unknown) => registered.serviceBusQueue.set(name, options),
-      timer: (name: string, options: unknown) => registered.timer.set(name, options),
-    },
-  };
-});
+import { captureRegistrations, registration, type Registration } from '../support/registrations.js';
 
 const saved = { ...process.env };
 let root: string;
+let registrations: Registration[];
 let criticalAlertsHandler: typeof CriticalAlertsHandlerFactory;
 let alertDigestsHandler: typeof AlertDigestsHandlerFactory;
 
@@ -45,6 +32,7 @@ beforeAll(async () => {
   await writeFile(join(root, 'routing.config.json'), '{}');
   process.env['AzureWebJobsStorage'] = 'UseDevelopmentStorage=true';
   process.env['ROUTING_CONFIG_PATH'] = join(root, 'routing.config.json');
+  registrations = (await captureRegistrations()).registrations;
   ({ criticalAlertsHandler } = await import('../../src/functions/criticalAlerts.js'));
   ({ alertDigestsHandler } = await import('../../src/functions/alertDigests.js'));
 });
@@ -89,7 +77,7 @@ function context(metadata: Record<string, unknown> = serviceBusTriggerMetadata) 
 
 describe('criticalAlerts function', () => {
   it('registers a Service Bus queue trigger on %CRITICAL_QUEUE_NAME% that receives the body as bytes', () => {
-    const options = registered.serviceBusQueue.get('criticalAlerts') as ServiceBusQueueFunctionOptions & { dataType?: string };
+    const options = registration(registrations, 'criticalAlerts').options as unknown as ServiceBusQueueFunctionOptions & { dataType?: string };
     expect(options).toMatchObject({ connection: 'SERVICEBUS_CONNECTION', queueName: '%CRITICAL_QUEUE_NAME%', dataType: 'binary' });
     expect(options.cardinality).toBeUndefined();
   });
@@ -119,7 +107,7 @@ describe('criticalAlerts function', () => {
   });
 
   it('fails the invocation with every configuration problem when the alert section is missing', async () => {
-    const options = registered.serviceBusQueue.get('criticalAlerts') as ServiceBusQueueFunctionOptions;
+    const options = registration(registrations, 'criticalAlerts').options as unknown as ServiceBusQueueFunctionOptions;
     const { ctx } = context();
     await expect(options.handler(serviceBusMessage, ctx)).rejects.toThrow(/no "alerts" section[\s\S]*neither ACS_CONNECTION_STRING nor ACS_ENDPOINT/);
   });
@@ -127,7 +115,7 @@ describe('criticalAlerts function', () => {
 
 describe('alertDigests function', () => {
   it('runs every minute and sends what is due', async () => {
-    const options = registered.timer.get('alertDigests') as TimerFunctionOptions;
+    const options = registration(registrations, 'alertDigests').options as unknown as TimerFunctionOptions;
     expect(options.schedule).toBe('0 * * * * *');
 
     const sent: EmailMessage[] = [];

@@ -2,20 +2,13 @@
  * GET /api/reports, called as the host calls it (a real HttpRequest and InvocationContext), over partials that two
  * partitions wrote to Azurite. Only the registration is intercepted.
  */
-import type * as AzureFunctions from '@azure/functions';
 import { HttpRequest, InvocationContext, type HttpFunctionOptions, type HttpResponseInit } from '@azure/functions';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { telemetryStreamFromServices } from '../../src/lib/aggregate/telemetryStream.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
 import { processServices } from '../../src/lib/runtime.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
-
-const registered = vi.hoisted(() => new Map<string, unknown>());
-
-vi.mock('@azure/functions', async (importOriginal) => {
-  const actual = await importOriginal<typeof AzureFunctions>();
-  return { ...actual, app: { ...actual.app, http: (name: string, options: unknown) => registered.set(name, options) } };
-});
+import { captureRegistrations, registration } from '../support/registrations.js';
 
 const azurite = useAzurite();
 const saved = { ...process.env };
@@ -44,8 +37,7 @@ beforeAll(async () => {
   process.env['AzureWebJobsStorage'] = azurite().connectionString;
   process.env['REPORTS_CONTAINER'] = uniqueContainerName('reports');
   process.env['QUARANTINE_CONTAINER'] = uniqueContainerName('quarantine');
-  await import('../../src/functions/reports.js');
-  options = registered.get('reports') as HttpFunctionOptions;
+  options = registration((await captureRegistrations()).registrations, 'reports').options as unknown as HttpFunctionOptions;
   // Seed through the same services the function uses: the device moved from partition 1 to 4 and IoT Hub re-sent
   // message "b" through the new one.
   const stream = telemetryStreamFromServices(await processServices());

@@ -3,7 +3,6 @@
  * metadata of an IoT Hub batch, Buffers as bodies (dataType binary), storage on Azurite. Only the registration is
  * intercepted, to get hold of the options and handler.
  */
-import type * as AzureFunctions from '@azure/functions';
 import { InvocationContext, type EventHubFunctionOptions, type TimerFunctionOptions } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseAggregationConfig } from '../../src/lib/aggregate/aggregationConfig.js';
@@ -11,23 +10,7 @@ import { readReports } from '../../src/lib/aggregate/reports.js';
 import { blobWindowStore } from '../../src/lib/aggregate/windowStore.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../src/lib/storage/azureBlobStore.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
-
-const registered = vi.hoisted(() => ({
-  eventHub: new Map<string, unknown>(),
-  timer: new Map<string, unknown>(),
-}));
-
-vi.mock('@azure/functions', async (importOriginal) => {
-  const actual = await importOriginal<typeof AzureFunctions>();
-  return {
-    ...actual,
-    app: {
-      ...actual.app,
-      eventHub: (name: string, options: unknown) => registered.eventHub.set(name, options),
-      timer: (name: string, options: unknown) => registered.timer.set(name, options),
-    },
-  };
-});
+import { captureRegistrations, registration } from '../support/registrations.js';
 
 const azurite = useAzurite();
 const reportsContainer = uniqueContainerName('reports');
@@ -40,10 +23,9 @@ beforeAll(async () => {
   process.env['AzureWebJobsStorage'] = azurite().connectionString;
   process.env['REPORTS_CONTAINER'] = reportsContainer;
   process.env['QUARANTINE_CONTAINER'] = uniqueContainerName('quarantine');
-  await import('../../src/functions/telemetryStream.js');
-  await import('../../src/functions/finalizeWindows.js');
-  options = registered.eventHub.get('telemetryStream') as EventHubFunctionOptions;
-  timerOptions = registered.timer.get('finalizeWindows') as TimerFunctionOptions;
+  const { registrations } = await captureRegistrations();
+  options = registration(registrations, 'telemetryStream').options as unknown as EventHubFunctionOptions;
+  timerOptions = registration(registrations, 'finalizeWindows').options as unknown as TimerFunctionOptions;
 });
 
 afterAll(() => {
