@@ -13,7 +13,7 @@
 import type { AlertFacts } from './alertPolicy.js';
 import type { AlertsConfig } from './alertsConfig.js';
 import { emailOperationId, sanitizeHeader, type EmailMessage } from './email.js';
-import { escapeHtml, renderTemplate, type AlertPlaceholder, type DigestPlaceholder } from './templates.js';
+import { escapeHtml, renderTemplate, type AlertPlaceholder, type DigestPlaceholder, type Template } from './templates.js';
 
 export const MAX_SUBJECT_CHARS = 200;
 
@@ -50,6 +50,7 @@ export function dashboardLink(base: string, deviceId: string): string {
 export function renderAlertEmail(facts: AlertFacts, context: RenderContext): EmailMessage {
   const { templates, from } = context.config;
   const link = dashboardLink(context.dashboardUrl, facts.deviceId);
+  const readingRows = facts.readings.map((r): [string, string] => [r.name, shown(r.value)]);
   const raw = (name: AlertPlaceholder): string => {
     switch (name) {
       case 'deviceId':
@@ -57,7 +58,7 @@ export function renderAlertEmail(facts: AlertFacts, context: RenderContext): Ema
       case 'enqueuedTime':
         return facts.enqueuedTime ?? 'an unknown time';
       case 'readings':
-        return lines(facts.readings.map((r) => [r.name, shown(r.value)]));
+        return lines(readingRows);
       case 'enrichments':
         return lines(facts.properties);
       case 'dashboardUrl':
@@ -72,20 +73,8 @@ export function renderAlertEmail(facts: AlertFacts, context: RenderContext): Ema
         return facts.group ?? '';
     }
   };
-  const html = (name: AlertPlaceholder): string => {
-    if (name === 'readings') return table(facts.readings.map((r) => [r.name, shown(r.value)]));
-    if (name === 'enrichments') return table(facts.properties);
-    return escapeHtml(oneLine(raw(name)));
-  };
-  return {
-    operationId: emailOperationId(facts.alertKey),
-    from,
-    to: facts.recipients,
-    subject: sanitizeHeader(renderTemplate(templates.subject, raw), MAX_SUBJECT_CHARS),
-    text: renderTemplate(templates.text, (name) => textValue(name, raw)),
-    html: renderTemplate(templates.html, html),
-    headers: { 'X-Alert-Id': facts.alertKey },
-  };
+  const parts = { subject: templates.subject, text: templates.text, html: templates.html };
+  return composeEmail(facts.alertKey, from, facts.recipients, parts, { readings: readingRows, enrichments: facts.properties }, raw);
 }
 
 export function renderDigestEmail(digest: DigestFacts, context: RenderContext): EmailMessage {
@@ -118,19 +107,38 @@ export function renderDigestEmail(digest: DigestFacts, context: RenderContext): 
         return digest.group ?? '';
     }
   };
-  const html = (name: DigestPlaceholder): string => {
-    if (name === 'readings') return table(readingRows);
-    if (name === 'enrichments') return table(digest.properties);
+  const parts = { subject: templates.digestSubject, text: templates.digestText, html: templates.digestHtml };
+  return composeEmail(digest.digestKey, from, digest.recipients, parts, { readings: readingRows, enrichments: digest.properties }, raw);
+}
+
+type Rows = ReadonlyArray<readonly [string, string]>;
+
+/**
+ * One alert or digest e-mail. `raw` gives each placeholder's value as text; readings and enrichments are rows, one
+ * per line in the text part (as `raw` lists them) and a table in the HTML part; every other value is folded onto
+ * one line and, in HTML, escaped. `key` names the send (operation id, X-Alert-Id), so a re-send is the same one.
+ */
+function composeEmail<P extends string>(
+  key: string,
+  from: string,
+  to: string[],
+  templates: { subject: Template<P>; text: Template<P>; html: Template<P> },
+  rows: { readings: Rows; enrichments: Rows },
+  raw: (name: P) => string,
+): EmailMessage {
+  const html = (name: P): string => {
+    if (name === 'readings') return table(rows.readings);
+    if (name === 'enrichments') return table(rows.enrichments);
     return escapeHtml(oneLine(raw(name)));
   };
   return {
-    operationId: emailOperationId(digest.digestKey),
+    operationId: emailOperationId(key),
     from,
-    to: digest.recipients,
-    subject: sanitizeHeader(renderTemplate(templates.digestSubject, raw), MAX_SUBJECT_CHARS),
-    text: renderTemplate(templates.digestText, (name) => textValue(name, raw)),
-    html: renderTemplate(templates.digestHtml, html),
-    headers: { 'X-Alert-Id': digest.digestKey },
+    to,
+    subject: sanitizeHeader(renderTemplate(templates.subject, raw), MAX_SUBJECT_CHARS),
+    text: renderTemplate(templates.text, (name) => textValue(name, raw)),
+    html: renderTemplate(templates.html, html),
+    headers: { 'X-Alert-Id': key },
   };
 }
 
