@@ -9,6 +9,7 @@
 import type { AdmittedMessage } from '../checks/admit.js';
 import type { CheckResult } from '../checks/checks.js';
 import { deviceScopedIdentity } from '../message/identity.js';
+import { ObjectShapes, setOwnProperty } from '../message/objectShapes.js';
 import type { DecodedBody, JsonValue, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { Clock } from '../ports.js';
 import { MAX_FIELDS_PER_MESSAGE, type AggregationConfig, type WindowSize } from './aggregationConfig.js';
@@ -20,7 +21,6 @@ import {
   isAggregatedValue,
   lateCount,
   sameContribution,
-  setOwnProperty,
   totalsOf,
   type Contribution,
 } from './windowSummary.js';
@@ -437,10 +437,34 @@ function contributionOf(
   if (!aggregateLevels.has(level ?? 'normal')) return reasons === undefined ? { t: time, level, outcome } : { t: time, level, outcome, reasons };
   // Each literal has its properties in serialisation order and every one the common case needs, so that none is
   // added later (which allocates a property store per message); `omitted` is rare.
+  const scanned = scannedValues(message.decoded, fields);
+  if (scanned !== undefined) {
+    return reasons === undefined ? { t: time, level, outcome, values: scanned } : { t: time, level, outcome, reasons, values: scanned };
+  }
   const values: Record<string, number> = {};
   const contribution: Contribution = reasons === undefined ? { t: time, level, outcome, values } : { t: time, level, outcome, reasons, values };
   addNumericFields(contribution, values, message.decoded, fields);
   return contribution;
+}
+
+/** Builds the `values` of contributions from the scan's key lists (one factory per list a fleet sends). */
+const valueShapes = new ObjectShapes();
+
+/**
+ * The common case in one step: the decoder scanned the body's numbers, every field is taken (no configured list),
+ * and every number is aggregated (within the exact range, so finite) and within the per-message limit. `values` is
+ * then the scan itself as an object, keys in the scan's order, which is the order the general path below assigns
+ * them in. Undefined otherwise: the general path decides, and counts what it omits.
+ */
+function scannedValues(decoded: DecodedBody, fields: readonly string[] | null): Record<string, number> | undefined {
+  if (decoded.kind !== 'json' || fields !== null) return undefined;
+  const scanned = decoded.numbers;
+  if (scanned === undefined) return undefined;
+  const { names, values } = scanned;
+  const count = names.length;
+  if (count > MAX_FIELDS_PER_MESSAGE) return undefined;
+  for (let i = 0; i < count; i++) if (!isAggregatedValue(values[i]!)) return undefined;
+  return valueShapes.build(count, names, values) as Record<string, number>;
 }
 
 function isNumber(value: JsonValue | undefined): value is number {

@@ -11,6 +11,7 @@
  * A window's totals can therefore be updated one message at a time, merged across roll-ups in any order, and
  * recomputed from its contributions when needed, and all three give the same report.
  */
+import { setOwnProperty } from '../message/objectShapes.js';
 import { addExpansionTo, addSquareTo, addTo, roundExpansion, squareExpansion, valueExpansion, sumSquaredDeviations } from './exactSum.js';
 
 export type CountedOutcome = 'accept' | 'warn';
@@ -129,15 +130,6 @@ function sameList(a: readonly string[] | undefined, b: readonly string[] | undef
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/**
- * Sets `key` as an own data property. Plain assignment would do, except for `__proto__`, which assignment treats as
- * the prototype; `Object.fromEntries` and `JSON.parse` make it an ordinary key, and so does this.
- */
-export function setOwnProperty<T>(record: Record<string, T>, key: string, value: T): void {
-  if (key === '__proto__') Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
-  else record[key] = value;
 }
 
 function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {

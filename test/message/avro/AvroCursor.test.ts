@@ -1,7 +1,8 @@
 import avro from 'avsc';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AvroCursor, isAvroDataError, MapShapes, NO_SLOT, StringCache } from '../../../src/lib/message/avro/AvroCursor.js';
+import { AvroCursor, isAvroDataError, NO_SLOT, StringCache } from '../../../src/lib/message/avro/AvroCursor.js';
+import { ObjectShapes } from '../../../src/lib/message/objectShapes.js';
 import { avroLong } from '../../support/avroFiles.js';
 
 /** Avro's long encoding, computed exactly with BigInt (avsc refuses longs near 2^53). */
@@ -53,7 +54,7 @@ describe('AvroCursor', () => {
   });
 
   it('a map count larger than the bytes left is rejected before any entry is read', () => {
-    const error = thrown(() => new AvroCursor(Buffer.concat([avroLong(1_000_000), Buffer.alloc(10)])).readStringMap(new StringCache(), new StringCache(), new MapShapes()));
+    const error = thrown(() => new AvroCursor(Buffer.concat([avroLong(1_000_000), Buffer.alloc(10)])).readStringMap(new StringCache(), new StringCache(), new ObjectShapes()));
     expect(isAvroDataError(error)).toBe(true);
   });
 
@@ -91,7 +92,7 @@ describe('AvroCursor', () => {
   it('reads string maps as avsc writes them, with a "__proto__" key as an own property', () => {
     const type = avro.Type.forSchema({ type: 'map', values: 'string' });
     const map = JSON.parse('{"a":"1","__proto__":"2","Zürich":"東京"}') as Record<string, string>;
-    const read = new AvroCursor(type.toBuffer(map)).readStringMap(new StringCache(), new StringCache(), new MapShapes());
+    const read = new AvroCursor(type.toBuffer(map)).readStringMap(new StringCache(), new StringCache(), new ObjectShapes());
     expect(Object.getPrototypeOf(read)).toBe(Object.prototype);
     expect(Object.entries(read)).toEqual(Object.entries(map));
   });
@@ -108,7 +109,7 @@ describe('AvroCursor', () => {
         (keyLists, repeats) => {
           const keys = new StringCache();
           const values = new StringCache();
-          const shapes = new MapShapes();
+          const shapes = new ObjectShapes();
           // Each key list comes several times in a row (compiled from its second sighting), then the next one.
           for (const entries of keyLists) {
             for (let r = 0; r <= repeats; r++) {

@@ -1,3 +1,5 @@
+import type { ObjectShapes } from '../objectShapes.js';
+
 /** Bytes that do not decode as the writer schema says they should. Caught by the reader and turned into damage. */
 export class AvroDataError extends Error {
   override readonly name = 'AvroDataError';
@@ -110,75 +112,6 @@ function copyBytes(from: DataView, fromStart: number, to: DataView, toStart: num
   let i = 0;
   for (; i + 4 <= length; i += 4) to.setInt32(toStart + i, from.getInt32(fromStart + i, true), true);
   for (; i < length; i++) to.setUint8(toStart + i, from.getUint8(fromStart + i));
-}
-
-/** Maps with more entries than this are built entry by entry. */
-const MAX_SHAPE_KEYS = 64;
-/** Distinct key lists given a factory, across all files; a full table is cleared, which only costs recompiling. */
-const MAX_SHAPES = 256;
-
-type MapFactory = (values: readonly unknown[]) => Record<string, unknown>;
-const factories = new Map<string, MapFactory>();
-
-/**
- * Builds the map objects of one map field. Every record of a stream carries the same few key lists, so each key
- * list that comes twice in a row gets a factory: a function returning an object literal with those keys, built
- * from V8's literal boilerplate in one step, where assigning the keys one by one goes through a property
- * transition per key (on a store site shared by every key of every map, so megamorphic). avsc compiles its
- * readers the same way. The literal is generated from JSON.stringify'd keys, each a closed string literal whatever
- * the device wrote; `__proto__`, which a literal would treat as the prototype, and key lists never repeated or
- * longer than MAX_SHAPE_KEYS are assigned one by one as before. Property order and duplicate keys come out as
- * sequential assignment makes them.
- */
-export class MapShapes {
-  /** This record's keys and values, filled by the reader before `build`; entries past the count are stale. */
-  readonly keys: string[] = [];
-  readonly values: unknown[] = [];
-  /** The key list of the last map built by a factory, and that factory. */
-  #lastKeys: readonly string[] = [];
-  #lastFactory: MapFactory | undefined;
-  /** The key list (as its JSON) of the last map built entry by entry: a second sighting compiles it. */
-  #previousId: string | undefined;
-
-  build(count: number): Record<string, unknown> {
-    const factory = this.#lastFactory;
-    if (factory !== undefined && this.#lastKeys.length === count) {
-      // The cache hands out the same key strings, so this is usually a pointer comparison per key.
-      const keys = this.keys;
-      const last = this.#lastKeys;
-      let i = 0;
-      while (i < count && keys[i] === last[i]) i++;
-      if (i === count) return factory(this.values);
-    }
-    return this.#buildOther(count);
-  }
-
-  #buildOther(count: number): Record<string, unknown> {
-    const keys = this.keys.slice(0, count);
-    if (count <= MAX_SHAPE_KEYS && !keys.includes('__proto__')) {
-      const id = JSON.stringify(keys);
-      let factory = factories.get(id);
-      if (factory === undefined && id === this.#previousId) {
-        factory = compileFactory(keys);
-        if (factories.size >= MAX_SHAPES) factories.clear();
-        factories.set(id, factory);
-      }
-      this.#previousId = id;
-      if (factory !== undefined) {
-        this.#lastKeys = keys;
-        this.#lastFactory = factory;
-        return factory(this.values);
-      }
-    }
-    const map: Record<string, unknown> = {};
-    for (let i = 0; i < count; i++) setEntry(map, keys[i]!, this.values[i]);
-    return map;
-  }
-}
-
-function compileFactory(keys: readonly string[]): MapFactory {
-  const properties = keys.map((key, i) => `${JSON.stringify(key)}: values[${i}]`);
-  return new Function('values', `return { ${properties.join(', ')} };`) as MapFactory;
 }
 
 /**
@@ -299,7 +232,7 @@ export class AvroCursor {
   }
 
   /** A map of strings without the generic value dispatch: IoT Hub's two maps, read for every record. */
-  readStringMap(keys: StringCache, values: StringCache, shapes: MapShapes): Record<string, string> {
+  readStringMap(keys: StringCache, values: StringCache, shapes: ObjectShapes): Record<string, string> {
     const names = shapes.keys;
     const items = shapes.values;
     let n = 0;
@@ -328,11 +261,3 @@ export class AvroCursor {
   }
 }
 
-/** Property names are device-chosen: `__proto__` must become an own property, not a prototype change. */
-export function setEntry<T>(map: Record<string, T>, key: string, value: T): void {
-  if (key === '__proto__') {
-    Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
-  } else {
-    map[key] = value;
-  }
-}

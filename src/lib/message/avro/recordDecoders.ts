@@ -2,7 +2,8 @@ import avro from 'avsc';
 import { isUtf8 } from 'node:buffer';
 import { storedRecordMessage } from '../normalize.js';
 import type { ArchiveFormat, PropertyValue, RoutedMessage } from '../RoutedMessage.js';
-import { AvroCursor, AvroDataError, isAvroDataError, MapShapes, NO_SLOT, setEntry, StringCache } from './AvroCursor.js';
+import { ObjectShapes, setOwnProperty } from '../objectShapes.js';
+import { AvroCursor, AvroDataError, isAvroDataError, NO_SLOT, StringCache } from './AvroCursor.js';
 import type { CaptureLayout, IotHubLayout, PrimitiveKind, RecognisedSchema, ValueLayout } from './writerSchema.js';
 
 /**
@@ -134,7 +135,7 @@ function captureMessage(
 /** Each map reader keeps its own string caches and shapes: they live as long as the file's decoder. */
 function mapReader(values: ValueLayout, strings = new StringCache()): MapReader {
   const keys = new StringCache();
-  const shapes = new MapShapes();
+  const shapes = new ObjectShapes();
   if (values === 'string') return (cursor) => cursor.readStringMap(keys, strings, shapes);
   const readValue = valueReader(values);
   return (cursor) => {
@@ -275,7 +276,7 @@ function unwrap(value: unknown, schema: unknown): unknown {
   }
   if (isMapSchema(schema) && typeof value === 'object' && value !== null) {
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) setEntry(out, key, unwrap(item, schema.values));
+    for (const [key, item] of Object.entries(value)) setOwnProperty(out, key, unwrap(item, schema.values));
     return out;
   }
   return value;
@@ -284,7 +285,7 @@ function unwrap(value: unknown, schema: unknown): unknown {
 function propertyMap(value: unknown): Record<string, PropertyValue> {
   const out: Record<string, PropertyValue> = {};
   if (typeof value !== 'object' || value === null) return out;
-  for (const [key, item] of Object.entries(value)) setEntry(out, key, propertyValue(item));
+  for (const [key, item] of Object.entries(value)) setOwnProperty(out, key, propertyValue(item));
   return out;
 }
 
