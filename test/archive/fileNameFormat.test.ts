@@ -175,8 +175,32 @@ describe('listArchiveBlobs', () => {
     });
     expect(names).toEqual([...expected].sort());
     expect(names).toHaveLength(30);
-    // One hour-level listing per partition: hour 11 is never listed.
-    expect(store.lists).toEqual(['hub/0/2024/05/01/12/', 'hub/00/2024/05/01/12/', 'hub/5/2024/05/01/12/']);
+    // The window keeps two ten-minute runs of hour 12 (12:05-12:14): one listing each per partition, never the
+    // whole hour, and hour 11 is never listed.
+    expect(store.lists).toEqual([
+      'hub/0/2024/05/01/12/0',
+      'hub/0/2024/05/01/12/1',
+      'hub/00/2024/05/01/12/0',
+      'hub/00/2024/05/01/12/1',
+      'hub/5/2024/05/01/12/0',
+      'hub/5/2024/05/01/12/1',
+    ]);
+  });
+
+  it('lists the whole hour when the window keeps more than half of it', async () => {
+    const store = new CountingStore();
+    await store.ensureContainer('archive');
+    const f = format(DEFAULT);
+    const minutes: number[] = [];
+    for (let minute = 0; minute < 180; minute += 7) minutes.push(Date.UTC(2024, 4, 1, 11) + minute * MINUTE);
+    for (const minute of minutes) await store.put('archive', blobNameFor(DEFAULT, { iothub: 'hub', partition: '0', minute }), new Uint8Array(0));
+    // 12:10-12:50: five ten-minute runs of the hour; one listing of its sixty names beats five of ten.
+    const window = { firstMinuteMs: Date.UTC(2024, 4, 1, 12, 10), lastMinuteMs: Date.UTC(2024, 4, 1, 12, 50) };
+    const { names } = await namesOf(store, f, window);
+    const inside = minutes.filter((m) => m >= window.firstMinuteMs && m <= window.lastMinuteMs);
+    expect(names).toEqual(inside.map((minute) => blobNameFor(DEFAULT, { iothub: 'hub', partition: '0', minute })));
+    expect(names.length).toBeGreaterThan(0);
+    expect(store.lists).toEqual(['hub/0/2024/05/01/12/']);
   });
 
   it('agrees with listing everything and filtering by name, for any format, window and resume point (property)', async () => {

@@ -429,8 +429,15 @@ async function* expandPrefixes(
         current += part.text;
         continue;
       }
-      if (window === null || fixed.level >= depth) break;
+      if (window === null) break;
       const token = part.token;
+      if (fixed.level >= depth) {
+        if (token === 'mm' && fixed.level === LEVEL.HH) {
+          yield* tensOfMinutes(current, fixed, window, dimensions);
+          return;
+        }
+        break;
+      }
       if (token === 'iothub' || token === 'partition') {
         const next = parts[i + 1];
         // Only a token that fills a whole path segment can be enumerated with a hierarchical listing.
@@ -457,4 +464,32 @@ async function* expandPrefixes(
   }
 
   yield* expand(0, '', UNBOUNDED, {});
+
+  /**
+   * An hour's prefix, or, when the window keeps at most half of its minutes, one prefix per ten minutes it keeps
+   * (`12/3`, `12/4`): fixed-width below the hour's prefix, so the order rule holds. A short range then lists a
+   * third of an hour's names instead of all of them, in listings that run in parallel, and the first names (the
+   * first downloads) come back after a listing of ten names, not sixty.
+   */
+  function* tensOfMinutes(
+    prefix: string,
+    hour: FixedUnit,
+    window: NameMinuteWindow,
+    dimensions: ListingPrefix['dimensions'],
+  ): Generator<ListingPrefix> {
+    const first = Math.floor((Math.max(hour.startMs, window.firstMinuteMs) - hour.startMs) / TEN_MINUTES_MS);
+    const last = Math.floor((Math.min(hour.endMs - 1, window.lastMinuteMs) - hour.startMs) / TEN_MINUTES_MS);
+    if (last - first + 1 > TENS_LISTED_AT_MOST) {
+      if (!before(prefix)) yield { prefix, dimensions, startMs: hour.startMs, endMs: hour.endMs };
+      return;
+    }
+    for (let tens = first; tens <= last; tens++) {
+      const startMs = hour.startMs + tens * TEN_MINUTES_MS;
+      if (!before(prefix + tens)) yield { prefix: prefix + tens, dimensions, startMs, endMs: startMs + TEN_MINUTES_MS };
+    }
+  }
 }
+
+const TEN_MINUTES_MS = 10 * MINUTE_MS;
+/** Ten-minute prefixes listed instead of their hour's prefix, at most: half the hour. */
+const TENS_LISTED_AT_MOST = 3;
