@@ -9,7 +9,7 @@ import type { DeviceNotification, DeviceNotifier } from '../../src/lib/alerts/de
 import { emailOperationId, type EmailMessage, type EmailSender, type SendResult } from '../../src/lib/alerts/email.js';
 import { ledgerBlobName, type LedgerRecord } from '../../src/lib/alerts/ledger.js';
 import { buildAppConfig } from '../../src/lib/config.js';
-import { RoutingError, isRoutingError } from '../../src/lib/errors.js';
+import { RoutingError } from '../../src/lib/errors.js';
 import { messageIdentity } from '../../src/lib/message/identity.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
 import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
@@ -18,6 +18,7 @@ import type { Services } from '../../src/lib/runtime.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
 import { createQuarantine, type QuarantinedMessage } from '../../src/lib/storage/quarantine.js';
 import { faultyStore } from '../support/faultyStore.js';
+import { routingRejection } from '../support/rejections.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00Z');
 const MINUTE = 60_000;
@@ -96,12 +97,6 @@ async function quarantined(store: BlobStore): Promise<QuarantinedMessage[]> {
   return out;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<RoutingError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!isRoutingError(error)) throw new Error(`expected a RoutingError, got ${String(error)}`);
-  return error;
-}
-
 describe('criticalAlerts handler: exactly one e-mail per alert', () => {
   it('sends the first alert at once and records it in the ledger', async () => {
     const { alerts, sender, store } = setup();
@@ -152,7 +147,7 @@ describe('criticalAlerts handler: exactly one e-mail per alert', () => {
     const m = message({ messageId: 'msg-1' });
     const { ledger } = alerts.stores;
     await ledger.claim(messageIdentity(m), { kind: 'alert', deviceId: 'dev-1', operationId: emailOperationId(messageIdentity(m)) });
-    const error = await rejection(alerts.handler.handle(m));
+    const error = await routingRejection(alerts.handler.handle(m));
     expect(error).toMatchObject({ code: 'StorageConflict', kind: 'transient' });
     expect(error.message).toContain('being handled by another delivery');
     clock.advance(alertsConfig().leaseSeconds * 1000);
@@ -172,7 +167,7 @@ describe('criticalAlerts handler: exactly one e-mail per alert', () => {
     });
     const { alerts, sender, clock } = setup(alertsConfig(), { store });
     const m = message({ messageId: 'msg-1' });
-    expect(await rejection(alerts.handler.handle(m))).toMatchObject({ code: 'StorageUnavailable' });
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'StorageUnavailable' });
     expect(sender.calls).toHaveLength(1);
     // The Service Bus lock expires and the message comes back after the alert's lease has run out.
     clock.advance(alertsConfig().leaseSeconds * 1000);
@@ -190,7 +185,7 @@ describe('criticalAlerts handler: exactly one e-mail per alert', () => {
       throw new RoutingError('EmailUnavailable', 'ACS answered 503');
     });
     const m = message({ messageId: 'msg-1' });
-    expect(await rejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable', kind: 'transient' });
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable', kind: 'transient' });
     expect(await ledgerRecord(store, messageIdentity(m))).toMatchObject({ state: 'in-progress', lastError: 'RoutingError: ACS answered 503' });
     expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
     expect(sender.delivered.size).toBe(1);
@@ -291,7 +286,7 @@ describe('criticalAlerts handler: quiet periods and digests', () => {
       throw new RoutingError('EmailThrottled', 'ACS throttled (429)', { retryAfterSeconds: 30 });
     });
     const first = message({ deviceId: 'dev-1', messageId: 'a' });
-    expect(await rejection(alerts.handler.handle(first))).toMatchObject({ code: 'EmailThrottled', kind: 'transient' });
+    expect(await routingRejection(alerts.handler.handle(first))).toMatchObject({ code: 'EmailThrottled', kind: 'transient' });
     // Another device's alert during the pause is held, not sent into the same 429.
     expect(await alerts.handler.handle(message({ deviceId: 'dev-2', messageId: 'b' }))).toMatchObject({ outcome: 'digested', reason: 'paused' });
     clock.advance(30_000);
@@ -360,7 +355,7 @@ describe('criticalAlerts handler: quiet periods and digests', () => {
     await alerts.handler.handle(message({ messageId: 'opener' }));
     failLedgerWrite = true;
     const folded = message({ messageId: 'folded' });
-    expect(await rejection(alerts.handler.handle(folded))).toMatchObject({ code: 'StorageUnavailable' });
+    expect(await routingRejection(alerts.handler.handle(folded))).toMatchObject({ code: 'StorageUnavailable' });
     failLedgerWrite = false;
     clock.advance(alertsConfig().leaseSeconds * 1000);
     expect(await alerts.handler.handle(folded)).toMatchObject({ outcome: 'digested', reason: 'retry' });
@@ -386,7 +381,7 @@ describe('criticalAlerts handler: device notification', () => {
     const notifier = new FlakyNotifier();
     const { alerts, sender, store } = setup(alertsConfig({ notifyDevice: true }), { notifier });
     const m = message({ messageId: 'msg-1' });
-    expect(await rejection(alerts.handler.handle(m))).toMatchObject({ code: 'DeviceNotificationFailed' });
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'DeviceNotificationFailed' });
     expect(await ledgerRecord(store, messageIdentity(m))).toMatchObject({ state: 'sent', deviceNotification: 'pending' });
     expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'duplicate', state: 'sent' });
     expect(await ledgerRecord(store, messageIdentity(m))).toMatchObject({ state: 'sent', deviceNotification: 'sent' });

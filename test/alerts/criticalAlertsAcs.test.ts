@@ -9,7 +9,6 @@ import { createAlertServices, type AlertServices } from '../../src/lib/alerts/al
 import { emailOperationId, type EmailSender } from '../../src/lib/alerts/email.js';
 import { ledgerBlobName, type LedgerRecord } from '../../src/lib/alerts/ledger.js';
 import { buildAppConfig } from '../../src/lib/config.js';
-import { isRoutingError, type RoutingError } from '../../src/lib/errors.js';
 import { messageIdentity } from '../../src/lib/message/identity.js';
 import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
@@ -20,6 +19,7 @@ import { createQuarantine, type QuarantinedMessage } from '../../src/lib/storage
 import { acs, startAcsEmailStandIn, type AcsEmailStandIn } from '../support/acsEmailStandIn.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { faultyStore } from '../support/faultyStore.js';
+import { routingRejection } from '../support/rejections.js';
 
 const azurite = useAzurite();
 const T0 = Date.parse('2026-11-22T10:00:00Z');
@@ -103,12 +103,6 @@ async function quarantined(store: BlobStore): Promise<QuarantinedMessage[]> {
   return out;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<RoutingError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!isRoutingError(error)) throw new Error(`expected a RoutingError, got ${String(error)}`);
-  return error;
-}
-
 describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), ledger in Azurite', () => {
   it('sends the alert, signed, under the operation id derived from the alert key', async () => {
     const store = azureStore();
@@ -137,7 +131,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     const alerts = alertServices(store, clock);
     standIn.script(acs.throttled('7'));
     const m = message();
-    const error = await rejection(alerts.handler.handle(m));
+    const error = await routingRejection(alerts.handler.handle(m));
     expect(error).toMatchObject({ code: 'EmailThrottled', kind: 'transient', retryAfterSeconds: 7 });
     expect(alerts.stores.gate.peek()?.pausedUntil).toBe(T0 + 7_000);
     expect(await ledgerRecord(store, messageIdentity(m))).toMatchObject({ state: 'in-progress', expiresAt: new Date(T0).toISOString() });
@@ -155,7 +149,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     const alerts = alertServices(store, clock);
     standIn.script(acs.throttled({ ms: 20_000 }));
     const m = message();
-    await rejection(alerts.handler.handle(m));
+    await routingRejection(alerts.handler.handle(m));
     expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'digested', reason: 'paused', dueAt: new Date(T0 + 20_000).toISOString() });
     expect(await alerts.digests.run()).toMatchObject({ due: 0 });
     clock.advance(20_000);
@@ -170,7 +164,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     const alerts = alertServices(store, new ManualClock(T0));
     standIn.script(acs.unavailable());
     const m = message();
-    expect(await rejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable', kind: 'transient' });
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable', kind: 'transient' });
     expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
     expect(standIn.sent).toHaveLength(1);
   });
@@ -227,7 +221,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     const clock = new ManualClock(T0);
     const m = message();
     const key = messageIdentity(m);
-    expect(await rejection(alertServices(store, clock).handler.handle(m))).toMatchObject({ code: 'StorageUnavailable' });
+    expect(await routingRejection(alertServices(store, clock).handler.handle(m))).toMatchObject({ code: 'StorageUnavailable' });
     expect(await ledgerRecord(store, key)).toMatchObject({ state: 'in-progress', attempts: 1 });
 
     // A new instance (the crashed one is gone) gets the message once its lock and the alert's lease have expired.

@@ -6,6 +6,7 @@ import { AzureBlobStore, blobServiceClientFromSettings } from '../../src/lib/sto
 import { getJson, updateJson } from '../../src/lib/storage/jsonDocuments.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
+import { rejection } from '../support/rejections.js';
 
 /**
  * One set of assertions, two implementations: whatever a unit test proves with MemoryBlobStore holds against
@@ -28,15 +29,6 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const result: T[] = [];
   for await (const item of items) result.push(item);
   return result;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe.each(implementations)('BlobStore contract: $name', ({ make }) => {

@@ -3,20 +3,12 @@ import { isRoutingError } from '../../src/lib/errors.js';
 import { ManualClock, type BlobStore, type ReplaceResult } from '../../src/lib/ports.js';
 import { createJson, getJson, updateJson } from '../../src/lib/storage/jsonDocuments.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
+import { rejection } from '../support/rejections.js';
 
 async function storeWith(container = 'docs'): Promise<MemoryBlobStore> {
   const store = new MemoryBlobStore();
   await store.ensureContainer(container);
   return store;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('JSON documents', () => {

@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EmailClientOptions } from '@azure/communication-email';
 import { createAcsEmailSender, retryAfterSeconds } from '../../../src/lib/alerts/acsEmailSender.js';
-import { emailOperationId, type EmailMessage, type EmailSender } from '../../../src/lib/alerts/email.js';
-import { isRoutingError, isTransient, type RoutingError } from '../../../src/lib/errors.js';
+import { emailOperationId, type EmailSender } from '../../../src/lib/alerts/email.js';
+import { isRoutingError, isTransient } from '../../../src/lib/errors.js';
 import { acs, startAcsEmailStandIn, type AcsEmailStandIn } from '../../support/acsEmailStandIn.js';
+import { routingRejection } from '../../support/rejections.js';
+import { sampleEmail } from '../../support/emails.js';
 
 let standIn: AcsEmailStandIn;
 
@@ -26,32 +28,9 @@ function sender(
   return createAcsEmailSender({ connectionString }, { pollIntervalMs: 5, maxWaitMs, clientOptions });
 }
 
-function message(overrides: Partial<EmailMessage> = {}): EmailMessage {
-  return {
-    operationId: emailOperationId('device-7/msg-42'),
-    from: 'alerts@contoso.example',
-    to: ['ops@contoso.example', 'oncall@contoso.example'],
-    cc: ['audit@contoso.example'],
-    subject: 'Critical: device-7 temperature 97.5',
-    text: 'device-7 reported level=critical\ntemperature: 97.5',
-    html: '<p>device-7 reported <b>level=critical</b></p>',
-    headers: { 'X-Alert-Key': 'device-7/msg-42' },
-    ...overrides,
-  };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RoutingError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isRoutingError(error)) throw new Error(`expected a RoutingError, got ${String(error)}`);
-  return error;
-}
-
 describe('ACS e-mail sender against the loopback ACS stand-in', () => {
   it('sends: the service receives every field, signed, under our Operation-Id', async () => {
-    const email = message();
+    const email = sampleEmail();
     const result = await sender().send(email);
 
     expect(result).toEqual({ status: 'sent', operationId: email.operationId, providerId: email.operationId });
@@ -75,7 +54,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
   });
 
   it('strips CR/LF from the subject before it leaves the process', async () => {
-    await sender().send(message({ subject: 'Critical\r\nBcc: attacker@evil.example\u2028x' }));
+    await sender().send(sampleEmail({ subject: 'Critical\r\nBcc: attacker@evil.example\u2028x' }));
 
     expect(standIn.sent[0]?.subject).toBe('Critical Bcc: attacker@evil.example x');
   });
@@ -84,7 +63,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     standIn.script(acs.throttled('37'));
     // The default client options: the SDK would otherwise sleep 37 s and retry three times.
     const started = Date.now();
-    const error = await rejection(sender({ allowInsecureConnection: true }).send(message()));
+    const error = await routingRejection(sender({ allowInsecureConnection: true }).send(sampleEmail()));
 
     expect(error.code).toBe('EmailThrottled');
     expect(isTransient(error)).toBe(true);
@@ -96,15 +75,15 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
 
   it('reads retry-after-ms, rounding up to whole seconds', async () => {
     standIn.script(acs.throttled({ ms: 1500 }));
-    const error = await rejection(sender().send(message()));
+    const error = await routingRejection(sender().send(sampleEmail()));
 
     expect(error).toMatchObject({ code: 'EmailThrottled', retryAfterSeconds: 2 });
   });
 
   it('429 on a status poll is EmailThrottled too; the redelivered send resumes the same operation', async () => {
     standIn.scriptPolls({ kind: 'respond', status: 429, headers: { 'retry-after': '5' } });
-    const email = message();
-    const error = await rejection(sender().send(email));
+    const email = sampleEmail();
+    const error = await routingRejection(sender().send(email));
     expect(error).toMatchObject({ code: 'EmailThrottled', retryAfterSeconds: 5 });
 
     const retried = await sender().send(email);
@@ -114,7 +93,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
 
   it('503 is EmailUnavailable (transient)', async () => {
     standIn.script(acs.unavailable());
-    const error = await rejection(sender().send(message()));
+    const error = await routingRejection(sender().send(sampleEmail()));
 
     expect(error.code).toBe('EmailUnavailable');
     expect(isTransient(error)).toBe(true);
@@ -124,11 +103,11 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
   it('a brief 503 is retried in-process by the SDK, a bounded number of times', async () => {
     const quickRetries: EmailClientOptions = { allowInsecureConnection: true, retryOptions: { retryDelayInMs: 5, maxRetryDelayInMs: 20 } };
     standIn.script(acs.unavailable(), acs.accept());
-    expect((await sender(quickRetries).send(message())).status).toBe('sent');
+    expect((await sender(quickRetries).send(sampleEmail())).status).toBe('sent');
 
     standIn.script(acs.unavailable(), acs.unavailable(), acs.unavailable());
     const postsBefore = standIn.count('POST');
-    const error = await rejection(sender(quickRetries).send(message({ operationId: emailOperationId('other') })));
+    const error = await routingRejection(sender(quickRetries).send(sampleEmail({ operationId: emailOperationId('other') })));
     expect(error.code).toBe('EmailUnavailable');
     expect(standIn.count('POST') - postsBefore).toBe(3);
   });
@@ -136,7 +115,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
   it('a 503 asking for a long wait is handed back to the trigger instead of slept on', async () => {
     standIn.script(acs.unavailable({ 'retry-after': '120' }));
     const started = Date.now();
-    const error = await rejection(sender({ allowInsecureConnection: true }).send(message()));
+    const error = await routingRejection(sender({ allowInsecureConnection: true }).send(sampleEmail()));
 
     expect(error).toMatchObject({ code: 'EmailUnavailable', retryAfterSeconds: 120 });
     expect(standIn.count('POST')).toBe(1);
@@ -145,14 +124,14 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
 
   it('a dropped connection is EmailUnavailable', async () => {
     standIn.script(acs.hangUp());
-    const error = await rejection(sender().send(message()));
+    const error = await routingRejection(sender().send(sampleEmail()));
 
     expect(error.code).toBe('EmailUnavailable');
   });
 
   it('400 is a permanent failure carrying the service error code, and is not retried', async () => {
     standIn.script(acs.badRequest('InvalidRecipient', 'The recipient address is not valid.'));
-    const email = message();
+    const email = sampleEmail();
     const result = await sender({ allowInsecureConnection: true }).send(email);
 
     expect(result).toEqual({
@@ -166,7 +145,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
   });
 
   it('401 (a wrong access key) is a permanent failure; the stand-in refused the signature', async () => {
-    const result = await sender(NO_RETRIES, standIn.wrongKeyConnectionString).send(message());
+    const result = await sender(NO_RETRIES, standIn.wrongKeyConnectionString).send(sampleEmail());
 
     expect(result).toMatchObject({ status: 'failed', httpStatus: 401, providerCode: 'Denied' });
     expect(standIn.requests).toEqual([
@@ -177,7 +156,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
 
   it('an operation that ends Failed is a permanent failure with the operation error', async () => {
     standIn.script(acs.failOperation('EmailDropped', 'Email was dropped after several attempts to deliver.'));
-    const email = message();
+    const email = sampleEmail();
     const result = await sender().send(email);
 
     expect(result).toEqual({
@@ -190,7 +169,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
   });
 
   it('the same operation id sent twice reaches the service twice under that id, and is one e-mail', async () => {
-    const email = message();
+    const email = sampleEmail();
     const first = await sender().send(email);
     const second = await sender().send(email);
 
@@ -201,7 +180,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
   });
 
   it('a repeated id with a different body (409) reports the existing operation instead of sending again', async () => {
-    const email = message();
+    const email = sampleEmail();
     await sender().send(email);
     const reRendered = await sender().send({ ...email, text: `${email.text}\n(re-rendered)` });
 
@@ -213,14 +192,14 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
 
   it('an operation still running at the deadline is EmailUnavailable, not a verdict', async () => {
     standIn.script(acs.accept(1_000_000));
-    const error = await rejection(sender(NO_RETRIES, standIn.connectionString, 150).send(message()));
+    const error = await routingRejection(sender(NO_RETRIES, standIn.connectionString, 150).send(sampleEmail()));
 
     expect(error.code).toBe('EmailUnavailable');
     expect(error.message).toMatch(/did not finish within 150 ms/);
   });
 
   it('refuses a message that breaks local rules without calling the service', async () => {
-    const result = await sender().send(message({ to: ['ops@contoso.example\r\nBcc: x@evil.example'], operationId: 'not-a-uuid' }));
+    const result = await sender().send(sampleEmail({ to: ['ops@contoso.example\r\nBcc: x@evil.example'], operationId: 'not-a-uuid' }));
 
     expect(result).toMatchObject({ status: 'failed', providerCode: 'LocalValidation' });
     expect(result.status === 'failed' && result.error).toMatch(/not a UUID.*not a plain e-mail address/);
@@ -228,7 +207,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
   });
 
   it('reaches a plain-http endpoint only because the SDK allows it with allowInsecureConnection', async () => {
-    const error = await sender({ retryOptions: { maxRetries: 0 } }).send(message()).catch((e: unknown) => e);
+    const error = await sender({ retryOptions: { maxRetries: 0 } }).send(sampleEmail()).catch((e: unknown) => e);
 
     expect(isRoutingError(error)).toBe(false);
     expect(String(error)).toMatch(/allowInsecureConnection is false/);

@@ -6,6 +6,7 @@ import { emailOperationId, type EmailMessage } from '../../../src/lib/alerts/ema
 import { encodeQuotedPrintable } from '../../../src/lib/alerts/mime.js';
 import { createOutboxSender } from '../../../src/lib/alerts/outboxSender.js';
 import { ManualClock } from '../../../src/lib/ports.js';
+import { sampleEmail } from '../../support/emails.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // A deliberately small RFC 5322 / MIME reader, written from the RFCs rather than from the writer, so that a
@@ -110,20 +111,6 @@ afterEach(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-function message(overrides: Partial<EmailMessage> = {}): EmailMessage {
-  return {
-    operationId: emailOperationId('device-7/msg-42'),
-    from: 'alerts@contoso.example',
-    to: ['ops@contoso.example', 'oncall@contoso.example'],
-    cc: ['audit@contoso.example'],
-    subject: 'Critical: device-7 temperature 97.5',
-    text: 'device-7 reported level=critical\ntemperature: 97.5',
-    html: '<p>device-7 reported <b>level=critical</b></p>',
-    headers: { 'X-Alert-Key': 'device-7/msg-42' },
-    ...overrides,
-  };
-}
-
 async function sendAndParse(email: EmailMessage, clock = new ManualClock('2025-07-01T10:00:00Z')): Promise<{ raw: string; eml: ParsedEml }> {
   const result = await createOutboxSender({ directory, clock }).send(email);
   expect(result).toEqual({ status: 'sent', operationId: email.operationId, providerId: `${email.operationId}.eml` });
@@ -133,7 +120,7 @@ async function sendAndParse(email: EmailMessage, clock = new ManualClock('2025-0
 
 describe('outbox sender', () => {
   it('writes <operationId>.eml as a multipart/alternative message that parses back', async () => {
-    const email = message();
+    const email = sampleEmail();
     const { raw, eml } = await sendAndParse(email);
 
     expect(one(eml, 'From')).toBe('alerts@contoso.example');
@@ -157,7 +144,7 @@ describe('outbox sender', () => {
   });
 
   it('cannot be made to write extra headers through CR/LF in the subject or a header value', async () => {
-    const email = message({
+    const email = sampleEmail({
       subject: 'Hot\r\nBcc: attacker@evil.example\r\n\r\n<script>x</script>',
       headers: { 'X-Device': 'dev\nReply-To: attacker@evil.example' },
     });
@@ -171,7 +158,7 @@ describe('outbox sender', () => {
   });
 
   it('refuses an address carrying CR/LF and writes nothing', async () => {
-    const result = await createOutboxSender({ directory }).send(message({ to: ['ops@contoso.example\r\nBcc: x@evil.example'] }));
+    const result = await createOutboxSender({ directory }).send(sampleEmail({ to: ['ops@contoso.example\r\nBcc: x@evil.example'] }));
 
     expect(result).toMatchObject({ status: 'failed', providerCode: 'LocalValidation' });
     expect(await readdir(directory)).toEqual([]);
@@ -179,7 +166,7 @@ describe('outbox sender', () => {
 
   it('encodes a non-ASCII or long subject as UTF-8 encoded words within the line limit', async () => {
     const subject = `Kritisch: Gerät „Kühlhaus-3“ meldet 🔥 ${'sehr '.repeat(40)}heiß`;
-    const { raw, eml } = await sendAndParse(message({ subject }));
+    const { raw, eml } = await sendAndParse(sampleEmail({ subject }));
 
     expect(one(eml, 'Subject')).toMatch(/^=\?UTF-8\?B\?/);
     expect(decodeWords(one(eml, 'Subject'))).toBe(subject);
@@ -198,7 +185,7 @@ describe('outbox sender', () => {
       '',
       'ünïcödé 🔥'.repeat(20),
     ].join('\n');
-    const { raw, eml } = await sendAndParse(message({ operationId, text, html: `<pre>${text}</pre>` }));
+    const { raw, eml } = await sendAndParse(sampleEmail({ operationId, text, html: `<pre>${text}</pre>` }));
 
     expect(eml.parts).toHaveLength(2);
     expect(eml.parts[0]?.body).toBe(text.replace(/\n/g, '\r\n'));
@@ -209,7 +196,7 @@ describe('outbox sender', () => {
   it('a repeated send finds the file and does not rewrite it', async () => {
     const clock = new ManualClock('2025-07-01T10:00:00Z');
     const sender = createOutboxSender({ directory, clock });
-    const email = message();
+    const email = sampleEmail();
     await sender.send(email);
     const path = join(directory, `${email.operationId}.eml`);
     const first = await readFile(path, 'utf8');
@@ -224,7 +211,7 @@ describe('outbox sender', () => {
   });
 
   it('concurrent sends of one operation leave exactly one complete file and no temporary files', async () => {
-    const email = message();
+    const email = sampleEmail();
     const results = await Promise.all(Array.from({ length: 8 }, () => createOutboxSender({ directory }).send(email)));
 
     expect(results.every((r) => r.status === 'sent')).toBe(true);
@@ -234,7 +221,7 @@ describe('outbox sender', () => {
 
   it('creates the directory when it is missing', async () => {
     const nested = join(directory, 'a', 'b');
-    const result = await createOutboxSender({ directory: nested }).send(message());
+    const result = await createOutboxSender({ directory: nested }).send(sampleEmail());
 
     expect(result.status).toBe('sent');
     expect(await readdir(nested)).toHaveLength(1);

@@ -13,6 +13,7 @@ import { createTwinResolver } from '../../../src/lib/checks/twins/twinResolver.j
 import type { TwinReader } from '../../../src/lib/checks/twins/twinResolver.js';
 import { createTestCertificate, hasOpenssl, startIotHubTwinApi } from '../../support/iotHubTwinApi.js';
 import type { IotHubTwinApi, IotHubTwinApiOptions, TestCertificate } from '../../support/iotHubTwinApi.js';
+import { rejection } from '../../support/rejections.js';
 
 const SEEDED_TWINS: IotHubTwinApiOptions['twins'] = {
   'sensor-1': {
@@ -25,15 +26,6 @@ const SEEDED_TWINS: IotHubTwinApiOptions['twins'] = {
 function resolverOver(reader: TwinReader) {
   // The real clock and timer: these tests exercise the wire, the pacing has its own fake-clock tests.
   return createTwinResolver({ reader, clock: systemClock, ratePerSecond: 1000 });
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('registryTwinReaderFromConnectionString: configuration', () => {
@@ -126,7 +118,7 @@ describe.skipIf(!hasOpenssl())('azure-iothub Registry via the adapter against th
     const resolver = resolverOver(registryTwinReaderFromConnectionString(api.connectionString()));
     api.failNext({ status: 503 });
 
-    const error = await rejectionOf(resolver.resolve('sensor-1', '$twin.tags.location'));
+    const error = await rejection(resolver.resolve('sensor-1', '$twin.tags.location'));
     expect(isRoutingError(error)).toBe(true);
     expect(error).toMatchObject({ code: 'TwinUnavailable', kind: 'transient' });
     expect((error as Error).message).toMatch(/HTTP 503 ServiceUnavailableError/);
@@ -141,7 +133,7 @@ describe.skipIf(!hasOpenssl())('azure-iothub Registry via the adapter against th
     const reader = registryTwinReaderFromConnectionString(api.connectionString());
     api.failNext({ status: 429, retryAfterSeconds: 7 });
 
-    const error = await rejectionOf(reader.getTwin('sensor-1'));
+    const error = await rejection(reader.getTwin('sensor-1'));
     expect(error).toMatchObject({ code: 'TwinUnavailable', kind: 'transient', retryAfterSeconds: 7 });
     expect((error as Error).cause).toMatchObject({ name: 'ThrottlingError' });
   });
@@ -151,7 +143,7 @@ describe.skipIf(!hasOpenssl())('azure-iothub Registry via the adapter against th
     const wrongKey = Buffer.alloc(32, 7).toString('base64');
     const reader = registryTwinReaderFromConnectionString(api.connectionString({ key: wrongKey }));
 
-    const error = await rejectionOf(reader.getTwin('sensor-1'));
+    const error = await rejection(reader.getTwin('sensor-1'));
     expect(error).toMatchObject({ code: 'TwinUnavailable', kind: 'transient' });
     expect((error as Error).cause).toMatchObject({ name: 'UnauthorizedError' });
     expect(api.requests).toMatchObject([{ authentication: 'sas', rejection: 'signature mismatch', status: 401 }]);
