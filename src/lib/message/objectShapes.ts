@@ -10,7 +10,7 @@ export function setOwnProperty<T>(record: Record<string, T>, key: string, value:
 }
 
 /** Objects with more keys than this are built key by key. */
-export const MAX_SHAPE_KEYS = 64;
+const MAX_SHAPE_KEYS = 64;
 /** Distinct key lists given a factory, across all builders; a full table is cleared, which only costs recompiling. */
 const MAX_SHAPES = 256;
 
