@@ -68,8 +68,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
   const removeWorkspace = location === null;
   const env = { ...process.env };
   delete env.AZURITE_DB; // would switch Azurite to its SQL metadata store
-  const args = [
-    main,
+  const flags = [
     '--blobHost',
     '127.0.0.1',
     '--blobPort',
@@ -81,7 +80,16 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
   ];
 
   const started = performance.now();
-  const child = spawn(process.execPath, args, { cwd: workspace, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A process group of its own: a terminal's Ctrl+C (SIGINT to the foreground group) then reaches only `npm start`,
+  // which drains its in-flight work against a storage that is still there and stops this child last. Had the child
+  // shared the group, it would close at the first Ctrl+C and the drain would fail with ECONNREFUSED.
+  const child = spawn(process.execPath, ['-e', childEntry(main), 'azurite', ...flags], {
+    cwd: workspace,
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+    windowsHide: true,
+  });
   const output: string[] = [];
   const killOnExit = () => {
     child.kill('SIGKILL');
@@ -101,7 +109,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
   const startupMs = Math.round(performance.now() - started);
   // Keep draining both pipes (a full pipe would block Azurite) but do not let them hold the process open.
   child.unref();
-  for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
 
   const port = Number(new URL(blobUrl).port);
   const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT_NAME}`;
@@ -121,6 +129,23 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
       return stopping;
     },
   };
+}
+
+/**
+ * The child's program: Azurite's blob service (its `main.js` reads the flags from `process.argv`, after the
+ * `azurite` placeholder), bound to the parent's life. The parent holds the other end of the child's stdin: when the
+ * parent is gone, however it ended (SIGKILL included, where its exit handler cannot run), the pipe closes and the
+ * child stops through Azurite's own SIGTERM handler, so no detached Azurite outlives the run holding its port. On
+ * SIGTERM or SIGINT, stdin is released so that the child exits once Azurite has closed its server.
+ */
+function childEntry(main: string): string {
+  return [
+    "const release = () => process.stdin.destroy();",
+    "process.once('SIGTERM', release).once('SIGINT', release);",
+    "process.stdin.once('close', () => process.kill(process.pid, 'SIGTERM'));",
+    'process.stdin.resume();',
+    `require(${JSON.stringify(main)});`,
+  ].join('\n');
 }
 
 function waitForReady(child: ChildProcess, output: string[], timeoutMs: number): Promise<string> {
