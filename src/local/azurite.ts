@@ -135,15 +135,16 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
  * The child's program: Azurite's blob service (its `main.js` reads the flags from `process.argv`, after the
  * `azurite` placeholder), bound to the parent's life. The parent holds the other end of the child's stdin: when the
  * parent is gone, however it ended (SIGKILL included, where its exit handler cannot run), the pipe closes and the
- * child stops through Azurite's own SIGTERM handler, so no detached Azurite outlives the run holding its port. On
- * SIGTERM or SIGINT, stdin is released so that the child exits once Azurite has closed its server.
+ * child signals itself SIGTERM, which Azurite's own handler answers by closing its server, so no detached Azurite
+ * outlives the run holding its port. Stdin is unref'd: it never keeps the child alive, so a SIGTERM from the
+ * parent's `stop()` ends the child as soon as Azurite has closed and saved its data, and no handler of ours
+ * stands between a signal and Azurite's.
  */
 function childEntry(main: string): string {
   return [
-    "const release = () => process.stdin.destroy();",
-    "process.once('SIGTERM', release).once('SIGINT', release);",
     "process.stdin.once('close', () => process.kill(process.pid, 'SIGTERM'));",
     'process.stdin.resume();',
+    'process.stdin.unref();',
     `require(${JSON.stringify(main)});`,
   ].join('\n');
 }
