@@ -1,7 +1,7 @@
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isRoutingError, isTransient, type RoutingError } from '../../src/lib/errors.js';
+import { isRoutingError, isTransient } from '../../src/lib/errors.js';
 import {
   AzureBlobStore,
   blobServiceClientFromSettings,
@@ -9,21 +9,12 @@ import {
 } from '../../src/lib/storage/azureBlobStore.js';
 import { getJson, updateJson } from '../../src/lib/storage/jsonDocuments.js';
 import { AZURITE_ACCOUNT_KEY, azuriteConnectionString, uniqueContainerName, useAzurite } from '../support/azurite.js';
+import { routingRejection } from '../support/rejections.js';
 
 /** Azure-only behaviour: how service and network failures map to retry meanings. */
 
 const azurite = useAzurite();
 const fastFail = { retryOptions: { maxTries: 2, retryDelayInMs: 10, maxRetryDelayInMs: 20, tryTimeoutInMs: 2_000 } };
-
-async function routingError(promise: Promise<unknown>): Promise<RoutingError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isRoutingError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a RoutingError');
-}
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
@@ -91,7 +82,7 @@ describe('AzureBlobStore failures', () => {
         for await (const _ of store.list('alerts')) break;
       },
     ]) {
-      const error = await routingError(operation());
+      const error = await routingRejection(operation());
       expect(error.code).toBe('StorageUnavailable');
       expect(isTransient(error)).toBe(true);
       expect(error.message).toMatch(/ECONNREFUSED|REQUEST_SEND_ERROR/);
@@ -116,7 +107,7 @@ describe('AzureBlobStore failures', () => {
         { pipeline: { retryOptions: { maxTries: 1 } } },
       ),
     );
-    const error = await routingError(store.create('alerts', 'a.json', Buffer.from('{}')));
+    const error = await routingRejection(store.create('alerts', 'a.json', Buffer.from('{}')));
     expect(error.code).toBe('StorageUnavailable');
     expect(error.retryAfterSeconds).toBe(7);
     expect(error.message).toContain('503 ServerBusy');
@@ -126,7 +117,7 @@ describe('AzureBlobStore failures', () => {
     const wrongKey = Buffer.alloc(64, 1).toString('base64');
     const connectionString = azuriteConnectionString(azurite().blobEndpoint).replace(AZURITE_ACCOUNT_KEY, wrongKey);
     const store = new AzureBlobStore(blobServiceClientFromSettings({ AzureWebJobsStorage: connectionString }));
-    const error = await routingError(store.ensureContainer(uniqueContainerName('forbidden')));
+    const error = await routingRejection(store.ensureContainer(uniqueContainerName('forbidden')));
     expect(error.code).toBe('StorageRejected');
     expect(isTransient(error)).toBe(false);
     expect(error.message).toContain('403');
@@ -136,7 +127,7 @@ describe('AzureBlobStore failures', () => {
   it('maps an invalid container name to StorageRejected', async () => {
     const client = blobServiceClientFromSettings({ AzureWebJobsStorage: azurite().connectionString });
     const store = new AzureBlobStore(client);
-    const error = await routingError(store.ensureContainer('Not_Valid'));
+    const error = await routingRejection(store.ensureContainer('Not_Valid'));
     expect(error.code).toBe('StorageRejected');
   });
 

@@ -473,36 +473,14 @@ function isNumber(value: JsonValue | undefined): value is number {
 
 /**
  * Fills the contribution's `values` (and sets `omitted` when some were not taken), written straight into that
- * object: this runs for every message. Fields are taken in the order the body lists them (`for...in` order of the
- * parsed object, which the decoder's scan reproduces without building the object) up to the per-message limit;
- * beyond it, the first by name.
+ * object: the general path, for what `scannedValues` declines (a configured field list, numbers outside the exact
+ * range, more fields than the per-message limit, bodies the decoder did not scan), rare enough that reading the
+ * parsed body is fine. Fields are taken in the order the body lists them (`for...in` order, which the scan
+ * reproduces) up to the per-message limit; beyond it, the first by name.
  */
 function addNumericFields(contribution: Contribution, values: Record<string, number>, decoded: DecodedBody, fields: readonly string[] | null): void {
   if (decoded.kind !== 'json') return;
   let omitted = 0;
-  const scanned = decoded.numbers;
-  if (scanned !== undefined && fields === null) {
-    const { names, values: numbers } = scanned;
-    let kept = 0;
-    for (let i = 0; i < names.length; i++) {
-      const value = numbers[i]!;
-      if (!Number.isFinite(value)) continue;
-      if (!isAggregatedValue(value)) omitted += 1;
-      else if (kept === MAX_FIELDS_PER_MESSAGE) {
-        const byName = firstFieldsByName(names.map((name, j) => [name, numbers[j]!] as const));
-        contribution.values = byName.values;
-        omitted = byName.omitted;
-        break;
-      } else {
-        const name = names[i]!;
-        if (name === '__proto__') setOwnProperty(values, name, value);
-        else values[name] = value;
-        kept += 1;
-      }
-    }
-    if (omitted > 0) contribution.omitted = omitted;
-    return;
-  }
   const body = decoded.value;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
   if (fields !== null) {

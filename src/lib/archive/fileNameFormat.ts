@@ -466,10 +466,11 @@ async function* expandPrefixes(
   yield* expand(0, '', UNBOUNDED, {});
 
   /**
-   * An hour's prefix, or, when the window keeps at most half of its minutes, one prefix per ten minutes it keeps
-   * (`12/3`, `12/4`): fixed-width below the hour's prefix, so the order rule holds. A short range then lists a
-   * third of an hour's names instead of all of them, in listings that run in parallel, and the first names (the
-   * first downloads) come back after a listing of ten names, not sixty.
+   * An hour's prefix, or, when the window keeps at most three of its ten-minute runs, one prefix per run it keeps
+   * (`12/3`, `12/4`): fixed-width below the hour's prefix, so the order rule holds. A short range then lists half
+   * an hour's names or fewer instead of all of them, in listings that run in parallel, and the first names (the
+   * first downloads) come back after a listing of ten names, not sixty. Names under the hour outside those runs
+   * are not listed, so names there that do not follow the format are not counted in `unrecognizedNames`.
    */
   function* tensOfMinutes(
     prefix: string,
