@@ -86,7 +86,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
   const child = spawn(process.execPath, ['-e', childEntry(main), 'azurite', ...flags], {
     cwd: workspace,
     env,
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     detached: true,
     windowsHide: true,
   });
@@ -109,7 +109,8 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
   const startupMs = Math.round(performance.now() - started);
   // Keep draining both pipes (a full pipe would block Azurite) but do not let them hold the process open.
   child.unref();
-  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+  for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+  (child.channel as { unref?: () => void } | null | undefined)?.unref?.();
 
   const port = Number(new URL(blobUrl).port);
   const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT_NAME}`;
@@ -133,18 +134,17 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
 
 /**
  * The child's program: Azurite's blob service (its `main.js` reads the flags from `process.argv`, after the
- * `azurite` placeholder), bound to the parent's life. The parent holds the other end of the child's stdin: when the
- * parent is gone, however it ended (SIGKILL included, where its exit handler cannot run), the pipe closes and the
- * child signals itself SIGTERM, which Azurite's own handler answers by closing its server, so no detached Azurite
- * outlives the run holding its port. Stdin is unref'd: it never keeps the child alive, so a SIGTERM from the
- * parent's `stop()` ends the child as soon as Azurite has closed and saved its data, and no handler of ours
- * stands between a signal and Azurite's.
+ * `azurite` placeholder), bound to the parent's life through the IPC channel, on every platform. `stop()` sends
+ * Azurite's own "shutdown" message, which closes its server and saves its data (a signal would end the child
+ * outright on Windows). When the parent is gone, however it ended (SIGKILL included, where its exit handler cannot
+ * run), the channel disconnects and the child takes the same shutdown path (or exits, if Azurite has not started
+ * listening for it yet), so no detached Azurite outlives the run holding its port. The channel is unref'd on both
+ * sides: it never keeps either process alive.
  */
 function childEntry(main: string): string {
   return [
-    "process.stdin.once('close', () => process.kill(process.pid, 'SIGTERM'));",
-    'process.stdin.resume();',
-    'process.stdin.unref();',
+    "process.once('disconnect', () => (process.listenerCount('message') > 0 ? process.emit('message', 'shutdown') : process.exit(0)));",
+    'process.channel?.unref();',
     `require(${JSON.stringify(main)});`,
   ].join('\n');
 }
@@ -192,7 +192,9 @@ async function terminate(child: ChildProcess): Promise<void> {
   // process with nothing else to do (the end of `npm start`) would quit with the wait still pending.
   child.ref();
   const exited = new Promise<void>((resolvePromise) => child.once('exit', () => resolvePromise()));
-  child.kill('SIGTERM');
+  // Azurite's own shutdown message where the channel is up (graceful on every platform), else SIGTERM.
+  if (child.connected) child.send('shutdown');
+  else child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
   const graceful = await Promise.race([
     exited.then(() => true),
