@@ -19,7 +19,8 @@ function reportsEndpoint(): Promise<ReportsEndpoint> {
 }
 
 export async function reports(request: HttpRequest, _context: InvocationContext): Promise<HttpResponseInit> {
-  const response = await (await reportsEndpoint())(request.query.entries());
+  // From the URL, not request.query, which holds one value per name: a repeated deviceId must be seen to be refused.
+  const response = await (await reportsEndpoint())(new URL(request.url).searchParams);
   return { status: response.status, headers: response.headers, body: response.body };
 }
 

@@ -14,7 +14,8 @@ export function telemetryHandler(getServices: () => Promise<Services> = processS
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     const services = await getServices();
     if (cached?.services !== services) cached = { services, query: createTelemetryQueryHandler(telemetryDepsFromServices(services)) };
-    const response = await cached.query(request.query);
+    // From the URL, not request.query, which holds one value per name: deviceId repeats.
+    const response = await cached.query(new URL(request.url).searchParams);
     if (typeof response.body === 'string') return { status: response.status, headers: response.headers, body: response.body };
     return { status: response.status, headers: response.headers, body: toStream(response.body, context) };
   };

@@ -178,13 +178,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Local
     for (const [key, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
-    const query: Record<string, string> = {};
-    for (const [key, value] of url.searchParams) if (!(key in query)) query[key] = value;
     const request = new functions.HttpRequest({
       method,
       url: url.toString(),
       headers,
-      query,
+      query: hostQuery(url.searchParams),
       params: chosen.params ?? {},
       ...(body.byteLength > 0 ? { body: { bytes: body } } : {}),
     });
@@ -228,6 +226,22 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/**
+ * `request.query` as the Functions host builds it: one value per name, a repeated parameter's values joined with
+ * commas (`?deviceId=a&deviceId=b` gives `deviceId: "a,b"`; Azure/azure-functions-nodejs-library#168). Handlers
+ * that take repeated parameters read them from `request.url` instead; this keeps the local host as lossy as Azure's,
+ * so that one that does not is caught here and not in production.
+ */
+export function hostQuery(params: URLSearchParams): Record<string, string> {
+  const joined = new Map<string, string>();
+  for (const [key, value] of params) {
+    const before = joined.get(key);
+    joined.set(key, before === undefined ? value : `${before},${value}`);
+  }
+  // fromEntries: a parameter named `__proto__` stays an ordinary key.
+  return Object.fromEntries(joined);
 }
 
 function cookieHeader(cookie: functions.Cookie): string {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { telemetryStreamFromServices } from '../../src/lib/aggregate/telemetryStream.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
 import { processServices } from '../../src/lib/runtime.js';
+import { hostQuery } from '../../src/local/httpServer.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { captureRegistrations, registration } from '../support/registrations.js';
 
@@ -61,7 +62,9 @@ afterAll(() => {
 });
 
 async function get(query: string): Promise<HttpResponseInit & { text: string }> {
-  const request = new HttpRequest({ method: 'GET', url: `http://localhost:7071/api/reports${query}` });
+  const url = new URL(`http://localhost:7071/api/reports${query}`);
+  // `query` as the Functions host fills it (one value per name), which the handler must not rely on.
+  const request = new HttpRequest({ method: 'GET', url: url.toString(), query: hostQuery(url.searchParams) });
   const response = (await options.handler(request, new InvocationContext({ functionName: 'reports' }))) as HttpResponseInit;
   return { ...response, text: String(response.body) };
 }
@@ -119,6 +122,13 @@ describe('GET /api/reports', () => {
     expect(body.error).toBe('BadRequest');
     const named = body.problems.map((p) => p.split(':')[0]);
     expect(named).toEqual(expect.arrayContaining(['device', 'deviceId', 'from', 'to', 'window', 'format']));
+  });
+
+  it('refuses a repeated deviceId, which the host would hand over joined with a comma', async () => {
+    // 'pump,7' is a real device here: read as the host's "pump,7" it would answer for the wrong device.
+    const response = await get(`?${range}&deviceId=pump&deviceId=7`);
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.text)).toMatchObject({ problems: ['deviceId: given more than once'] });
   });
 
   it('rejects a range over 31 days and a window that is not configured', async () => {

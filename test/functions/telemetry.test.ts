@@ -6,6 +6,7 @@ import { HttpRequest, HttpResponse, InvocationContext, type HttpResponseInit } f
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_ARCHIVE_CONFIG } from '../../src/lib/archive/config.js';
 import { AzureBlobStore } from '../../src/lib/storage/azureBlobStore.js';
+import { hostQuery } from '../../src/local/httpServer.js';
 import { FIXTURE_HUB, independentDecode, recordKey, writeArchive, type WrittenBlob } from '../support/archiveFixtures.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { captureRegistrations, registration, type Registration } from '../support/registrations.js';
@@ -49,7 +50,9 @@ afterAll(() => {
 });
 
 async function get(query: string): Promise<{ status: number; headers: Headers; text: string }> {
-  const request = new HttpRequest({ method: 'GET', url: `http://localhost:7071/api/telemetry?${query}` });
+  const url = new URL(`http://localhost:7071/api/telemetry?${query}`);
+  // `query` as the Functions host fills it (one value per name), which the handler must not rely on.
+  const request = new HttpRequest({ method: 'GET', url: url.toString(), query: hostQuery(url.searchParams) });
   const init = (await telemetry.options.handler(request, new InvocationContext({ functionName: 'telemetry', logHandler: () => undefined }))) as HttpResponseInit;
   // The library turns the handler's result into a fetch Response the same way.
   const response = new HttpResponse(init);

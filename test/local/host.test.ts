@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ReadableStream } from 'node:stream/web';
 import { app, HttpResponse, InvocationContext, type HttpRequest } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileHttpRoute, matchRoute, startHttpServer, type LocalHttpServer } from '../../src/local/httpServer.js';
+import { compileHttpRoute, hostQuery, matchRoute, startHttpServer, type LocalHttpServer } from '../../src/local/httpServer.js';
 import { invokeRegistration, retryPolicyOf, type FunctionLogger } from '../../src/local/invoke.js';
 import { loadRegistrations, type Registration } from '../../src/local/registrations.js';
 
@@ -102,6 +102,13 @@ describe('HTTP routes', () => {
     expect(matchRoute(route('a/{x}-{y}'), 'a/1-2')).toEqual({ x: '1', y: '2' });
     expect(matchRoute(route('a/b'), 'a/b/c')).toBeNull();
     expect(compileHttpRoute(http('health', {}, () => undefined))).toMatchObject({ template: 'health', methods: ['GET', 'POST'], authLevel: 'anonymous' });
+  });
+
+  it("fill request.query as the host does: a repeated parameter's values joined with commas", () => {
+    const query = hostQuery(new URLSearchParams('deviceId=a&q=1&deviceId=b&__proto__=x&deviceId='));
+    expect(query).toEqual({ deviceId: 'a,b,', q: '1', ['__proto__']: 'x' });
+    expect(Object.getPrototypeOf(query)).toBe(Object.prototype);
+    expect(Object.hasOwn(query, '__proto__')).toBe(true);
   });
 
   describe('server', () => {
