@@ -23,9 +23,19 @@ describe('window document names', () => {
         const name = windowDocName(MINUTE, device, start, partition);
         expect(parseWindowDocName(name)).toEqual({ sizeLabel: '1m', deviceId: device, startMs: start, partition });
         expect(name.split('/')).toHaveLength(6);
+        // Storage resolves `.` and `..` segments, and Azure asks that no segment end with a dot.
+        expect(name.split('/').filter((segment) => segment.endsWith('.'))).toEqual([]);
         expect(parsePartitionDocName(partitionDocName(partition))).toBe(partition);
       }),
     );
+  });
+
+  it('keep device ids ending with a dot whole, and name every other id as before', () => {
+    const at = Date.UTC(2024, 2, 1, 10, 0);
+    expect(windowDocName(MINUTE, '.', at, '0')).toBe('windows/1m/2024-03-01/%2E/2024-03-01T10:00:00Z/0.json');
+    expect(windowDocName(MINUTE, '..', at, '0')).toBe('windows/1m/2024-03-01/.%2E/2024-03-01T10:00:00Z/0.json');
+    expect(windowDocName(MINUTE, 'pump.7', at, '0')).toBe('windows/1m/2024-03-01/pump.7/2024-03-01T10:00:00Z/0.json');
+    expect(windowListPrefixes(MINUTE, { fromMs: at, toMs: at + 1 }, 'pump.')).toEqual(['windows/1m/2024-03-01/pump%2E/']);
   });
 
   it('sort in time order within a device and day', () => {

@@ -102,6 +102,26 @@ describe('GET /api/reports', () => {
     expect(body.reports[1]).toMatchObject({ windowStart: '2024-03-01T10:01:00Z', messages: 1 });
   });
 
+  it('answers for device ids that are dot segments or end with a dot, which storage would otherwise resolve away', async () => {
+    // A day later, outside the other tests' range.
+    const stream = telemetryStreamFromServices(await processServices());
+    const day = 86_400_000;
+    await stream.processBatch(
+      batch('2', [
+        { device: '.', id: 'a', at: day, temperature: 1 },
+        { device: '..', id: 'a', at: day, temperature: 2 },
+        { device: 'pump.', id: 'a', at: day, temperature: 3 },
+      ]),
+    );
+    for (const [device, temperature] of [['.', 1], ['..', 2], ['pump.', 3]] as const) {
+      const response = await get(`?from=2024-03-02T10:00:00Z&to=2024-03-02T11:00:00Z&deviceId=${encodeURIComponent(device)}`);
+      expect(response.status).toBe(200);
+      const body = JSON.parse(response.text) as { count: number; reports: Array<Record<string, unknown>> };
+      expect(body.count).toBe(1);
+      expect(body.reports[0]).toMatchObject({ deviceId: device, messages: 1, fields: { temperature: { sum: temperature } } });
+    }
+  });
+
   it('answers CSV with the documented columns, quoting device ids that hold commas', async () => {
     const response = await get(`?${range}&format=csv`);
     expect(response.status).toBe(200);

@@ -35,12 +35,23 @@ export function isoSeconds(ms: number): string {
   return text;
 }
 
+/**
+ * A device id as one segment of a blob name. Percent-encoded, and a trailing dot too: IoT Hub allows `.` in device
+ * ids, but a name segment ending with a dot is one Azure Storage tells us to avoid, and `.` and `..` are resolved as
+ * URL dot segments on the way (the SDK encodes `%`, so `%2E` stays three characters of the name). Ids not ending
+ * with a dot are named as before.
+ */
+function nameSegment(text: string): string {
+  const encoded = encodeURIComponent(text);
+  return encoded.endsWith('.') ? `${encoded.slice(0, -1)}%2E` : encoded;
+}
+
 function day(ms: number): string {
   return isoSeconds(Math.floor(ms / DAY_MS) * DAY_MS).slice(0, 10);
 }
 
 export function windowDocName(size: WindowSize, deviceId: string, startMs: number, partition: string): string {
-  return `${WINDOWS_PREFIX}${size.label}/${day(startMs)}/${encodeURIComponent(deviceId)}/${isoSeconds(startMs)}/${encodeURIComponent(partition)}.json`;
+  return `${WINDOWS_PREFIX}${size.label}/${day(startMs)}/${nameSegment(deviceId)}/${isoSeconds(startMs)}/${encodeURIComponent(partition)}.json`;
 }
 
 export interface WindowDocAddress {
@@ -77,7 +88,7 @@ export function windowListPrefixes(
 ): string[] {
   // Without a range the day level cannot be skipped, so the caller filters by device.
   if (range === undefined) return [`${WINDOWS_PREFIX}${size.label}/`];
-  const device = deviceId === undefined ? '' : `${encodeURIComponent(deviceId)}/`;
+  const device = deviceId === undefined ? '' : `${nameSegment(deviceId)}/`;
   const prefixes: string[] = [];
   for (let d = Math.floor(range.fromMs / DAY_MS) * DAY_MS; d < range.toMs; d += DAY_MS) {
     prefixes.push(`${WINDOWS_PREFIX}${size.label}/${day(d)}/${device}`);
