@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cell, createFormatter, CSV_FIXED_COLUMNS, flattenJson, IsoFormatter, type QueryTrailer } from '../../src/lib/archive/formats.js';
+import { createFormatter, CSV_FIXED_COLUMNS, flattenJson, IsoFormatter, type QueryTrailer } from '../../src/lib/archive/formats.js';
+import { csvCell } from '../../src/lib/csv.js';
 import type { QueryStats } from '../../src/lib/archive/query.js';
 import type { DecodedBody, JsonValue, PropertyValue, RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 
@@ -81,18 +82,21 @@ function parseCsv(text: string): string[][] {
 
 describe('CSV', () => {
   it('quotes per RFC 4180 and guards against formulas without touching numbers', () => {
-    expect(cell('a,b')).toBe('"a,b"');
-    expect(cell('say "hi"')).toBe('"say ""hi"""');
-    expect(cell('two\nlines')).toBe('"two\nlines"');
-    expect(cell('=HYPERLINK("x")')).toBe(`"'=HYPERLINK(""x"")"`);
-    expect(cell('+1+2')).toBe("'+1+2");
-    expect(cell('@SUM(A1)')).toBe("'@SUM(A1)");
-    expect(cell('-5')).toBe('-5');
-    expect(cell('-2.5e3')).toBe('-2.5e3');
-    expect(cell(-7)).toBe('-7');
-    expect(cell(null)).toBe('');
-    expect(cell(true)).toBe('true');
-    expect(cell([1, 'a'])).toBe('"[1,""a""]"');
+    expect(csvCell('a,b')).toBe('"a,b"');
+    expect(csvCell('say "hi"')).toBe('"say ""hi"""');
+    expect(csvCell('two\nlines')).toBe('"two\nlines"');
+    expect(csvCell('=HYPERLINK("x")')).toBe(`"'=HYPERLINK(""x"")"`);
+    expect(csvCell('+1+2')).toBe("'+1+2");
+    expect(csvCell('@SUM(A1)')).toBe("'@SUM(A1)");
+    expect(csvCell('-5')).toBe('-5');
+    expect(csvCell('-2.5e3')).toBe('-2.5e3');
+    expect(csvCell(-7)).toBe('-7');
+    expect(csvCell(null)).toBe('');
+    expect(csvCell(true)).toBe('true');
+    expect(csvCell([1, 'a'])).toBe('"[1,""a""]"');
+    // Reversible: a cell starting with an apostrophe is the text after it, so these stay three different texts.
+    expect(['=a', "'=a", "''=a"].map(csvCell)).toEqual(["'=a", "''=a", "'''=a"]);
+    expect(csvCell("it's")).toBe("it's");
   });
 
   it('writes fixed columns, then sorted property and body columns, with CRLF lines', () => {

@@ -7,6 +7,7 @@
  * add their base windows' totals (exactly, so in any order), except where two partitions hold the same base window;
  * there the base partials are read and merged by identity first.
  */
+import { csvCell } from '../csv.js';
 import { RoutingError } from '../errors.js';
 import type { AggregationConfig, WindowSize } from './aggregationConfig.js';
 import { mapLimit } from './mapLimit.js';
@@ -299,8 +300,8 @@ export const CSV_COLUMNS = [
 
 /**
  * One row per window and field; a window without numeric fields (only other levels, or text bodies) still gets a
- * row, with an empty field. RFC 4180 quoting. Text cells that a spreadsheet would run as a formula (device ids and
- * field names may start with `=`, `+`, `-`, `@`) are prefixed with `'` (OWASP's CSV-injection advice).
+ * row, with an empty field. Device ids and field names are written by `csvCell` (RFC 4180 quoting; a text a
+ * spreadsheet would run as a formula is prefixed with `'`, reversibly).
  */
 export function reportsToCsv(reports: readonly WindowReport[]): string {
   const lines = [CSV_COLUMNS.join(',')];
@@ -308,15 +309,15 @@ export function reportsToCsv(reports: readonly WindowReport[]): string {
     const tail = [report.window, report.messages, report.late, report.revision, report.status];
     const fields = Object.entries(report.fields);
     if (fields.length === 0) {
-      lines.push([text(report.deviceId), report.windowStart, report.windowEnd, '', 0, '', '', '', '', '', '', '', '', '', ...tail].join(','));
+      lines.push([csvCell(report.deviceId), report.windowStart, report.windowEnd, '', 0, '', '', '', '', '', '', '', '', '', ...tail].join(','));
     }
     for (const [field, s] of fields) {
       lines.push(
         [
-          text(report.deviceId),
+          csvCell(report.deviceId),
           report.windowStart,
           report.windowEnd,
-          text(field),
+          csvCell(field),
           s.count,
           s.min,
           s.max,
@@ -333,9 +334,4 @@ export function reportsToCsv(reports: readonly WindowReport[]): string {
     }
   }
   return `${lines.join('\n')}\n`;
-}
-
-function text(value: string): string {
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }

@@ -9,10 +9,9 @@
  * - Stable order: a streamed CSV must write its header first, so the property and body columns are the sorted
  *   union over the first {@link CSV_HEADER_WINDOW} records (the whole answer when it is smaller). A later record
  *   with a field outside the header keeps it: such fields go to `extra` as a JSON object, never dropped.
- * - Formula injection: a text cell starting with = + - @ TAB or CR is prefixed with an apostrophe, so a spreadsheet
- *   shows it as text instead of evaluating it. JSON numbers, and text that is entirely a decimal number
- *   ("-5", "+3.2"), are left as they are: they cannot form a formula and telemetry is full of negative values.
+ * - Cells as `csvCell` writes them (../csv.ts): RFC 4180 quoting, formula injection defused reversibly.
  */
+import { csvCell } from '../csv.js';
 import { lookupProperty } from '../message/normalize.js';
 import type { JsonValue, RoutedMessage } from '../message/RoutedMessage.js';
 import { toMessageRecord } from '../message/serialize.js';
@@ -222,7 +221,7 @@ class CsvFormatter implements RecordFormatter {
       'body',
       'extra',
     ];
-    let text = `${header.map(cell).join(',')}\r\n`;
+    let text = `${header.map(csvCell).join(',')}\r\n`;
     for (const message of this.#pending) text += this.#row(message);
     this.#pending = [];
     return text;
@@ -237,16 +236,16 @@ class CsvFormatter implements RecordFormatter {
     const blobName = source.kind === 'blob' ? source.blobName : '';
     if (blobName !== this.#lastBlob) {
       this.#lastBlob = blobName;
-      this.#lastBlobCell = cell(blobName);
+      this.#lastBlobCell = csvCell(blobName);
     }
     const contentType = message.contentType;
     if (contentType !== this.#lastContentType) {
       this.#lastContentType = contentType;
-      this.#lastContentTypeCell = cell(contentType);
+      this.#lastContentTypeCell = csvCell(contentType);
     }
     let line =
-      `${cell(message.deviceId)},${message.enqueuedTime === null ? '' : this.#iso.format(message.enqueuedTime.getTime())},${cell(message.messageId)},` +
-      `${cell(message.moduleId)},${cell(level)},${this.#lastContentTypeCell},${message.decoded.kind},` +
+      `${csvCell(message.deviceId)},${message.enqueuedTime === null ? '' : this.#iso.format(message.enqueuedTime.getTime())},${csvCell(message.messageId)},` +
+      `${csvCell(message.moduleId)},${csvCell(level)},${this.#lastContentTypeCell},${message.decoded.kind},` +
       `${this.#lastBlobCell},${source.kind === 'blob' ? source.index : ''}`;
     let extra: Record<string, JsonValue> | null = null;
     let present = 0;
@@ -259,7 +258,7 @@ class CsvFormatter implements RecordFormatter {
         line += ',';
       } else {
         present++;
-        line += `,${cell(value)}`;
+        line += `,${csvCell(value)}`;
       }
     }
     let total = 0;
@@ -282,19 +281,19 @@ class CsvFormatter implements RecordFormatter {
           if (slot === undefined) {
             line += ',';
           } else {
-            line += `,${cell(slot)}`;
+            line += `,${csvCell(slot)}`;
             slots[i] = undefined;
           }
         }
       } else {
         line += ','.repeat(bodyColumns);
-        raw = cell(value);
+        raw = csvCell(value);
       }
     } else {
       line += ','.repeat(bodyColumns);
-      raw = cell(message.decoded.value);
+      raw = csvCell(message.decoded.value);
     }
-    return `${line},${raw},${extra === null ? '' : cell(JSON.stringify(extra))}\r\n`;
+    return `${line},${raw},${extra === null ? '' : csvCell(JSON.stringify(extra))}\r\n`;
   }
 
   /**
@@ -381,23 +380,6 @@ export function flattenJson(value: JsonValue): FlatBody {
   };
   walk(value, '');
   return out;
-}
-
-const NEEDS_QUOTES = /[",\r\n]/;
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-/** One CSV field (see the decisions at the top of this file). */
-export function cell(value: JsonValue | undefined): string {
-  if (value === null || value === undefined) return '';
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : '';
-  if (typeof value === 'boolean') return value ? 'true' : 'false';
-  let text = typeof value === 'string' ? value : JSON.stringify(value);
-  const first = text.charCodeAt(0);
-  // = + - @ TAB CR
-  if ((first === 61 || first === 43 || first === 45 || first === 64 || first === 9 || first === 13) && !DECIMAL.test(text)) {
-    text = `'${text}`;
-  }
-  return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 /**
