@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { access } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
+import type { ArchiveDamage } from '../lib/message/archive.js';
 
 export interface CliIo {
   stdout: Writable;
@@ -25,6 +26,14 @@ export class UsageError extends Error {
 /** Writes with back-pressure so that piping a large decode into `head` or a slow consumer stays bounded. */
 export async function writeLine(stream: Writable, line: string): Promise<void> {
   if (!stream.write(`${line}\n`)) await once(stream, 'drain');
+}
+
+/**
+ * The stderr line for a damaged archive. `records` counts every complete record read from the file: an Avro file is
+ * read up to its damage, JSON lines skip their bad lines and read on (the detail says how many were skipped).
+ */
+export function damageLine(file: string, damage: ArchiveDamage, records: number): string {
+  return `${file}: ${damage.code} at byte ${damage.byteOffset}: ${damage.detail} (${records} complete record${records === 1 ? '' : 's'} read)\n`;
 }
 
 /** The file a command's --config names, else `routing.config.json` in the working directory if there is one. */

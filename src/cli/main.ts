@@ -57,10 +57,29 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`iot-routing ${name}: ${error.message}\n`);
       return EXIT.usage;
     }
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      io.stderr.write(`iot-routing ${name}: ${(error as Error).message}\n`);
+    if (FILE_ERRORS.has((error as NodeJS.ErrnoException).code ?? '')) {
+      const file = (error as NodeJS.ErrnoException).path;
+      const message = (error as Error).message;
+      io.stderr.write(`iot-routing ${name}: ${file === undefined || message.includes(file) ? message : `${file}: ${message}`}\n`);
       return EXIT.usage;
     }
     throw error;
   }
+}
+
+/** A file named on the command line that cannot be read: the user's to fix, not a crash. */
+const FILE_ERRORS: ReadonlySet<string> = new Set(['ENOENT', 'EISDIR', 'ENOTDIR', 'EACCES', 'EPERM']);
+
+/**
+ * The process entry (bin/iot-routing.js). A reader that goes away early (`iot-routing decode f.avro | head`) makes
+ * the next write fail with EPIPE: the command ends there, quietly, as Unix tools do, instead of with a stack trace.
+ */
+export async function runProcess(): Promise<void> {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok);
+    });
+  }
+  process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
 }

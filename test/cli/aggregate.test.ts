@@ -164,6 +164,17 @@ describe('iot-routing aggregate', () => {
     expect(run.stdout.trim().split('\n').length).toBeGreaterThan(1);
   });
 
+  it('skips a corrupt JSON line, counts the records on both sides of it and says how many it read', async () => {
+    const lines = Array.from({ length: 40 }, (_, i) => jsonLine(i));
+    const corrupt = join(dir, 'corrupt.json');
+    await writeFile(corrupt, `${[...lines.slice(0, 10), '{"not": "a record"', ...lines.slice(10)].join('\n')}\n`);
+    const run = await aggregate([corrupt]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('the first is line 11');
+    expect(run.stderr).toContain('(40 complete records read)');
+    expect(run.stdout).toBe((await aggregate([jsonLines])).stdout);
+  });
+
   it('takes windows, levels and fields from the aggregation section of --config', async () => {
     const custom = join(dir, 'custom.config.json');
     await writeFile(custom, JSON.stringify({ aggregation: { windows: ['1m', '1h'], levels: { aggregate: ['storage'] }, fields: ['humidity'] } }));

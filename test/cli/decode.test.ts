@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -87,7 +87,7 @@ describe('iot-routing decode exit codes', () => {
     const printed = lines(run.stdout).length;
     expect(printed).toBeGreaterThan(0);
     expect(printed).toBeLessThan(100);
-    expect(run.stderr).toContain(`(${printed} complete records decoded before it)`);
+    expect(run.stderr).toContain(`(${printed} complete records read)`);
   });
 
   it('exits 2 on a file that is neither Avro nor JSON lines', async () => {
@@ -117,6 +117,26 @@ describe('iot-routing decode exit codes', () => {
     const run = await runCli(['decode', path.join(dir, 'missing')]);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('ENOENT');
+  });
+
+  it('exits 1 naming the problem when a file is a directory', async () => {
+    const run = await runCli(['decode', dir]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('EISDIR');
+  });
+
+  it('stops quietly when its reader goes away, as `| head` does', async () => {
+    const file = path.join(dir, 'many');
+    await writeFile(file, await iotHubAvroFile({ records: 20_000 }));
+    const child = spawn(process.execPath, [path.join(root, 'bin/iot-routing.js'), 'decode', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    // Read one chunk, then close the pipe as head does after its lines.
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it('runs as the installed bin (built by npm install), as a user would call it', async () => {

@@ -5,7 +5,7 @@ import { loadAggregationConfigFile } from '../../lib/aggregate/aggregationConfig
 import { createBackfill } from '../../lib/aggregate/backfill.js';
 import { reportsToCsv } from '../../lib/aggregate/reports.js';
 import { systemClock } from '../../lib/ports.js';
-import { EXIT, routingConfigPath, UsageError, type CliIo } from '../io.js';
+import { damageLine, EXIT, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
 export const aggregateUsage = `iot-routing aggregate <file...> [--window 1m] [--format csv|json] [--device ID] [--config PATH]
                      [--levels normal,storage] [--fields temperature,humidity]
@@ -14,7 +14,7 @@ export const aggregateUsage = `iot-routing aggregate <file...> [--window 1m] [--
   identity, so a file given twice or a file with repeated records gives the same output as once. --window picks
   the report size (default the smallest configured window); --levels overrides aggregation.levels.aggregate (archive
   files usually hold level "storage"); --fields overrides aggregation.fields. Reports go to stdout, the counters to
-  stderr. Exit 0, or 2 when a file is truncated or corrupt (every record before the damage is still counted).`;
+  stderr. Exit 0, or 2 when a file is truncated or corrupt (every complete record is still counted).`;
 
 function list(value: string | undefined, flag: string): string[] | undefined {
   if (value === undefined) return undefined;
@@ -58,9 +58,7 @@ export async function aggregateCommand(args: string[], io: CliIo): Promise<numbe
     const result = await backfill.addArchive(file, createReadStream(file, { highWaterMark: 1 << 20 }));
     if (result.damage !== null) {
       damaged = true;
-      io.stderr.write(
-        `${file}: ${result.damage.code} at byte ${result.damage.byteOffset}: ${result.damage.detail} (${result.records} complete records counted before it)\n`,
-      );
+      io.stderr.write(damageLine(file, result.damage, result.records));
     }
   }
   const reports = await backfill.reports(window, values.device);

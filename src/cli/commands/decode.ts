@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { readArchive } from '../../lib/message/readArchive.js';
 import { toMessageRecord } from '../../lib/message/serialize.js';
-import { EXIT, UsageError, writeLine, type CliIo } from '../io.js';
+import { damageLine, EXIT, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const decodeUsage = `iot-routing decode <file> [--format ndjson|json]
   Decodes an archive file (IoT Hub Avro, Event Hubs Capture Avro, IoT Hub JSON lines, empty) and prints one
@@ -38,9 +38,7 @@ export async function decodeCommand(args: string[], io: CliIo): Promise<number> 
     if (values.format === 'json') await writeLine(io.stdout, ']');
     const { summary } = event;
     if (summary.damage !== null) {
-      io.stderr.write(
-        `${file}: ${summary.damage.code} at byte ${summary.damage.byteOffset}: ${summary.damage.detail} (${summary.records} complete records decoded before it)\n`,
-      );
+      io.stderr.write(damageLine(file, summary.damage, summary.records));
       return EXIT.damaged;
     }
   }
