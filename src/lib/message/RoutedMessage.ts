@@ -92,7 +92,10 @@ export interface RoutedMessage {
   moduleId?: string;
   /** The device's `message-id`, when it set one. */
   messageId?: string;
-  /** From `iothub-enqueuedtime` / `enqueuedTime` / `EnqueuedTimeUtc`; null when absent or unparseable. */
+  /**
+   * From `iothub-enqueuedtime` / `enqueuedTime`, else the endpoint's own time (`EnqueuedTimeUtc`; Capture records take
+   * their `x-opt-enqueued-time` first, which has the milliseconds); null when absent or unparseable.
+   */
   enqueuedTime: Date | null;
   contentType?: string;
   contentEncoding?: string;

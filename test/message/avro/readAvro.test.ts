@@ -214,10 +214,22 @@ describe('readAvro on Event Hubs Capture layouts', () => {
     });
   });
 
-  it('falls back to EnqueuedTimeUtc (US format, UTC) when no system property carries the time', async () => {
+  it('without iothub-enqueuedtime, takes x-opt-enqueued-time (ms) over EnqueuedTimeUtc (whole seconds)', async () => {
     const record = (i: number) => {
       const base = captureRecord(i);
       const { 'iothub-enqueuedtime': _, ...rest } = base.SystemProperties;
+      // Record 1 carries an unusable one: EnqueuedTimeUtc decides.
+      return { ...base, SystemProperties: i === 1 ? { ...rest, 'x-opt-enqueued-time': { string: 'soon' } } : rest };
+    };
+    const bytes = await avroFile(captureSchema(), 2, record);
+    const { messages } = await read(bytes);
+    expect(messages.map((m) => m.enqueuedTime?.toISOString())).toEqual(['2023-01-02T00:00:01.123Z', '2023-01-02T00:00:01.000Z']);
+  });
+
+  it('falls back to EnqueuedTimeUtc (US format, UTC) when no system property carries the time', async () => {
+    const record = (i: number) => {
+      const base = captureRecord(i);
+      const { 'iothub-enqueuedtime': _, 'x-opt-enqueued-time': __, ...rest } = base.SystemProperties;
       return { ...base, SystemProperties: rest };
     };
     const bytes = await avroFile(captureSchema(), 2, record);

@@ -1,6 +1,6 @@
 import avro from 'avsc';
 import { isUtf8 } from 'node:buffer';
-import { storedRecordMessage } from '../normalize.js';
+import { parseEnqueuedTime, storedRecordMessage } from '../normalize.js';
 import type { ArchiveFormat, PropertyValue, RoutedMessage } from '../RoutedMessage.js';
 import { ObjectShapes, setOwnProperty } from '../objectShapes.js';
 import { AvroCursor, AvroDataError, isAvroDataError, NO_SLOT, StringCache } from './AvroCursor.js';
@@ -122,7 +122,12 @@ function captureMessage(
   if (offset !== null && !Object.hasOwn(systemProperties, 'x-opt-offset')) {
     systemProperties['x-opt-offset'] = offset;
   }
-  return storedRecordMessage(systemProperties, properties, body, enqueuedTimeUtc, {
+  // Capture writes EnqueuedTimeUtc to the second ("10/28/2021 3:15:38 AM"), and the same instant to the millisecond
+  // as `x-opt-enqueued-time` when the sender's events carry it: that one, when valid, so that a sender's events a
+  // few ms apart keep their own times (and, without a message id, their own identities).
+  const precise = systemProperties['x-opt-enqueued-time'];
+  const fallback = precise !== undefined && parseEnqueuedTime(precise) !== null ? precise : enqueuedTimeUtc;
+  return storedRecordMessage(systemProperties, properties, body, fallback, {
     kind: 'blob',
     blobName: where.blobName,
     index: where.index,
