@@ -9,9 +9,10 @@ import {
   addExpansionTo,
   addSquareTo,
   addTo,
+  populationVariance,
+  quotient,
   roundExpansion,
   squareExpansion,
-  sumSquaredDeviations,
   valueExpansion,
   type Expansion,
 } from '../../src/lib/aggregate/exactSum.js';
@@ -77,13 +78,27 @@ const sumBig = (xs: readonly number[]): bigint => xs.reduce((s, x) => s + big(x)
 const sumSquaresBig = (xs: readonly number[]): bigint => xs.reduce((s, x) => s + big(x) * big(x), 0n);
 const oracleSum = (xs: readonly number[]): number => toDouble(sumBig(xs), SCALE);
 
-/** round(exact(n*S2 - S1^2)) / n, the documented definition, from the raw values. */
-function oracleM2(xs: readonly number[]): number {
+/** Bits kept below the quotient's own: with a sticky bit, enough for toDouble to round the quotient only once. */
+const EXTRA = 128;
+
+/** The double nearest to (num * 2^-scale) / d, d a positive integer, ties to even. */
+function divideToDouble(num: bigint, scale: number, d: bigint): number {
+  const negative = num < 0n;
+  const a = negative ? -num : num;
+  const q = (a << BigInt(EXTRA)) / d;
+  // The sticky bit: a remainder makes the quotient strictly above q, which must not read as a tie.
+  const sticky = (q << 1n) | ((a << BigInt(EXTRA)) % d === 0n ? 0n : 1n);
+  const magnitude = toDouble(sticky, scale + EXTRA + 1);
+  return negative ? -magnitude : magnitude;
+}
+
+/** exact(n*S2 - S1^2) / n^2 rounded once, the documented definition, from the raw values. */
+function oracleVariance(xs: readonly number[]): number {
   if (xs.length === 0) return 0;
   const n = BigInt(xs.length);
   const s1 = sumBig(xs);
   const d = n * sumSquaresBig(xs) - s1 * s1;
-  return toDouble(d, 2 * SCALE) / xs.length;
+  return divideToDouble(d, 2 * SCALE, n * n);
 }
 
 /** Lowest set bit of |x| (times 2^SCALE). */
@@ -132,6 +147,18 @@ describe('BigInt oracle', () => {
         expect(toDouble(sum, SCALE)).toBe(sum === 0n ? 0 : a + b);
         const product = big(a) * big(b);
         expect(toDouble(product, 2 * SCALE)).toBe(product === 0n ? 0 : a * b);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('divides exactly like the hardware for a single division by an integer', () => {
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e300, max: 1e300 }), fc.integer({ min: 1, max: 2 ** 40 }), (a, d) => {
+        const expected = a / d;
+        // Beyond the subnormal range a single division is correctly rounded, which is what the oracle must be.
+        fc.pre(a === 0 || Math.abs(expected) >= 2 ** -1022);
+        expect(divideToDouble(big(a), SCALE, BigInt(d))).toBe(expected === 0 ? 0 : expected);
       }),
       { numRuns: 2000 },
     );
@@ -386,35 +413,60 @@ describe('addSquareTo', () => {
   });
 });
 
-describe('sumSquaredDeviations', () => {
-  const m2 = (xs: readonly number[]): number => sumSquaredDeviations(xs.length, expansionOf(xs), squaresOf(xs));
+describe('quotient', () => {
+  it('rounds the exact value once: the mean of 0.1, 0.2 and 0.3 is 0.2', () => {
+    expect(quotient(expansionOf([0.1, 0.2, 0.3]), 3)).toBe(0.2);
+    expect(roundExpansion(expansionOf([0.1, 0.2, 0.3])) / 3).toBe(0.19999999999999998);
+    expect(quotient(expansionOf([1e100, 1, -1e100]), 3)).toBe(1 / 3);
+    expect(quotient([], 7)).toBe(0);
+    expect(quotient(expansionOf([5]), 1)).toBe(5);
+    // On a half-way point (to even), and next to it either way (found by the property below).
+    const readings = [...Array.from({ length: 87 }, () => 5218.9), 2048, -9249.5];
+    for (const xs of [readings, [...readings, 1e-100], [...readings, -1e-100]]) {
+      expect(quotient(expansionOf(xs), 21)).toBe(divideToDouble(sumBig(xs), SCALE, 21n));
+    }
+  });
+
+  it('equals the correctly rounded exact quotient, for any divisor and any components of the same sum', () => {
+    fc.assert(
+      fc.property(withPermutation, fc.integer({ min: 1, max: 2 ** 40 }), ([xs, permuted], d) => {
+        const expected = divideToDouble(sumBig(xs), SCALE, BigInt(d));
+        expect(Object.is(quotient(expansionOf(xs), d), expected)).toBe(true);
+        expect(Object.is(quotient([...permuted], d), expected)).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('populationVariance', () => {
+  const variance = (xs: readonly number[]): number => populationVariance(xs.length, expansionOf(xs), squaresOf(xs));
 
   it('known values', () => {
-    expect(m2([1, 2, 3, 4])).toBe(5);
-    expect(m2([1e9 + 1, 1e9 + 2, 1e9 + 3])).toBe(2);
-    expect(m2(Array.from({ length: 1000 }, () => 0.1))).toBe(0);
-    expect(m2(Array.from({ length: 1000 }, () => 1e100))).toBe(0);
-    expect(m2(Array.from({ length: 7 }, () => -1e-100))).toBe(0);
-    expect(m2([42])).toBe(0);
-    expect(m2([1e100, -1e100])).toBe(2 * (1e100 * 1e100)); // round(4x^2)/2, x the double 1e100
-    expect(m2([1e-100, -1e-100])).toBe(oracleM2([1e-100, -1e-100]));
+    expect(variance([1, 2, 3, 4])).toBe(1.25);
+    expect(variance([1e9 + 1, 1e9 + 2, 1e9 + 3])).toBe(2 / 3);
+    expect(variance(Array.from({ length: 1000 }, () => 0.1))).toBe(0);
+    expect(variance(Array.from({ length: 1000 }, () => 1e100))).toBe(0);
+    expect(variance(Array.from({ length: 7 }, () => -1e-100))).toBe(0);
+    expect(variance([42])).toBe(0);
+    expect(variance([1e100, -1e100])).toBe(oracleVariance([1e100, -1e100]));
+    expect(variance([1e-100, -1e-100])).toBe(oracleVariance([1e-100, -1e-100]));
   });
 
   it('0 for no data', () => {
-    expect(sumSquaredDeviations(0, [], [])).toBe(0);
-    expect(sumSquaredDeviations(-3, [1], [1])).toBe(0);
-    expect(sumSquaredDeviations(Number.NaN, [1], [1])).toBe(0);
-    expect(sumSquaredDeviations(5, [], [])).toBe(0);
+    expect(populationVariance(0, [], [])).toBe(0);
+    expect(populationVariance(-3, [1], [1])).toBe(0);
+    expect(populationVariance(Number.NaN, [1], [1])).toBe(0);
+    expect(populationVariance(5, [], [])).toBe(0);
   });
 
-  it('equals round(exact(n*S2 - S1^2)) / n, is never negative, and is identical under permutations', () => {
+  it('equals exact(n*S2 - S1^2) / n^2 rounded once, is never negative, and is identical under permutations', () => {
     fc.assert(
       fc.property(withPermutation, ([xs, permuted]) => {
-        const expected = oracleM2(xs);
-        const got = m2(xs);
-        expect(Object.is(got, expected)).toBe(true);
+        const got = variance(xs);
+        expect(Object.is(got, oracleVariance(xs))).toBe(true);
         expect(got).toBeGreaterThanOrEqual(0);
-        expect(Object.is(m2(permuted), got)).toBe(true);
+        expect(Object.is(variance(permuted), got)).toBe(true);
       }),
     );
   });
@@ -428,10 +480,11 @@ describe('sumSquaredDeviations', () => {
         addExpansionTo(s1, expansionOf(xs.slice(k)));
         const s2 = squaresOf(xs.slice(k));
         addExpansionTo(s2, squaresOf(xs.slice(0, k)));
-        expect(Object.is(sumSquaredDeviations(xs.length, s1, s2), m2(xs))).toBe(true);
+        expect(Object.is(populationVariance(xs.length, s1, s2), variance(xs))).toBe(true);
         // and raw, unnormalized component lists for the same values too
-        expect(Object.is(sumSquaredDeviations(xs.length, [...xs], squaresOf(xs)), m2(xs))).toBe(true);
+        expect(Object.is(populationVariance(xs.length, [...xs], squaresOf(xs)), variance(xs))).toBe(true);
       }),
     );
   });
 });
+

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { addTo, roundExpansion, sumSquaredDeviations, addSquareTo } from '../../src/lib/aggregate/exactSum.js';
+import { addTo, roundExpansion, populationVariance, quotient, addSquareTo } from '../../src/lib/aggregate/exactSum.js';
 import {
   addContribution,
   emptyTotals,
@@ -81,7 +81,8 @@ function definition(messages: Record<string, Contribution>, late: Record<string,
       min: values.reduce((a, v) => (v < a ? v : a), Infinity),
       max: values.reduce((a, v) => (v > a ? v : a), -Infinity),
       sum: roundExpansion(sum),
-      m2: sumSquaredDeviations(values.length, sum, squares),
+      mean: quotient(sum, values.length),
+      variance: populationVariance(values.length, sum, squares),
       first: values[first]!,
       firstTime: times[first]!,
       last: values[last]!,
@@ -180,11 +181,13 @@ describe('window totals', () => {
   it('keeps sums and variances exact where a running sum would not', () => {
     const at = (t: number, x: number): Contribution => ({ t, level: null, outcome: 'accept', values: { x } });
     const big = summaryOf({ a: at(1, 1e9 + 1), b: at(2, 1e9 + 2), c: at(3, 1e9 + 3) }).fields['x']!;
-    expect(big).toMatchObject({ sum: 3e9 + 6, m2: 2 });
+    expect(big).toMatchObject({ sum: 3e9 + 6, mean: 1e9 + 2, variance: 2 / 3 });
     // 0.1 ten times: a running sum gives 0.9999999999999999; the exact sum rounds to 1.
     const tenths = summaryOf(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`m${i}`, at(i, 0.1)]))).fields['x']!;
     expect(tenths.sum).toBe(1);
-    expect(tenths.m2).toBe(0);
+    expect(tenths).toMatchObject({ mean: 0.1, variance: 0 });
+    // The mean rounds the exact sum's quotient once: (0.1 + 0.2 + 0.3) / 3 is 0.2, where sum / count gives 0.19999999999999998.
+    expect(summaryOf({ a: at(1, 0.1), b: at(2, 0.2), c: at(3, 0.3) }).fields['x']!.mean).toBe(0.2);
     // Cancellation: 1e100 + 1 - 1e100 is 1, in any order.
     expect(summaryOf({ a: at(1, 1e100), b: at(2, 1), c: at(3, -1e100) }).fields['x']!.sum).toBe(1);
   });
@@ -199,8 +202,8 @@ describe('window totals', () => {
         expect(stats.count).toBe(xs.length);
         expect(stats.min).toBe(Math.min(...xs));
         expect(stats.max).toBe(Math.max(...xs));
-        expect(stats.sum / stats.count).toBeCloseTo(mean, 6);
-        expect(stats.m2 / stats.count).toBeCloseTo(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / xs.length, 0);
+        expect(stats.mean).toBeCloseTo(mean, 6);
+        expect(stats.variance).toBeCloseTo(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / xs.length, 0);
         const byTime = [...entries].sort(([ia, a], [ib, b]) => a.t - b.t || (ia < ib ? -1 : 1));
         expect(stats.first).toBe(byTime[0]![1].values!['x']);
         expect(stats.last).toBe(byTime[byTime.length - 1]![1].values!['x']);

@@ -167,20 +167,66 @@ function addProductTo(e: Expansion, a: number, b: number): void {
 }
 
 /**
- * Sum of squared deviations from the mean, `m2 = S2 - S1^2/n`, as `round(exact(n*S2 - S1*S1)) / n`.
+ * The exact value of `e` divided by `d` (a positive integer, at most 2^53), correctly rounded (half to even). The
+ * rounded value divided by `d` is corrected by the exact remainder `e - q*d` (formed as an expansion); the sign of
+ * the remainder against half a unit in the last place then settles the one case that correction cannot, a quotient
+ * next to a half-way point (sums of repeated readings land there more often than chance would say). A function of
+ * `e`'s exact value alone. `roundExpansion(e) / d` rounds twice instead: the mean of 0.1, 0.2 and 0.3 is
+ * 0.19999999999999998 that way, 0.2 this way.
+ */
+export function quotient(e: readonly number[], d: number): number {
+  let q = roundExpansion(e) / d;
+  if (q === 0 || !Number.isFinite(q)) return q;
+  q += roundExpansion(remainderOf(e, q, d)) / d;
+  // Now q is the quotient or its neighbour towards the exact value T; r = e - q*d has the sign of T - q.
+  const r = remainderOf(e, q, d);
+  const side = roundExpansion(r);
+  if (side === 0) return q;
+  const next = neighbour(q, side > 0);
+  // T against the midpoint of q and next: the sign of r - (next - q)/2 * d (half an ulp is exact).
+  addProductTo(r, -(next - q) / 2, d);
+  const past = roundExpansion(r);
+  if (past === 0) return isEven(q) ? q : next;
+  return past > 0 === side > 0 ? next : q;
+}
+
+function remainderOf(e: readonly number[], q: number, d: number): Expansion {
+  const r: Expansion = [];
+  for (let i = 0; i < e.length; i++) addTo(r, e[i]!);
+  addProductTo(r, -q, d);
+  return r;
+}
+
+const float = new Float64Array(1);
+const bits = new BigInt64Array(float.buffer);
+
+/** The next double after non-zero, finite `x`, upwards or downwards. */
+function neighbour(x: number, up: boolean): number {
+  float[0] = x;
+  bits[0]! += x > 0 === up ? 1n : -1n;
+  return float[0]!;
+}
+
+function isEven(x: number): boolean {
+  float[0] = x;
+  return (bits[0]! & 1n) === 0n;
+}
+
+/**
+ * Population variance, `(S2 - S1^2/n) / n`, as `exact(n*S2 - S1*S1) / n^2` divided by {@link quotient}.
  *
  * `s1` is the sum (expansion of the values), `s2` the sum of squares (expansion built with {@link addSquareTo}),
  * `n` the count (a positive safe integer). `n*S2 - S1^2` is formed exactly as an expansion: TwoProduct of `n` with
  * each S2 component, minus TwoProduct of every pair of S1 components (`c_i^2`, and `2*c_i*c_j` for i < j; doubling
- * is exact). It is rounded once with {@link roundExpansion}, then divided by `n` (one more correctly rounded
- * operation). So the result is a function of `(n, exact S1, exact S2)` alone, whatever order the values came in.
+ * is exact). So the result is a function of `(n, exact S1, exact S2)` alone, whatever order the values came in, and
+ * rounded once (but for n above 2^26.5, where n^2 is no longer an exact double and the division takes two steps).
  *
  * For consistent inputs the exact value is >= 0 (Cauchy-Schwarz: (sum x)^2 <= n * sum x^2), so the result is never
  * negative; an inconsistent (negative) value is clamped to 0. Returns 0 for `n <= 0` (or NaN) and for empty sums.
- * Unlike the naive `S2 - S1*S1/n`, there is no cancellation: all-equal values give exactly 0, and
- * [1e9+1, 1e9+2, 1e9+3] gives exactly 2.
+ * Unlike the naive `S2/n - (S1/n)^2`, there is no cancellation: all-equal values give exactly 0, and
+ * [1e9+1, 1e9+2, 1e9+3] gives exactly 2/3.
  */
-export function sumSquaredDeviations(n: number, s1: readonly number[], s2: readonly number[]): number {
+export function populationVariance(n: number, s1: readonly number[], s2: readonly number[]): number {
   if (!(n > 0)) return 0;
   const d: Expansion = [];
   for (let i = 0; i < s2.length; i++) addProductTo(d, n, s2[i]!);
@@ -189,6 +235,7 @@ export function sumSquaredDeviations(n: number, s1: readonly number[], s2: reado
     addProductTo(d, -ci, ci);
     for (let j = i + 1; j < s1.length; j++) addProductTo(d, -2 * ci, s1[j]!);
   }
-  const rounded = roundExpansion(d);
-  return rounded > 0 ? rounded / n : 0;
+  const squared = n * n;
+  const variance = Number.isSafeInteger(squared) ? quotient(d, squared) : quotient(d, n) / n;
+  return variance > 0 ? variance : 0;
 }

@@ -12,7 +12,7 @@
  * recomputed from its contributions when needed, and all three give the same report.
  */
 import { setOwnProperty } from '../message/objectShapes.js';
-import { addExpansionTo, addSquareTo, addTo, roundExpansion, squareExpansion, valueExpansion, sumSquaredDeviations } from './exactSum.js';
+import { addExpansionTo, addSquareTo, addTo, populationVariance, quotient, roundExpansion, squareExpansion, valueExpansion } from './exactSum.js';
 
 export type CountedOutcome = 'accept' | 'warn';
 
@@ -74,8 +74,10 @@ export interface FieldStats {
   min: number;
   max: number;
   sum: number;
-  /** Sum of squared deviations from the mean. */
-  m2: number;
+  /** The exact sum divided by count, rounded once (not `sum / count`, which rounds twice). */
+  mean: number;
+  /** Population variance (divided by count), from the exact sums, rounded once. */
+  variance: number;
   first: number;
   firstTime: number;
   last: number;
@@ -288,7 +290,8 @@ export function summarize(totals: WindowTotals, late: number): WindowSummary {
       min: f.min,
       max: f.max,
       sum: roundExpansion(f.sum),
-      m2: sumSquaredDeviations(f.count, f.sum, f.squares),
+      mean: quotient(f.sum, f.count),
+      variance: populationVariance(f.count, f.sum, f.squares),
       first: f.first,
       firstTime: f.firstTime,
       last: f.last,
