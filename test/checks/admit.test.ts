@@ -64,6 +64,8 @@ describe('admit', () => {
     expect(result.quarantined).toBe(1);
     expect(result.admitted[1]!.check.outcome).toBe('warn');
     expect(result.findings).toMatchObject({ DeviceIdMissing: 1, EnrichmentUnresolved: 1 });
+    // Only what quarantined: the warning of 'c' is a finding, not a quarantine reason.
+    expect(result.quarantinedBy).toEqual({ DeviceIdMissing: 1 });
     const [entry] = await quarantined(d.store);
     expect(entry).toMatchObject({
       kind: 'message',

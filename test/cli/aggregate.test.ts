@@ -175,6 +175,22 @@ describe('iot-routing aggregate', () => {
     expect(run.stdout).toBe((await aggregate([jsonLines])).stdout);
   });
 
+  it('says why records were quarantined and what to change, per reason code', async () => {
+    const lines = Array.from({ length: 6 }, (_, i) => jsonLine(i));
+    // Two records of a sender that is not an IoT Hub device (Event Hubs Capture of another producer has no device id).
+    const anonymous = (i: number) => {
+      const record = JSON.parse(jsonLine(i)) as { SystemProperties: Record<string, unknown> };
+      delete record.SystemProperties['connectionDeviceId'];
+      return JSON.stringify(record);
+    };
+    const file = join(dir, 'anonymous.json');
+    await writeFile(file, `${[...lines, anonymous(10), anonymous(11)].join('\n')}\n`);
+    const run = await aggregate([file]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('quarantined 2 (DeviceIdMissing 2)');
+    expect(run.stderr).toMatch(/\n {2}DeviceIdMissing: \S.*\n/);
+  });
+
   it('takes windows, levels and fields from the aggregation section of --config', async () => {
     const custom = join(dir, 'custom.config.json');
     await writeFile(custom, JSON.stringify({ aggregation: { windows: ['1m', '1h'], levels: { aggregate: ['storage'] }, fields: ['humidity'] } }));

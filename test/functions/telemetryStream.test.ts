@@ -103,7 +103,7 @@ describe('telemetryStream function', () => {
   it('quarantines a message whose enrichment does not match and still finishes the batch', async () => {
     const batch = invocation(['from-another-hub'], { iothubname: 'OtherHub' });
     await options.handler(batch.messages, batch.context);
-    expect(batch.logged[0]).toContain('received 1 = aggregated 0 + other levels 0 + quarantined 1 + duplicates 0');
+    expect(batch.logged[0]).toContain('received 1 = aggregated 0 + other levels 0 + quarantined 1 (EnrichmentMismatch 1) + duplicates 0');
   });
 
   it('the finalize timer runs against the same storage', async () => {

@@ -4,6 +4,7 @@ import { parseWindowSize, withWindow, type AggregationConfig } from '../../lib/a
 import { loadAggregationConfigFile } from '../../lib/aggregate/aggregationConfigFile.js';
 import { createBackfill } from '../../lib/aggregate/backfill.js';
 import { reportsToCsv } from '../../lib/aggregate/reports.js';
+import { describeQuarantined, quarantineHints } from '../../lib/aggregate/telemetryStream.js';
 import { systemClock } from '../../lib/ports.js';
 import { damageLine, EXIT, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
@@ -67,7 +68,9 @@ export async function aggregateCommand(args: string[], io: CliIo): Promise<numbe
 
   const t = backfill.totals;
   io.stderr.write(
-    `aggregate: ${positionals.length} file${positionals.length === 1 ? '' : 's'} (${loaded.source}): received ${t.received} = aggregated ${t.aggregated} + other levels ${t.countedOtherLevel} + quarantined ${t.quarantined} + duplicates ${t.duplicates}; ${reports.length} window${reports.length === 1 ? '' : 's'} of ${window.label}\n`,
+    `aggregate: ${positionals.length} file${positionals.length === 1 ? '' : 's'} (${loaded.source}): received ${t.received} = aggregated ${t.aggregated} + other levels ${t.countedOtherLevel} + quarantined ${describeQuarantined(t.quarantined, t.quarantinedBy)} + duplicates ${t.duplicates}; ${reports.length} window${reports.length === 1 ? '' : 's'} of ${window.label}\n`,
   );
+  // What to do about what was left out (`iot-routing check --endpoint events` shows it message by message).
+  for (const line of quarantineHints(t.quarantinedBy)) io.stderr.write(`${line}\n`);
   return damaged ? EXIT.damaged : EXIT.ok;
 }

@@ -6,6 +6,7 @@
  * makes the output independent of file order: aggregating a file twice, or a file with duplicated records, gives
  * the same reports as once.
  */
+import { addCounts } from '../checks/admit.js';
 import type { ChecksConfig } from '../checks/expectations.js';
 import type { ArchiveDamage } from '../message/archive.js';
 import { readArchive } from '../message/readArchive.js';
@@ -56,6 +57,7 @@ export function createBackfill(deps: BackfillDeps): Backfill {
     aggregated: 0,
     countedOtherLevel: 0,
     quarantined: 0,
+    quarantinedBy: {},
     duplicates: 0,
     late: 0,
     baseWindows: 0,
@@ -77,6 +79,7 @@ export function createBackfill(deps: BackfillDeps): Backfill {
         totals.aggregated += result.aggregated;
         totals.countedOtherLevel += result.countedOtherLevel;
         totals.quarantined += result.quarantined;
+        addCounts(totals.quarantinedBy, result.quarantinedBy);
         totals.duplicates += result.duplicates;
         totals.late += result.late;
         totals.baseWindows += result.baseWindows;

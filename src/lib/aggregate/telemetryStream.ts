@@ -6,7 +6,8 @@
  * Never throws for a bad message (it is quarantined and the batch continues). Throws only transient failures
  * (storage), so the trigger's retry policy applies the whole batch again, which is safe: every write is idempotent.
  */
-import { admit, type AdmitDeps, type AdmittedMessage } from '../checks/admit.js';
+import { addCounts, admit, type AdmitDeps, type AdmittedMessage } from '../checks/admit.js';
+import { REASONS, type ReasonCode } from '../checks/reasons.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
 import type { Services } from '../runtime.js';
 import { reasonFor, type Quarantine } from '../storage/quarantine.js';
@@ -30,6 +31,8 @@ export interface TelemetryBatchResult {
   aggregated: number;
   countedOtherLevel: number;
   quarantined: number;
+  /** The quarantined ones by the codes that quarantined them (see `AdmitResult.quarantinedBy`). */
+  quarantinedBy: Partial<Record<ReasonCode, number>>;
   duplicates: number;
   late: number;
   baseWindows: number;
@@ -67,6 +70,7 @@ export function createTelemetryStreamHandler(deps: TelemetryStreamDeps): Telemet
         aggregated: 0,
         countedOtherLevel: 0,
         quarantined: admitted.quarantined,
+        quarantinedBy: admitted.quarantinedBy,
         duplicates: 0,
         late: 0,
         baseWindows: 0,
@@ -76,7 +80,7 @@ export function createTelemetryStreamHandler(deps: TelemetryStreamDeps): Telemet
         const aggregate = await deps.aggregator.aggregate(items, partition);
         for (const { message } of aggregate.unwindowable) {
           // Only reachable when routing.config.json lets such messages through the checks as warnings.
-          const code = message.deviceId === null || message.deviceId === '' ? 'DeviceIdMissing' : 'EnqueuedTimeInvalid';
+          const code = unwindowableCode(message);
           await deps.quarantine.putMessage(message, 'events', [
             reasonFor(code, 'a window is per device and enqueued time; this message has no value for one of them'),
           ]);
@@ -84,6 +88,7 @@ export function createTelemetryStreamHandler(deps: TelemetryStreamDeps): Telemet
         result.aggregated += aggregate.aggregated;
         result.countedOtherLevel += aggregate.countedOtherLevel;
         result.quarantined += aggregate.unwindowable.length;
+        for (const { message } of aggregate.unwindowable) addCounts(result.quarantinedBy, { [unwindowableCode(message)]: 1 });
         result.duplicates += aggregate.duplicates;
         result.late += aggregate.late;
         result.baseWindows += aggregate.baseWindows;
@@ -92,6 +97,10 @@ export function createTelemetryStreamHandler(deps: TelemetryStreamDeps): Telemet
       return result;
     },
   };
+}
+
+function unwindowableCode(message: RoutedMessage): ReasonCode {
+  return message.deviceId === null || message.deviceId === '' ? 'DeviceIdMissing' : 'EnqueuedTimeInvalid';
 }
 
 function partitionOf(message: RoutedMessage, options: ProcessBatchOptions): string {
@@ -116,7 +125,18 @@ export function telemetryStreamFromServices(services: Services): TelemetryStream
 export function describeBatch(result: TelemetryBatchResult): string {
   return (
     `telemetryStream partition ${result.partitions.join(',') || '-'}: received ${result.received} = aggregated ` +
-    `${result.aggregated} + other levels ${result.countedOtherLevel} + quarantined ${result.quarantined} + ` +
+    `${result.aggregated} + other levels ${result.countedOtherLevel} + quarantined ${describeQuarantined(result.quarantined, result.quarantinedBy)} + ` +
     `duplicates ${result.duplicates}; late ${result.late}; windows ${result.baseWindows} base, ${result.rollupWindows} roll-up`
   );
+}
+
+/** `3 (DeviceIdMissing 2, BodyNotJson 1)`: the count, with the codes behind it, most frequent first. */
+export function describeQuarantined(count: number, by: Readonly<Partial<Record<ReasonCode, number>>>): string {
+  const codes = (Object.keys(by) as ReasonCode[]).sort((a, b) => by[b]! - by[a]! || (a < b ? -1 : 1));
+  return codes.length === 0 ? String(count) : `${count} (${codes.map((code) => `${code} ${by[code]!}`).join(', ')})`;
+}
+
+/** What to do about each code of `by`, one line each, for a person reading a command's summary. */
+export function quarantineHints(by: Readonly<Partial<Record<ReasonCode, number>>>): string[] {
+  return (Object.keys(by) as ReasonCode[]).sort().map((code) => `  ${code}: ${REASONS[code].hint}`);
 }

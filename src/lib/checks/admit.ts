@@ -32,6 +32,8 @@ export interface AdmitResult {
   quarantineReplays: number;
   /** Counts of findings by reason code over the whole batch, quarantined or not. */
   findings: Partial<Record<ReasonCode, number>>;
+  /** Quarantined messages by the codes that quarantined them (a message with two such codes counts under both). */
+  quarantinedBy: Partial<Record<ReasonCode, number>>;
 }
 
 const QUARANTINE_CONCURRENCY = 8;
@@ -43,6 +45,7 @@ export async function admit(messages: readonly RoutedMessage[], endpoint: Endpoi
   const admitted: AdmittedMessage[] = [];
   const toQuarantine: Array<{ message: RoutedMessage; check: CheckResult }> = [];
   const findings: Partial<Record<ReasonCode, number>> = {};
+  const quarantinedBy: Partial<Record<ReasonCode, number>> = {};
 
   for (const original of messages) {
     let message = original;
@@ -62,8 +65,12 @@ export async function admit(messages: readonly RoutedMessage[], endpoint: Endpoi
       const code = check.findings[f]!.code;
       findings[code] = (findings[code] ?? 0) + 1;
     }
-    if (check.outcome === 'quarantine') toQuarantine.push({ message, check });
-    else admitted.push({ message, check, twinResolved });
+    if (check.outcome === 'quarantine') {
+      toQuarantine.push({ message, check });
+      countQuarantineCodes(check, quarantinedBy);
+    } else {
+      admitted.push({ message, check, twinResolved });
+    }
   }
 
   let quarantineReplays = 0;
@@ -76,7 +83,18 @@ export async function admit(messages: readonly RoutedMessage[], endpoint: Endpoi
     );
     quarantineReplays += results.filter((r) => !r.created).length;
   }
-  return { admitted, quarantined: toQuarantine.length, quarantineReplays, findings };
+  return { admitted, quarantined: toQuarantine.length, quarantineReplays, findings, quarantinedBy };
+}
+
+/** Adds `by`'s counts to `into` (reason-code tallies of batches, files and runs). */
+export function addCounts(into: Partial<Record<ReasonCode, number>>, by: Readonly<Partial<Record<ReasonCode, number>>>): void {
+  for (const code of Object.keys(by) as ReasonCode[]) into[code] = (into[code] ?? 0) + by[code]!;
+}
+
+function countQuarantineCodes(check: CheckResult, into: Partial<Record<ReasonCode, number>>): void {
+  const codes = new Set<ReasonCode>();
+  for (const finding of check.findings) if (finding.outcome === 'quarantine') codes.add(finding.code);
+  for (const code of codes) into[code] = (into[code] ?? 0) + 1;
 }
 
 function hasPlaceholder(message: RoutedMessage): boolean {
