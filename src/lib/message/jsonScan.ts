@@ -481,7 +481,7 @@ const POWERS_OF_TEN = [
 ];
 /** Significands of at most this many digits are below 2^53, so accumulated exactly. */
 const EXACT_DIGITS = 15;
-/** Larger exponents are not accumulated further: the conversion falls back to Number() anyway. */
+/** Larger exponents are not accumulated further: a capped exponent sends the conversion to Number(). */
 const EXPONENT_CAP = 100_000;
 
 /**
@@ -551,7 +551,8 @@ function scanNumber(bytes: Uint8Array, i: number, end: number, convert: boolean)
   }
   const scale = exponent - fractionDigits;
   let value: number;
-  if (significantDigits <= EXACT_DIGITS && scale >= -22 && scale <= 22) {
+  // A capped exponent is not the literal's: with as many fraction digits, `scale` could still look small.
+  if (significantDigits <= EXACT_DIGITS && scale >= -22 && scale <= 22 && Math.abs(exponent) < EXPONENT_CAP) {
     value = scale >= 0 ? significand * POWERS_OF_TEN[scale]! : significand / POWERS_OF_TEN[-scale]!;
     if (negative) value = -value;
   } else {
