@@ -471,3 +471,51 @@ describe('lateness', () => {
     expect((await handler.processBatch(batch([{ at: 8 * MINUTE + 30_000, id: 'closed' }]))).late).toBe(1);
   });
 });
+
+describe('storage calls (the product store over an in-memory BlobStore)', () => {
+  /** Counts the BlobStore calls by method. */
+  function counted(blobs: MemoryBlobStore): { store: MemoryBlobStore; calls: Record<string, number> } {
+    const calls: Record<string, number> = {};
+    const store = new Proxy(blobs, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if (typeof value !== 'function' || typeof key !== 'string') return value;
+        return (...args: unknown[]) => {
+          calls[key] = (calls[key] ?? 0) + 1;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    return { store, calls };
+  }
+
+  it('a new window costs one create, a window written before one conditional replace, and neither a read', async () => {
+    let counter: ReturnType<typeof counted> | undefined;
+    const { handler } = setup({ windows: ['1m', '1h'] }, undefined, (clock) => {
+      counter = counted(new MemoryBlobStore({ clock }));
+      return blobWindowStore(counter.store, 'reports');
+    });
+    await handler.processBatch(batch([{ at: 1_000, id: 'a' }]));
+    const calls = counter!.calls;
+    for (const key of Object.keys(calls)) delete calls[key];
+    // The same minute and hour again, then a new minute in the same hour.
+    await handler.processBatch(batch([{ at: 2_000, id: 'b' }]));
+    // The partition read at the start of every batch; minute, hour and partition replaced.
+    expect(calls).toEqual({ get: 1, replace: 3 });
+    for (const key of Object.keys(calls)) delete calls[key];
+    await handler.processBatch(batch([{ at: MINUTE + 1_000, id: 'c' }]));
+    expect(calls).toEqual({ get: 1, create: 1, replace: 2 });
+  });
+
+  it('a window written by another instance is read and updated after its create is refused', async () => {
+    const clock = new ManualClock(T0 + 3 * 3_600_000);
+    const blobs = new MemoryBlobStore({ clock });
+    const first = setup({}, undefined, () => blobWindowStore(blobs, 'reports'));
+    await first.handler.processBatch(batch([{ at: 1_000, id: 'a' }]));
+    // A second instance (its own cache) takes the partition over and counts into the same window.
+    const second = setup({}, undefined, () => blobWindowStore(blobs, 'reports'));
+    await second.handler.processBatch(batch([{ at: 2_000, id: 'b' }]));
+    await second.handler.processBatch(batch([{ at: 3_000, id: 'a' }]));
+    expect((await second.reports())[0]).toMatchObject({ messages: 2, fields: { temperature: { count: 2 } } });
+  });
+});

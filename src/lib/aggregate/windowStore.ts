@@ -198,7 +198,8 @@ const JSON_CONTENT_TYPE = 'application/json';
 /**
  * Blob-backed documents. A partition is owned by one instance at a time, so the version this process last wrote
  * is almost always still the current one: it is kept, and the next update of that document is a single If-Match
- * write on it, without a read. When another writer got in between, the condition fails and the update starts over
+ * write on it, without a read; a document this process has not written is first tried as a new one (a single
+ * If-None-Match write). When another writer got in between, the condition fails and the update starts over
  * from a fresh read (`updateJson`). Documents only grow (identities are added, revisions and watermarks only
  * increase), so a mutation that finds nothing to do on the kept version has nothing to do on any later one either.
  */
@@ -237,6 +238,19 @@ export function blobWindowStore(store: BlobStore, container: string, options: Bl
           return { value: next, changed: true };
         }
         kept.delete(name);
+      } else {
+        // Not written by this process: usually a new window's first batch, so the document is created without
+        // reading first (If-None-Match: *). One that exists (after a restart or an ownership change) refuses the
+        // create and is read and updated below: one wasted call then, one saved for every new window.
+        const created = mutate(undefined);
+        if (created !== undefined) {
+          const body = JSON.stringify(created);
+          const result = await store.create(container, name, Buffer.from(body, 'utf8'), { contentType: JSON_CONTENT_TYPE });
+          if (result.created) {
+            keep(name, body, result.etag);
+            return { value: created, changed: true };
+          }
+        }
       }
       const result = await updateJson(store, container, name, mutate, {
         decode,
