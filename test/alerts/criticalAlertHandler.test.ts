@@ -73,7 +73,7 @@ function message(options: { deviceId?: string; messageId?: string; body?: unknow
   const properties: Record<string, unknown> = { level: options.level ?? 'critical', iotHubName: 'ContosoHub', deviceLocation: 'Building 43' };
   if (options.deviceId !== '') properties['iothub-connection-device-id'] = options.deviceId ?? 'dev-1';
   return decodeServiceBusMessage(
-    Buffer.from(JSON.stringify(options.body ?? { temperature: 97.5 })),
+    Buffer.isBuffer(options.body) ? options.body : Buffer.from(JSON.stringify(options.body ?? { temperature: 97.5 })),
     {
       messageId: options.messageId ?? `m-${sequence}`,
       contentType: 'application/json',
@@ -211,6 +211,15 @@ describe('criticalAlerts handler: exactly one e-mail per alert', () => {
     expect(await alerts.handler.handle(message({ deviceId: '' }))).toMatchObject({ outcome: 'quarantined', reasons: ['DeviceIdMissing'] });
     expect(sender.calls).toHaveLength(0);
     expect((await quarantined(store)).map((q) => q.reasons[0]?.code)).toEqual(['DeviceIdMissing']);
+  });
+  it('alerts on a body nested too deeply to read as JSON, as text, instead of throwing on every delivery', async () => {
+    const { alerts, sender } = setup();
+    // 25 KB of nested objects: JSON.parse takes it, writing it out again overflows the stack.
+    const deep = Buffer.from(`${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`);
+    expect(await alerts.handler.handle(message({ body: deep }))).toMatchObject({ outcome: 'sent' });
+    expect(sender.calls).toHaveLength(1);
+    expect(sender.calls[0]!.text).toContain('{"a":{"a":');
+    expect(sender.calls[0]!.html.length).toBeLessThan(20_000);
   });
 });
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { isUtf8 } from 'node:buffer';
 import { describe, expect, it, vi } from 'vitest';
-import { bodyBytesOf, decodeBody } from '../../src/lib/message/body.js';
+import { bodyBytesOf, decodeBody, MAX_JSON_DEPTH } from '../../src/lib/message/body.js';
 import type { TopLevelNumbers } from '../../src/lib/message/jsonScan.js';
 import type { Charset, DecodedBody, RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 import { toMessageRecord } from '../../src/lib/message/serialize.js';
@@ -586,6 +586,21 @@ describe('decodeBody: declared UTF-8 JSON objects, scanned and parsed on demand'
     const decoded = decodeBody(bom, DECLARED_JSON);
     expect(numbersOf(decoded)).toBeUndefined();
     expect(decoded).toEqual({ ...eager(sample), decodedFrom: { base64: null, charset: 'utf-8', bom: true, declared: true } });
+  });
+
+  it('does not read JSON nested deeper than MAX_JSON_DEPTH, which would break every serialisation of it', () => {
+    const nested = (depth: number, open = '{"a":', close = '}') => `${open.repeat(depth)}1${close.repeat(depth)}`;
+    // 25 KB of objects: JSON.parse takes it, JSON.stringify of the result overflows the stack.
+    for (const text of [nested(5_000), nested(100_000, '[', ']')]) {
+      for (const declaration of [DECLARED_JSON, {}]) {
+        const decoded = decodeBody(Buffer.from(text), declaration);
+        expect(decoded).toMatchObject({ kind: 'text', decodedFrom: { problem: { code: 'BodyNotJson' } } });
+        expect(decoded.decodedFrom.problem?.detail).toContain(`more than ${MAX_JSON_DEPTH} levels`);
+        expect(() => JSON.stringify(decoded)).not.toThrow();
+      }
+    }
+    expect(decodeBody(Buffer.from(nested(MAX_JSON_DEPTH)), DECLARED_JSON).kind).toBe('json');
+    expect(decodeBody(Buffer.from(nested(MAX_JSON_DEPTH + 1)), DECLARED_JSON).kind).toBe('text');
   });
 
   it('serializes any declared JSON body byte for byte as the JSON.parse path does', () => {

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ArchiveEvent, ArchiveSummary } from '../../src/lib/message/archive.js';
+import { MAX_JSON_DEPTH } from '../../src/lib/message/body.js';
 import { readJsonLines } from '../../src/lib/message/jsonLines.js';
 import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 import { CASES_SKIP_REASON, HAVE_CASES, casePath } from '../support/cases.js';
@@ -246,6 +247,13 @@ describe('readJsonLines: damage', () => {
     const { summary } = await read(`${line}\n${good('a')}\n`);
     expect(summary.damage).toMatchObject({ code: 'ArchiveCorrupt', byteOffset: 0 });
     expect(summary.damage?.detail).toBe(`1 line is not an IoT Hub JSON record and was skipped; the first is line 1 at byte 0: ${reason}`);
+  });
+
+  it('skips a record whose JSON Body is nested deeper than any serialisation of it can go', async () => {
+    const deep = `{"SystemProperties":{},"Body":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    const { messages, summary } = await read(`${deep}\n${good('a')}\n`);
+    expect(messages.map((m) => m.deviceId)).toEqual(['a']);
+    expect(summary.damage?.detail).toContain(`line 1 at byte 0: Body: it is nested more than ${MAX_JSON_DEPTH} levels deep`);
   });
 
   it('reports a last line cut mid-record as ArchiveTruncated after yielding the complete ones', async () => {

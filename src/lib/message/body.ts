@@ -237,6 +237,8 @@ function declaredUtf8Json(bytes: Uint8Array, base64: 'storage' | null): DecodedB
   } catch {
     return undefined;
   }
+  // The scanner declines bodies nested deeper than it reads, so a deep one gets here: the general path reports it.
+  if (nestedDeeperThan(value, MAX_JSON_DEPTH)) return undefined;
   return { kind: 'json', value, decodedFrom: { base64, charset: 'utf-8', bom: false, declared: true } };
 }
 
@@ -680,13 +682,45 @@ function firstNonBlank(text: string): number | undefined {
 }
 
 function parseJson(text: string): { value: JsonValue } | { error: string } {
+  let value: JsonValue;
   try {
-    return { value: JSON.parse(text) as JsonValue };
+    value = JSON.parse(text) as JsonValue;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     // V8 names the position except when the input simply ends.
     return { error: /position \d+/.test(message) ? message : `${message} at position ${text.length}` };
   }
+  return nestedDeeperThan(value, MAX_JSON_DEPTH) ? { error: DEPTH_ERROR } : { value };
+}
+
+/**
+ * JSON nested deeper than this is not read as JSON (RFC 8259 lets a parser limit nesting). JSON.parse takes any
+ * depth, but JSON.stringify and every recursive walk run out of stack a few thousand levels down: a 25 KB body of
+ * nested objects would otherwise throw wherever it is written out (quarantine, archive answers, e-mails) instead of
+ * being quarantined once, here. Telemetry is a few levels deep.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+export const DEPTH_ERROR = `it is nested more than ${MAX_JSON_DEPTH} levels deep, more than this app reads`;
+
+/** Whether `value` has arrays or objects nested more than `max` levels deep; iterative, as it meets such values. */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const pending: unknown[] = [value];
+  const depths: number[] = [1];
+  while (pending.length > 0) {
+    const node = pending.pop() as object;
+    const depth = depths.pop()!;
+    if (depth > max) return true;
+    const children = Array.isArray(node) ? node : Object.values(node);
+    for (const child of children) {
+      if (typeof child === 'object' && child !== null) {
+        pending.push(child);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

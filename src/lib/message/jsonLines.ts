@@ -1,4 +1,5 @@
 import type { ArchiveDamage, ArchiveEvent, ArchiveSourceInfo } from './archive.js';
+import { DEPTH_ERROR, MAX_JSON_DEPTH, nestedDeeperThan } from './body.js';
 import { systemField, toPropertyMap, toRoutedMessage } from './normalize.js';
 import type { DecodedBody, JsonValue, RoutedMessage } from './RoutedMessage.js';
 
@@ -150,6 +151,8 @@ function readLine(
   }
   const shapeError = checkShape(record);
   if (shapeError !== undefined) return { truncated: false, reason: shapeError };
+  // IoT Hub writes a declared JSON body as the value itself, which is re-serialised below.
+  if (nestedDeeperThan((record as IotHubJsonRecord).Body, MAX_JSON_DEPTH)) return { truncated: false, reason: `Body: ${DEPTH_ERROR}` };
   return { message: toMessage(record as IotHubJsonRecord, index, info) };
 }
 
