@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { messageIdentity } from '../../src/lib/message/identity.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
 import { serviceBusMessage, serviceBusTriggerMetadata } from '../fixtures/triggers/serviceBusIotHubMessage.js';
 
@@ -69,6 +70,16 @@ describe('decodeServiceBusMessage: other shapes', () => {
     const message = decodeServiceBusMessage(Buffer.from('{}'), { messageId: 12345, correlationId: 'c-1' });
     expect(message.messageId).toBe('12345');
     expect(message.systemProperties).toEqual({ 'message-id': '12345', 'correlation-id': 'c-1' });
+  });
+
+  it('drops a numeric message id the Node library could not parse exactly, so distinct messages keep distinct identities', () => {
+    // "12345678901234567890" and "12345678901234567891" both arrive as this number; "1.50" as 1.5; "-0" as -0.
+    const at = (enqueuedTimeUtc: string, messageId: unknown) =>
+      decodeServiceBusMessage(Buffer.from('{"t":1}'), { messageId, enqueuedTimeUtc, applicationProperties: { 'iothub-connection-device-id': 'd' } });
+    for (const lossy of [12345678901234567000, 1.5, -0]) expect(at('2024-03-01T10:00:00', lossy).messageId).toBeUndefined();
+    const first = at('2024-03-01T10:00:00', 12345678901234567000);
+    const second = at('2024-03-01T10:00:01', 12345678901234567000);
+    expect(messageIdentity(first)).not.toBe(messageIdentity(second));
   });
 
   it('accepts string and JSON-parsed bodies (dataType string)', () => {

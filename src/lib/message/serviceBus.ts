@@ -63,9 +63,14 @@ export function decodeServiceBusMessage(
   });
 }
 
-/** Ids and content types are strings to Service Bus; the Node library may have parsed a numeric id. */
+/**
+ * Ids and content types are strings to Service Bus; the Node library may have parsed a numeric one. A safe integer
+ * reads back as the digits that were sent (give or take a "1e3"); any other number may not: "12345678901234567890"
+ * and "12345678901234567891" both arrive as 12345678901234567000, "1.50" as 1.5. Such an id is dropped rather than
+ * guessed, so that two messages never share one (the identity then comes from the content, which is exact).
+ */
 function text(value: unknown): string | undefined {
   if (typeof value === 'string') return value === '' ? undefined : value;
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'number' && Number.isSafeInteger(value) && !Object.is(value, -0)) return String(value);
   return undefined;
 }
