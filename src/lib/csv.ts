@@ -5,13 +5,19 @@
  * - A text cell starting with = + - @ TAB or CR is prefixed with an apostrophe, so a spreadsheet shows it as text
  *   instead of evaluating it. Text that is entirely a decimal number ("-5", "+3.2") is left as it is: it cannot form
  *   a formula, and telemetry is full of negative values.
+ * - A text cell holding `#` is quoted, so that `comment='#'` (how pandas skips the archive answers' trailer lines)
+ *   does not cut the row there.
  * - A text cell that already starts with an apostrophe gets one too, so the rule can be undone: a cell starting with
  *   an apostrophe is the text after it. Device ids may hold `'` as well as `=`, and `=a` and `'=a` stay two ids
  *   (spreadsheets hide the leading apostrophe, so they show each as sent).
  */
 import type { JsonValue } from './message/RoutedMessage.js';
 
-const NEEDS_QUOTES = /[",\r\n]/;
+/**
+ * RFC 4180's, and `#`: the archive answers end with `#` trailer lines, read away with pandas' `comment='#'`, which
+ * would also cut a row at an unquoted `#` (a device id may hold one).
+ */
+const NEEDS_QUOTES = /[",\r\n#]/;
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 export function csvCell(value: JsonValue | undefined): string {

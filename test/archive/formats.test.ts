@@ -97,6 +97,8 @@ describe('CSV', () => {
     // Reversible: a cell starting with an apostrophe is the text after it, so these stay three different texts.
     expect(['=a', "'=a", "''=a"].map(csvCell)).toEqual(["'=a", "''=a", "'''=a"]);
     expect(csvCell("it's")).toBe("it's");
+    // Quoted, so that pandas' comment='#' (for the trailer lines) does not cut the row.
+    expect(csvCell('color #ff0000')).toBe('"color #ff0000"');
   });
 
   it('writes fixed columns, then sorted property and body columns, with CRLF lines', () => {
