@@ -8,7 +8,8 @@
  * |-----------------------------------------------|----------------------------------------------------|
  * | 202, operation Succeeded                      | `{ status: 'sent' }`                               |
  * | 202, operation Failed / Canceled              | `{ status: 'failed' }` with the operation's error  |
- * | 400, 401, 403, 404, 413, other 4xx            | `{ status: 'failed' }` with the service's code     |
+ * | 400, 401, 403, 404, 413, other 4xx on send    | `{ status: 'failed' }` with the service's code     |
+ * | 4xx but 429 on a status poll (send accepted)  | throw `EmailUnavailable`: the e-mail may be sent   |
  * | 409 on send (our Operation-Id already exists) | poll that existing operation, report its outcome   |
  * | 429                                           | throw `EmailThrottled` with `retryAfterSeconds`    |
  * | 408, 5xx, network error, still Running at the deadline | throw `EmailUnavailable`                  |
@@ -169,6 +170,13 @@ function settle(
     throw new RoutingError('EmailUnavailable', `ACS send ${operationId} failed: ${what}: ${error.message}`, options);
   }
   if (status === 429) throw throttled(operationId, error.response?.headers, error.message, error);
+  if (error.request?.method === 'GET') {
+    // A status poll refused, after the service accepted the send: the e-mail may well be on its way, so this is
+    // no rejection. The redelivery sends the same Operation-Id and polls the existing operation again.
+    throw new RoutingError('EmailUnavailable', `ACS accepted send ${operationId}, but its status poll answered HTTP ${status}: ${error.message}`, {
+      cause: error,
+    });
+  }
   const failed: SendResult = { status: 'failed', operationId, error: error.message, httpStatus: status };
   if (code !== undefined) failed.providerCode = code;
   return failed;
@@ -262,7 +270,7 @@ interface RestErrorLike {
   message: string;
   code?: string;
   statusCode?: number;
-  request: { url: string };
+  request: { url: string; method?: string };
   response?: PipelineResponse;
 }
 

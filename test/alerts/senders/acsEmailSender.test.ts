@@ -91,6 +91,17 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     expect(standIn.sent).toHaveLength(1);
   });
 
+  it('a 4xx on a status poll is no rejection: the send was accepted, so it is retried and resumes the operation', async () => {
+    standIn.scriptPolls({ kind: 'respond', status: 404, error: { code: 'NotFound', message: 'Operation not found.' } });
+    const email = sampleEmail();
+    const error = await routingRejection(sender().send(email));
+    expect(error).toMatchObject({ code: 'EmailUnavailable' });
+    expect(isTransient(error)).toBe(true);
+
+    expect((await sender().send(email)).status).toBe('sent');
+    expect(standIn.sent).toHaveLength(1);
+  });
+
   it('503 is EmailUnavailable (transient)', async () => {
     standIn.script(acs.unavailable());
     const error = await routingRejection(sender().send(sampleEmail()));
