@@ -60,7 +60,7 @@ export interface LocalOptions {
   port?: number;
   /** Writes the JSON summary here at exit. */
   summaryPath?: string;
-  /** Where Azurite data, the outbox and logs go. Default `.local`. */
+  /** Where Azurite data and logs go. Default `.local`. (E-mails: `outboxDirectory`.) */
   stateDirectory?: string;
   /** Azurite keeps its data in memory (tests); default on disk under the state directory. */
   inMemoryAzurite?: boolean;
@@ -914,7 +914,7 @@ export const localUsage = `npm start -- [options]     (node dist/src/local/main.
   --partitions N       partitions of the built-in and storage endpoints (default 4)
   --port N             HTTP port (default 7071; 0 picks one)
   --summary PATH       write the JSON conservation summary there at exit
-  --state DIR          Azurite data, outbox and logs (default .local)
+  --state DIR          Azurite data and logs (default .local; e-mails: --outbox)
   --in-memory          keep Azurite's data in memory instead of under the state directory
   --config PATH        routing.config.json to use
   --outbox DIR         write e-mails there instead of alerts.outboxDirectory

@@ -112,10 +112,15 @@ export async function localSettings(input: LocalSettingsInput): Promise<LocalSet
   origins.set('AzureWebJobsStorage', 'local Azurite');
 
   const acsConfigured = (env['ACS_CONNECTION_STRING'] ?? env['ACS_ENDPOINT'] ?? '') !== '';
-  const alertSender = acsConfigured && env['ALERT_SENDER'] !== 'outbox' ? 'acs' : 'outbox';
-  if (alertSender === 'outbox') {
+  // The sample's ALERT_SENDER=outbox is the default for a run without ACS, not a choice: setting ACS is enough.
+  const outboxChosen = env['ALERT_SENDER'] === 'outbox' && origins.get('ALERT_SENDER') !== 'local.settings.sample.json';
+  const alertSender = acsConfigured && !outboxChosen ? 'acs' : 'outbox';
+  if (alertSender === 'outbox' && !outboxChosen) {
     env['ALERT_SENDER'] = 'outbox';
     origins.set('ALERT_SENDER', 'local runtime (no ACS configured)');
+  } else if (alertSender === 'acs' && env['ALERT_SENDER'] !== 'acs') {
+    env['ALERT_SENDER'] = 'acs';
+    origins.set('ALERT_SENDER', 'local runtime (ACS configured)');
   }
   // The sample's DASHBOARD_URL describes the local default port; a run on another port links to itself instead.
   const dashboardOrigin = origins.get('DASHBOARD_URL');

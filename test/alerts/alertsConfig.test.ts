@@ -157,4 +157,10 @@ describe('parseAlertSettings', () => {
     ]);
     expect(result.errors.join('\n')).not.toContain('c2VjcmV0');
   });
+
+  it('refuses an ACS connection string whose endpoint is not a URL, which would fail every send', () => {
+    const result = parseAlertSettings({ ACS_CONNECTION_STRING: 'endpoint=notaurl;accesskey=c2VjcmV0' });
+    expect(result).toEqual({ errors: [expect.stringMatching(/^ACS_CONNECTION_STRING: expected endpoint=https:/)] });
+    expect(JSON.stringify(result)).not.toContain('c2VjcmV0');
+  });
 });

@@ -51,6 +51,20 @@ describe('local settings', () => {
     expect(settings.env['ALERT_SENDER']).toBe('outbox');
   });
 
+  it("send through ACS when it is configured, whatever the sample's ALERT_SENDER=outbox says, unless outbox is chosen", async () => {
+    const sampleRoot = await mkdtemp(path.join(tmpdir(), 'local-settings-sender-'));
+    const values = (v: Record<string, string>) => JSON.stringify({ IsEncrypted: false, Values: v });
+    await writeFile(path.join(sampleRoot, 'local.settings.sample.json'), values({ ALERT_SENDER: 'outbox', ACS_CONNECTION_STRING: '' }));
+    const acs = 'endpoint=https://x.communication.azure.com/;accesskey=k';
+    const configured = await localSettings({ ...input, root: sampleRoot, processEnv: { ACS_CONNECTION_STRING: acs }, registrationsSettings: [] });
+    expect(configured.alertSender).toBe('acs');
+    expect(configured.env['ALERT_SENDER']).toBe('acs');
+    const chosen = await localSettings({ ...input, root: sampleRoot, processEnv: { ACS_CONNECTION_STRING: acs, ALERT_SENDER: 'outbox' }, registrationsSettings: [] });
+    expect(chosen.alertSender).toBe('outbox');
+    const none = await localSettings({ ...input, root: sampleRoot, processEnv: {}, registrationsSettings: [] });
+    expect(none.alertSender).toBe('outbox');
+  });
+
   it('find the settings registrations name in %...% and connection', () => {
     const registration = (options: Record<string, unknown>): Registration => ({ kind: 'x', name: 'x', file: 'x.js', options: { handler: () => undefined, ...options } });
     expect(settingsReferencedBy([registration({ connection: 'BUS', queueName: '%QUEUE%' }), registration({ path: '%A%/%B%/{name}' })])).toEqual(['A', 'B', 'BUS', 'QUEUE']);

@@ -373,7 +373,9 @@ export function parseAlertSettings(env: Env): { value: AlertSettings } | { error
   const endpoint = setting('ACS_ENDPOINT');
   let acs: AcsSetting | null = null;
   if (connectionString !== undefined) {
-    if (!/(^|;)\s*endpoint=[^;]+/i.test(connectionString) || !/(^|;)\s*accesskey=[^;]+/i.test(connectionString)) {
+    const endpointPart = /(?:^|;)\s*endpoint=([^;]+)/i.exec(connectionString)?.[1]?.trim();
+    // The endpoint must be a URL: the SDK would otherwise throw ERR_INVALID_URL on every send, until dead-lettering.
+    if (endpointPart === undefined || !isHttpUrl(endpointPart) || !/(^|;)\s*accesskey=[^;]+/i.test(connectionString)) {
       errors.push('ACS_CONNECTION_STRING: expected endpoint=https://<resource>.communication.azure.com/;accesskey=<key>');
     }
     acs = { kind: 'connectionString', value: connectionString };
