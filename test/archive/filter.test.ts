@@ -39,7 +39,20 @@ describe('body predicates', () => {
     expect(where('temperature>=20')).toEqual({ path: ['temperature'], op: '>=', value: '20' });
     expect(where('$body.status.code!=500')).toEqual({ path: ['status', 'code'], op: '!=', value: '500' });
     expect(where('name=a=b')).toEqual({ path: ['name'], op: '=', value: 'a=b' });
-    expect(where('name=')).toEqual({ path: ['name'], op: '=', value: '' });
+    expect(where("name=''")).toEqual({ path: ['name'], op: '=', value: '', quoted: true });
+    expect(where("$body.pointInfo = 'This is a storage message.'")).toEqual({ path: ['pointInfo'], op: '=', value: 'This is a storage message.', quoted: true });
+    expect(where('pointInfo = This is a storage message. ')).toEqual({ path: ['pointInfo'], op: '=', value: 'This is a storage message.' });
+    expect(where('code="007"')).toEqual({ path: ['code'], op: '=', value: '007', quoted: true });
+    // What would silently match nothing is refused, saying why.
+    for (const [text, why] of [
+      ['name=', 'there is no value after ='],
+      ['temperature>', 'there is no value after >'],
+      ['temperature>>30', 'starts with an operator'],
+      ['temperature=>30', 'starts with an operator'],
+      ['temperature>abc', "quote it: 'abc'"],
+    ] as const) {
+      expect(parseBodyPredicate(text)).toEqual({ error: expect.stringContaining(why) as unknown as string });
+    }
     expect(parseBodyPredicate('temperature')).toHaveProperty('error');
     expect(parseBodyPredicate('a..b=1')).toHaveProperty('error');
     expect(parseBodyPredicate('=1')).toHaveProperty('error');
@@ -51,7 +64,9 @@ describe('body predicates', () => {
     expect(matches({ where: [where('temperature<21')] })).toBe(false);
     expect(matches({ where: [where('temperature=warm')] })).toBe(false);
     expect(matches({ where: [where('status.code=200')] })).toBe(true);
-    expect(matches({ where: [where('name>a')] })).toBe(true);
+    expect(matches({ where: [where("name>'a'")] })).toBe(true);
+    // Quoted, a number is text: it never equals a JSON number.
+    expect(matches({ where: [where("temperature='21.5'")] })).toBe(false);
     expect(matches({ where: [where('on=true')] })).toBe(true);
     expect(matches({ where: [where('note=null')] })).toBe(true);
     expect(matches({ where: [where('list.1=2')] })).toBe(true);

@@ -18,7 +18,8 @@ export const queryUsage = `iot-routing query --connection-string CS --container 
                   [--index-container NAME | --no-index] [--config routing.config.json] [--concurrency N]
   Answers a query over the IoT Hub archive container directly: lists only the blobs the time range allows (any
   partition), skips blobs the archive index proves cannot match, streams and decodes the rest. --where compares a
-  JSON body field (path=value, or != < <= > >=); --property matches an application property. Times are ISO-8601
+  JSON body field (path=value, or != < <= > >=; a number numerically, 'quoted' text as text); --property matches an
+  application property. Times are ISO-8601
   with a zone; the range is [from, to). --connection-string defaults to AzureWebJobsStorage. Records go to stdout
   in blob-name order, progress and the summary to stderr (a progress bar when stderr is a terminal). With --limit,
   the token for the next page is printed on stderr. Exit 0, 2 when damaged blobs were met (their complete records

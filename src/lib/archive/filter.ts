@@ -14,6 +14,8 @@ export interface BodyPredicate {
   path: readonly string[];
   op: ComparisonOperator;
   value: string;
+  /** Written in quotes: compared as text only (`code='007'`); unquoted, a number literal compares numerically. */
+  quoted?: boolean;
 }
 
 /** `key=value` on application properties (enrichments included); the key is matched ignoring case, as IoT Hub does. */
@@ -36,6 +38,7 @@ export interface ArchiveFilter {
 }
 
 const OPERATOR = /^(.+?)(>=|<=|!=|=|>|<)([\s\S]*)$/;
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 /** Parses `path<op>value`; the path may start with `$body.` (IoT Hub routing query style) or `$.`. */
 export function parseBodyPredicate(text: string): { value: BodyPredicate } | { error: string } {
@@ -49,7 +52,19 @@ export function parseBodyPredicate(text: string): { value: BodyPredicate } | { e
     return { error: `"${text}": the field path "${match[1]!.trim()}" has an empty segment` };
   }
   if (path.length > 16) return { error: `"${text}": field paths are limited to 16 segments` };
-  return { value: { path, op: match[2] as ComparisonOperator, value: match[3]! } };
+  const op = match[2] as ComparisonOperator;
+  // Spaces around the value go, as around the path; quotes (IoT Hub's 'text', or "text") keep them.
+  const raw = match[3]!.trim();
+  if (raw === '') return { error: `"${text}": there is no value after ${op}` };
+  if (/^[<>=!]/.test(raw)) {
+    return { error: `"${text}": the value "${raw}" starts with an operator; write one of = != < <= > >= and then the value` };
+  }
+  const quoted = /^'([\s\S]*)'$|^"([\s\S]*)"$/.exec(raw);
+  if (quoted !== null) return { value: { path, op, value: quoted[1] ?? quoted[2] ?? '', quoted: true } };
+  if (op !== '=' && op !== '!=' && !NUMBER.test(raw)) {
+    return { error: `"${text}": ${op} compares numbers, and "${raw}" is not one; to compare text, quote it: '${raw}'` };
+  }
+  return { value: { path, op, value: raw } };
 }
 
 export function parsePropertyEquals(text: string): { value: PropertyEquals } | { error: string } {
@@ -59,7 +74,7 @@ export function parsePropertyEquals(text: string): { value: PropertyEquals } | {
 }
 
 export function formatBodyPredicate(p: BodyPredicate): string {
-  return `${p.path.join('.')}${p.op}${p.value}`;
+  return `${p.path.join('.')}${p.op}${p.quoted === true ? `'${p.value}'` : p.value}`;
 }
 
 export interface CompiledFilter {
@@ -113,7 +128,6 @@ function propertyEquals(message: RoutedMessage, names: readonly string[], expect
   return (typeof value === 'string' ? value : String(value)) === expected;
 }
 
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 /**
  * Semantics, written down because they decide what a query returns:
@@ -124,7 +138,7 @@ const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
  */
 function compilePredicate(predicate: BodyPredicate): (message: RoutedMessage) => boolean {
   const { path, op, value } = predicate;
-  const numeric = NUMBER.test(value.trim()) ? Number(value) : null;
+  const numeric = predicate.quoted !== true && NUMBER.test(value) ? Number(value) : null;
   return (message) => {
     if (message.decoded.kind !== 'json') return false;
     let node: JsonValue | undefined = message.decoded.value;

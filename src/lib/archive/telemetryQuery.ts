@@ -7,7 +7,8 @@
  *   deviceId        repeatable; any of these device ids (the same name /api/reports and /api/dashboard use)
  *   level           the `level` application property
  *   property        repeatable `key=value` on application properties (enrichments included)
- *   where           repeatable body predicate `path<op>value`, op one of = != < <= > >=
+ *   where           repeatable body predicate `path<op>value`, op one of = != < <= > >=; a number compares
+ *                   numerically, 'quoted' text as text (< <= > >= need one or the other)
  *   format          json (default) | ndjson | csv
  *   limit           1..maxPageSize (default min(1000, maxPageSize))
  *   continuation    the token from the previous page of the same query
