@@ -2,9 +2,9 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveArchive } from '../../src/lib/archive/archiveDeps.js';
 import { DEFAULT_ARCHIVE_CONFIG, type ArchiveConfig } from '../../src/lib/archive/config.js';
-import { parseBodyPredicate, type ArchiveFilter } from '../../src/lib/archive/filter.js';
+import { parseBodyPredicate, queryFingerprint, type ArchiveFilter } from '../../src/lib/archive/filter.js';
 import { createArchiveIngestHandler } from '../../src/lib/archive/ingest.js';
-import { queryArchive, type QueryOptions, type QueryStats } from '../../src/lib/archive/query.js';
+import { encodeContinuation, queryArchive, type QueryOptions, type QueryStats } from '../../src/lib/archive/query.js';
 import { defaultChecksConfig, parseChecksConfig } from '../../src/lib/checks/expectations.js';
 import { isRoutingError } from '../../src/lib/errors.js';
 import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
@@ -268,6 +268,21 @@ describe('archive query pruning and robustness', () => {
     expect(attempt({ continuation: page.continuation })).toMatch(/different query/);
     expect(attempt({ continuation: `${page.continuation}x` })).toMatch(/not a token/);
     expect(attempt({ continuation: Buffer.from('{"v":1,"b":"x","i":-1,"f":"0000000000000000"}').toString('base64url') })).toMatch(/not a token/);
+
+    // Re-encoded by hand with the right fingerprint: a position that is no listed blob of this query is refused.
+    const same = (options: QueryOptions) => {
+      try {
+        queryArchive(archive.store, archive.container, archive.config, { level: 'critical' }, options);
+      } catch (error) {
+        return isRoutingError(error) ? error.message : String(error);
+      }
+      return 'accepted';
+    };
+    const fingerprint = queryFingerprint(archive.container, archive.config.fileNameFormat, { level: 'critical' });
+    const issued = JSON.parse(Buffer.from(page.continuation!, 'base64url').toString('utf8')) as { b: string };
+    expect(same({ continuation: page.continuation })).toBe('accepted');
+    expect(same({ continuation: encodeContinuation({ blob: issued.b, index: 3 }, fingerprint) })).toBe('accepted');
+    for (const blob of ['../../other/x', 'ZZZZ']) expect(same({ continuation: encodeContinuation({ blob, index: 0 }, fingerprint) })).toMatch(/not a token/);
   });
 
   it('stops cleanly when the consumer stops early', async () => {

@@ -105,9 +105,11 @@ export function encodeContinuation(position: QueryPosition, fingerprint: string)
   return Buffer.from(JSON.stringify({ v: 1, b: position.blob, i: position.index, f: fingerprint }), 'utf8').toString('base64url');
 }
 
+const CONTINUATION_NOT_ISSUED = 'continuation is not a token this API issued (copy it unchanged from the previous page)';
+
 /** Strict: anything but a token this engine issued for the same query is an error, never a silent restart. */
 export function decodeContinuation(token: string, fingerprint: string): { value: QueryPosition } | { error: string } {
-  const invalid = { error: 'continuation is not a token this API issued (copy it unchanged from the previous page)' };
+  const invalid = { error: CONTINUATION_NOT_ISSUED };
   if (token.length === 0 || token.length > TOKEN_MAX || !/^[A-Za-z0-9_-]+$/.test(token)) return invalid;
   let raw: unknown;
   try {
@@ -157,6 +159,13 @@ export function queryArchive(
   if (options.continuation !== undefined && options.continuation !== null) {
     const decoded = decodeContinuation(options.continuation, fingerprint);
     if ('error' in decoded) throw new RoutingError('UsageInvalid', decoded.error);
+    // Tokens are not signed (there is no secret to sign them with), but every position this engine issues is a
+    // listed blob of the query's name window: one that is not was made by hand, and is refused, not followed.
+    const named = parsedFormat.value.parse(decoded.value.blob);
+    const window = nameMinuteWindow(filter.from?.getTime(), filter.to?.getTime(), config);
+    if (named === null || (window !== null && (named.minuteMs < window.firstMinuteMs || named.minuteMs > window.lastMinuteMs))) {
+      throw new RoutingError('UsageInvalid', CONTINUATION_NOT_ISSUED);
+    }
     position = decoded.value;
   }
 
