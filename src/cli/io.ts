@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { access } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ArchiveDamage } from '../lib/message/archive.js';
 
 export interface CliIo {
@@ -21,6 +22,28 @@ export const EXIT = {
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+/**
+ * `parseArgs` for a command, stricter about what parseArgs lets pass silently: an option that takes one value given
+ * twice (parseArgs keeps the last, so `--from A --from B` would quietly query from B) and an empty value (`--level
+ * ''` would quietly match nothing) are usage errors, as the HTTP API's 400s are.
+ */
+export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  const { tokens } = parseArgs({ ...config, tokens: true });
+  const seen = new Set<string>();
+  for (const token of tokens ?? []) {
+    if (token.kind !== 'option') continue;
+    const option = config.options?.[token.name];
+    if (option?.multiple !== true) {
+      if (seen.has(token.name)) throw new UsageError(`${token.rawName} is given more than once`);
+      seen.add(token.name);
+    }
+    if (option?.type === 'string' && token.value !== undefined && token.value.trim() === '') {
+      throw new UsageError(`${token.rawName} needs a value`);
+    }
+  }
+  return parseArgs(config);
 }
 
 /** Writes with back-pressure so that piping a large decode into `head` or a slow consumer stays bounded. */

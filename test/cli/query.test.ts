@@ -1,3 +1,6 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -5,15 +8,19 @@ import { queryCommand, queryUsage } from '../../src/cli/commands/query.js';
 import { EXIT } from '../../src/cli/io.js';
 import { DEFAULT_ARCHIVE_CONFIG } from '../../src/lib/archive/config.js';
 import { AzureBlobStore } from '../../src/lib/storage/azureBlobStore.js';
-import { independentDecode, recordKey, writeArchive, type WrittenBlob } from '../support/archiveFixtures.js';
+import { FIXTURE_HUB, independentDecode, recordKey, writeArchive, type WrittenBlob } from '../support/archiveFixtures.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 
 const azurite = useAzurite();
 const container = uniqueContainerName('archive');
 const START = Date.UTC(2024, 4, 1, 12, 0);
 let blobs: WrittenBlob[];
+/** The fixtures' hub, whose enrichment the checks expect (the repository's routing.config.json names another). */
+let config: string;
 
 beforeAll(async () => {
+  config = join(await mkdtemp(join(tmpdir(), 'query-cli-')), 'routing.config.json');
+  await writeFile(config, JSON.stringify({ iotHubName: FIXTURE_HUB }));
   const store = new AzureBlobStore(BlobServiceClient.fromConnectionString(azurite().connectionString));
   blobs = await writeArchive(store, container, DEFAULT_ARCHIVE_CONFIG.fileNameFormat, [
     { partition: '0', minute: START, records: 25, encoding: 'avro' },
@@ -38,7 +45,7 @@ async function query(args: string[], options: { tty?: boolean } = {}): Promise<R
   const err: Buffer[] = [];
   stdout.on('data', (c: Buffer) => out.push(c));
   stderr.on('data', (c: Buffer) => err.push(c));
-  const code = await queryCommand(['--container', container, ...args], { stdout, stderr, env: { AzureWebJobsStorage: azurite().connectionString } });
+  const code = await queryCommand(['--container', container, '--config', config, ...args], { stdout, stderr, env: { AzureWebJobsStorage: azurite().connectionString } });
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
 
@@ -99,6 +106,10 @@ describe('iot-routing query', () => {
     await expect(query(['--where', 'temperature'])).rejects.toThrow(/--where/);
     await expect(query(['--limit', '0'])).rejects.toThrow(/--limit must be a whole number/);
     await expect(query([...RANGE, '--continuation', 'abc'])).rejects.toThrow(/--continuation: continuation is not a token/);
+    // What parseArgs alone lets pass, and the HTTP API refuses: the last of two values winning, an empty value.
+    await expect(query([...RANGE, '--from', new Date(START + 60_000).toISOString()])).rejects.toThrow(/--from is given more than once/);
+    await expect(query([...RANGE, '--level', ''])).rejects.toThrow(/--level needs a value/);
+    await expect(query([...RANGE, '--device', ' '])).rejects.toThrow(/--device needs a value/);
     await expect(queryCommand([], { stdout: new PassThrough(), stderr: new PassThrough(), env: {} })).rejects.toThrow(/--connection-string is required/);
     expect(queryUsage).toMatch(/^iot-routing query --connection-string CS --container NAME/);
   });

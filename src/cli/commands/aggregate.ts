@@ -1,12 +1,11 @@
 import { createReadStream } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { parseWindowSize, withWindow, type AggregationConfig } from '../../lib/aggregate/aggregationConfig.js';
 import { loadAggregationConfigFile } from '../../lib/aggregate/aggregationConfigFile.js';
 import { createBackfill } from '../../lib/aggregate/backfill.js';
 import { reportsToCsv } from '../../lib/aggregate/reports.js';
 import { describeQuarantined, quarantineHints } from '../../lib/aggregate/telemetryStream.js';
 import { systemClock } from '../../lib/ports.js';
-import { damageLine, EXIT, routingConfigPath, UsageError, type CliIo } from '../io.js';
+import { damageLine, EXIT, parseCommandArgs, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
 export const aggregateUsage = `iot-routing aggregate <file...> [--window 1m] [--format csv|json] [--device ID] [--config PATH]
                      [--levels normal,storage] [--fields temperature,humidity]
@@ -25,7 +24,7 @@ function list(value: string | undefined, flag: string): string[] | undefined {
 }
 
 export async function aggregateCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args,
     allowPositionals: true,
     options: {

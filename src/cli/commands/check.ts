@@ -1,11 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { checkMessage, type Finding } from '../../lib/checks/checks.js';
 import { defaultChecksConfig, type ChecksConfig } from '../../lib/checks/expectations.js';
 import { ENDPOINT_NAMES, REASONS, type EndpointName, type Outcome } from '../../lib/checks/reasons.js';
 import { loadRoutingConfig } from '../../lib/config.js';
 import { readArchive } from '../../lib/message/readArchive.js';
-import { EXIT, routingConfigPath, UsageError, writeLine, type CliIo } from '../io.js';
+import { EXIT, parseCommandArgs, routingConfigPath, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const checkUsage = `iot-routing check <file> [--config PATH] [--endpoint archive|events|criticalQueue] [--format text|ndjson]
   Decodes an archive file and runs the enrichment and encoding checks on every message as the given endpoint
@@ -26,7 +25,7 @@ async function checksFor(given: string | undefined): Promise<{ checks: ChecksCon
 }
 
 export async function checkCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args,
     allowPositionals: true,
     options: {

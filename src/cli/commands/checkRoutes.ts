@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { parseRoutingConfig, type EndpointName, type RoutingConfig } from '../../lib/config.js';
 import { RoutingError } from '../../lib/errors.js';
 import { decodeBody } from '../../lib/message/body.js';
@@ -7,7 +6,7 @@ import { applyEnrichments, classifyEnrichmentValue } from '../../lib/routing/enr
 import { bodyAvailability, type RouteMessage, type RouteTwin } from '../../lib/routing/evaluate.js';
 import { parseRouteQuery } from '../../lib/routing/parser.js';
 import { compileRoutes, evaluateRoutes, type CompiledRoute } from '../../lib/routing/routes.js';
-import { EXIT, UsageError, writeLine, type CliIo } from '../io.js';
+import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const checkRoutesUsage = `iot-routing check-routes <messages.ndjson> [--config PATH] [--format text|ndjson]
   Evaluates the routes of routing.config.json (default ./routing.config.json) against each message, one JSON
@@ -218,7 +217,7 @@ function describe(verdict: Verdict): string[] {
 }
 
 export async function checkRoutesCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args,
     allowPositionals: true,
     options: {

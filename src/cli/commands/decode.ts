@@ -1,8 +1,7 @@
 import { createReadStream } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { readArchive } from '../../lib/message/readArchive.js';
 import { toMessageRecord } from '../../lib/message/serialize.js';
-import { damageLine, EXIT, UsageError, writeLine, type CliIo } from '../io.js';
+import { damageLine, EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const decodeUsage = `iot-routing decode <file> [--format ndjson|json]
   Decodes an archive file (IoT Hub Avro, Event Hubs Capture Avro, IoT Hub JSON lines, empty) and prints one
@@ -10,7 +9,7 @@ export const decodeUsage = `iot-routing decode <file> [--format ndjson|json]
   is printed first, the reason goes to stderr), 1 for usage errors.`;
 
 export async function decodeCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args,
     allowPositionals: true,
     options: { format: { type: 'string', default: 'ndjson' } },

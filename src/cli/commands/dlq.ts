@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { isServiceBusError, type ServiceBusClient } from '@azure/service-bus';
 import {
   deadLetterQueuePath,
@@ -11,7 +10,7 @@ import {
   type Selection,
 } from '../../lib/servicebus/deadLetters.js';
 import { serviceBusClientFromSettings, type ServiceBusSettings } from '../../lib/servicebus/serviceBusClientFromSettings.js';
-import { EXIT, UsageError, writeLine, type CliIo } from '../io.js';
+import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const dlqUsage = `iot-routing dlq list|show|resubmit|purge --queue NAME (--connection-string CS | --namespace NS)
     [--sequence N]... [--all] [--max N] [--yes] [--wait-ms N] [--format table|json]
@@ -34,7 +33,7 @@ const ACTIONS = ['list', 'show', 'resubmit', 'purge'] as const;
 type Action = (typeof ACTIONS)[number];
 
 export async function dlqCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args,
     allowPositionals: true,
     options: {

@@ -1,10 +1,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { parseRoutingConfig } from '../../lib/config.js';
 import { isRoutingError, RoutingError } from '../../lib/errors.js';
 import { checkArmTemplate } from '../../lib/infra/arm.js';
 import { buildArmTemplate, infraProblems, type ArmTemplateOptions } from '../../lib/infra/template.js';
-import { EXIT, UsageError, writeLine, type CliIo } from '../io.js';
+import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const infraUsage = `iot-routing infra [--config PATH] [--out FILE]
   Generates the ARM template (JSON) for everything the app runs on, from routing.config.json (default
@@ -25,7 +24,7 @@ function encodingOverride(raw: unknown): Pick<ArmTemplateOptions, 'archiveEncodi
 }
 
 export async function infraCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args,
     allowPositionals: true,
     options: { config: { type: 'string', default: 'routing.config.json' }, out: { type: 'string' } },

@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
 import { createQuarantine } from '../../lib/storage/quarantine.js';
-import { EXIT, UsageError, writeLine, type CliIo } from '../io.js';
+import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const quarantineUsage = `iot-routing quarantine list [--endpoint E] [--reason CODE] [--device ID] [--format table|ndjson]
 iot-routing quarantine show <name>
@@ -11,7 +10,7 @@ iot-routing quarantine show <name>
   quarantine. \`show\` prints the whole record: reasons with hints, properties, provenance and the original body.`;
 
 export async function quarantineCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args,
     allowPositionals: true,
     options: {

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { DEFAULT_ARCHIVE_CONFIG, type ArchiveConfig } from '../../lib/archive/config.js';
@@ -10,7 +9,7 @@ import { parseInstant } from '../../lib/archive/telemetryQuery.js';
 import type { ChecksConfig } from '../../lib/checks/expectations.js';
 import { loadRoutingConfig } from '../../lib/config.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { EXIT, UsageError, type CliIo } from '../io.js';
+import { EXIT, parseCommandArgs, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
 export const queryUsage = `iot-routing query --connection-string CS --container NAME [--device ID]... [--from ISO] [--to ISO]
                   [--level L] [--where field=value]... [--property key=value]... [--format ndjson|csv|json]
@@ -19,8 +18,8 @@ export const queryUsage = `iot-routing query --connection-string CS --container 
   Answers a query over the IoT Hub archive container directly: lists only the blobs the time range allows (any
   partition), skips blobs the archive index proves cannot match, streams and decodes the rest. --where compares a
   JSON body field (path=value, or != < <= > >=; a number numerically, 'quoted' text as text); --property matches an
-  application property. Times are ISO-8601
-  with a zone; the range is [from, to). --connection-string defaults to AzureWebJobsStorage. Records go to stdout
+  application property. Times are ISO-8601 with a zone; the range is [from, to). Checks and the archive settings
+  come from --config, else routing.config.json in the working directory if there is one. --connection-string defaults to AzureWebJobsStorage. Records go to stdout
   in blob-name order, progress and the summary to stderr (a progress bar when stderr is a terminal). With --limit,
   the token for the next page is printed on stderr. Exit 0, 2 when damaged blobs were met (their complete records
   are still printed), 1 for usage errors.`;
@@ -28,7 +27,7 @@ export const queryUsage = `iot-routing query --connection-string CS --container 
 const FLUSH_CHARS = 64 * 1024;
 
 export async function queryCommand(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args,
     allowPositionals: false,
     options: {
@@ -63,8 +62,10 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
 
   let checks: ChecksConfig | undefined;
   let archive: ArchiveConfig = { ...DEFAULT_ARCHIVE_CONFIG };
-  if (values.config !== undefined) {
-    const routing = await loadRoutingConfig(values.config);
+  // As the other commands, and as the HTTP API with the app's own: routing.config.json here unless --config says.
+  const configPath = await routingConfigPath(values.config);
+  if (configPath !== undefined) {
+    const routing = await loadRoutingConfig(configPath);
     checks = routing.checks;
     archive = routing.archive;
   }

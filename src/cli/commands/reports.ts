@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { reportsContainerOf } from '../../lib/aggregate/aggregationConfig.js';
 import { loadAggregationConfigFile } from '../../lib/aggregate/aggregationConfigFile.js';
 import { readReports } from '../../lib/aggregate/reports.js';
@@ -7,7 +6,7 @@ import { blobWindowStore } from '../../lib/aggregate/windowStore.js';
 import { isRoutingError } from '../../lib/errors.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { EXIT, routingConfigPath, UsageError, type CliIo } from '../io.js';
+import { EXIT, parseCommandArgs, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
 export const reportsUsage = `iot-routing reports [--device ID] [--from TIME] [--to TIME] [--window 1m] [--format csv|json] [--config PATH]
   Reads the windowed reports the telemetryStream function wrote to the reports container (AzureWebJobsStorage,
@@ -16,7 +15,7 @@ export const reportsUsage = `iot-routing reports [--device ID] [--from TIME] [--
   the configured aggregation.windows (default the smallest). Exit 0, or 1 for usage and configuration errors.`;
 
 export async function reportsCommand(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args,
     allowPositionals: false,
     options: {
