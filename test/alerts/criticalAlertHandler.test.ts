@@ -270,6 +270,31 @@ describe('criticalAlerts handler: quiet periods and digests', () => {
     expect((await alerts.stores.digests.get('dev-1'))?.windows).toEqual([expect.objectContaining({ count: 70, sealed: false })]);
   });
 
+  it('an alert that arrives while the due digest is being sent waits for the next period, not for the next run', async () => {
+    const { alerts, sender, clock } = setup();
+    await alerts.handler.handle(message({ enqueuedTime: T0 }));
+    clock.set(T0 + MINUTE);
+    await alerts.handler.handle(message({ enqueuedTime: T0 + MINUTE }));
+    // The period has ended; the digest run seals the window, and an alert arrives before the digest is reserved.
+    clock.set(T0 + 16 * MINUTE);
+    await alerts.stores.digests.seal('dev-1', clock.now());
+    expect(await alerts.handler.handle(message({ enqueuedTime: T0 + 16 * MINUTE }))).toMatchObject({
+      outcome: 'digested',
+      dueAt: new Date(T0 + 31 * MINUTE).toISOString(),
+    });
+    expect(await alerts.digests.run()).toMatchObject({ due: 1, sent: 1 });
+    // One digest per quiet period: the next run a minute later sends nothing; the alert goes with the next digest.
+    clock.set(T0 + 17 * MINUTE);
+    expect(await alerts.digests.run()).toMatchObject({ due: 0, sent: 0 });
+    clock.set(T0 + 31 * MINUTE);
+    expect(await alerts.digests.run()).toMatchObject({ due: 1, sent: 1 });
+    expect(sender.calls.map((c) => c.subject.replace(/ between .*/, ''))).toEqual([
+      '[critical] dev-1: critical alert at 2026-11-22T10:00:00.000Z',
+      '[critical] dev-1: 1 alerts',
+      '[critical] dev-1: 1 alerts',
+    ]);
+  });
+
   it('over budget, alerts wait for a digest and are never dropped (per minute and per hour)', async () => {
     const { alerts, sender, clock } = setup(alertsConfig({ budget: { perMinute: 5, perHour: 8 } }));
     const outcomes: AlertOutcome[] = [];

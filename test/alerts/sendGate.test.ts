@@ -90,15 +90,18 @@ describe('send gate: quiet periods', () => {
     clock.advance(MINUTE);
     expect(await g.admitAlert('dev-1', 'k2')).toEqual(hold('quiet', T0 + 15 * MINUTE));
     clock.set(T0 + 15 * MINUTE + 5_000);
-    // Due at once: it joins the digest about to be sent rather than going out ahead of it.
-    expect(await g.admitAlert('dev-1', 'k3')).toEqual(hold('quiet', T0 + 15 * MINUTE));
+    // Held until the next period's end: folded into the open window it joins the digest about to be sent (the
+    // window keeps its earlier due time) rather than going out ahead of it; a window opened now (the due one being
+    // sealed for its digest) is due when the period that digest opens ends, not at once.
+    expect(await g.admitAlert('dev-1', 'k3')).toEqual(hold('quiet', T0 + 30 * MINUTE + 5_000));
     expect(await g.admitDigest('dev-1', 'digest-1')).toEqual(send());
     expect(await g.admitAlert('dev-1', 'k4')).toEqual(hold('quiet', T0 + 30 * MINUTE + 5_000));
     // Another instance with an older cached version re-reads rather than folding with the ended period.
     const other = gate({ store, clock, quietMinutes: 15 }).gate;
     clock.set(T0 + 30 * MINUTE + 5_000);
     await g.admitAlert('dev-9', 'k9');
-    expect(await other.admitAlert('dev-1', 'k10')).toEqual(hold('quiet', T0 + 30 * MINUTE + 5_000));
+    // (The period digest-1 opened has just ended with k4 pending: held for the period the next digest opens.)
+    expect(await other.admitAlert('dev-1', 'k10')).toEqual(hold('quiet', T0 + 45 * MINUTE + 5_000));
   });
 
   it('lets the alert that opened the period retry without a second reservation', async () => {

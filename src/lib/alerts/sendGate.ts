@@ -110,7 +110,12 @@ export function decide(
     return { decision: { kind: 'send', reserved: false } };
   }
   if (kind === 'alert' && quiet !== undefined && (quiet.until > nowMs || quiet.pending === true)) {
-    const decision: GateDecision = { kind: 'hold', reason: 'quiet', until: new Date(quiet.until) };
+    // Past the period's end, only its digest still to be sent holds the device: sending it opens the next period,
+    // and what is held now goes into that period's digest, due when it ends, about a period from now. The past end
+    // would make a window opened now (the due one being sealed for its digest) due at once: a second digest a run
+    // after the first.
+    const until = quiet.until > nowMs ? quiet.until : nowMs + quietPeriodMs;
+    const decision: GateDecision = { kind: 'hold', reason: 'quiet', until: new Date(until) };
     if (quiet.pending === true) return { decision };
     // The first alert held by this period marks it pending (one write per quiet period, not per alert).
     return { decision, next: { ...gate, quiet: { ...activeQuiet(gate.quiet, nowMs), [deviceId]: { ...quiet, pending: true } } } };
@@ -180,9 +185,9 @@ export function createSendGate(options: SendGateOptions): SendGate {
       const now = clock.now().getTime();
       const decided = decide(state.value, now, deviceId, key, kind, budget, quietPeriodMs);
       const { decision } = decided;
-      if (fromCache && decision.kind === 'hold' && decision.reason === 'quiet' && decision.until.getTime() <= now) {
+      if (fromCache && decision.kind === 'hold' && decision.reason === 'quiet' && (state.value.quiet[deviceId]?.until ?? Infinity) <= now) {
         // Held only because a digest is pending: a digest may have been sent since this version, opening a later
-        // period; folding with this version's (past) end would make the next digest due at once. Read it fresh.
+        // period, whose end is the due time to fold with. Read it fresh.
         state = await load();
         fromCache = false;
         continue;
