@@ -16,7 +16,7 @@ import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 import { ManualClock, type BlobStore } from '../../src/lib/ports.js';
 import type { Services } from '../../src/lib/runtime.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
-import { createQuarantine, type QuarantinedMessage } from '../../src/lib/storage/quarantine.js';
+import { createQuarantine, type QuarantinedMessage, type QuarantineEntry } from '../../src/lib/storage/quarantine.js';
 import { faultyStore } from '../support/faultyStore.js';
 import { routingRejection } from '../support/rejections.js';
 
@@ -349,15 +349,30 @@ describe('criticalAlerts handler: quiet periods and digests', () => {
     expect(pending?.windows).toEqual([expect.objectContaining({ sealed: false, count: 1, recentKeys: [messageIdentity(message({ messageId: 'during-send', enqueuedTime: T0 + 15 * MINUTE }))] })]);
   });
 
-  it('a digest the e-mail service rejects is recorded as failed and not retried; the next window starts clean', async () => {
+  it('a digest the e-mail service rejects is quarantined and recorded as failed, not retried; the next window starts clean', async () => {
     const { alerts, sender, clock, store } = setup();
     await alerts.handler.handle(message({ messageId: 'opener' }));
-    await alerts.handler.handle(message({ messageId: 'folded' }));
+    const folded = await alerts.handler.handle(message({ messageId: 'folded', body: { temperature: 99 } }));
     clock.set(T0 + 15 * MINUTE);
     sender.script.push((email) => ({ status: 'failed', operationId: email.operationId, error: 'Denied', httpStatus: 403 }));
     const summary = await alerts.digests.run();
     expect(summary).toMatchObject({ due: 1, sent: 0, failed: [expect.objectContaining({ deviceId: 'dev-1', error: 'Denied' })] });
-    expect(await ledgerRecord(store, summary.failed[0]!.digestKey)).toMatchObject({ kind: 'digest', state: 'failed', httpStatus: 403 });
+    const digestKey = summary.failed[0]!.digestKey;
+    expect(await ledgerRecord(store, digestKey)).toMatchObject({ kind: 'digest', state: 'failed', httpStatus: 403 });
+    // Never dropped: what the digest held is in the quarantine, with the reason and what to do.
+    const entries = (await quarantined(store)) as unknown as QuarantineEntry[];
+    expect(entries).toEqual([
+      expect.objectContaining({
+        kind: 'digest',
+        identity: digestKey,
+        deviceId: 'dev-1',
+        reasons: [expect.objectContaining({ code: 'EmailRejected', detail: expect.stringContaining('HTTP 403') as unknown })],
+        digest: expect.objectContaining({ alerts: 1, recentAlertKeys: [folded.alertKey], readings: [{ name: 'temperature', min: 99, max: 99 }] }) as unknown,
+      }),
+    ]);
+    const listed = [];
+    for await (const item of createQuarantine(store, 'quarantine', clock).list({ reason: 'EmailRejected' })) listed.push(item);
+    expect(listed).toEqual([expect.objectContaining({ kind: 'digest', endpoint: 'criticalQueue', deviceId: 'dev-1' })]);
     expect(await alerts.stores.digests.get('dev-1')).toBeNull();
     expect(await alerts.digests.run()).toMatchObject({ due: 0 });
     expect(sender.calls).toHaveLength(2);

@@ -40,7 +40,12 @@ export interface DigestRunSummary {
   interrupted?: { code: string; message: string };
 }
 
-export type DigestRunDeps = Pick<AlertDeps, 'config' | 'dashboardUrl' | 'clock' | 'stores' | 'sender'>;
+export const DIGEST_REJECTED_HINT =
+  'The e-mail service refused this digest for good (see the detail: recipient, sender address, domain or credentials). ' +
+  'Its alerts were not delivered: they are summarised here, with the keys of the most recent ones. Fix ' +
+  'routing.config.json alerts (recipients, from) or the ACS resource; the next alerts of the device are sent again.';
+
+export type DigestRunDeps = Pick<AlertDeps, 'config' | 'dashboardUrl' | 'clock' | 'stores' | 'sender' | 'quarantine'>;
 
 export interface DigestRunner {
   run(): Promise<DigestRunSummary>;
@@ -93,6 +98,25 @@ export function createDigestRunner(deps: DigestRunDeps): DigestRunner {
           break;
         }
         if (result.status === 'failed') {
+          // Quarantine first, as for a single alert: a crash before the ledger update sends the same operation
+          // again, gets the same verdict and writes nothing new here.
+          const parts = [result.providerCode, result.httpStatus === undefined ? undefined : `HTTP ${result.httpStatus}`].filter((p) => p !== undefined);
+          const detail = `digest e-mail ${operationId} of ${window.count} alerts was rejected${parts.length === 0 ? '' : ` (${parts.join(', ')})`}: ${result.error}`;
+          await deps.quarantine.putDigest({
+            identity: facts.digestKey,
+            deviceId,
+            reasons: [{ code: 'EmailRejected', detail, hint: DIGEST_REJECTED_HINT }],
+            digest: {
+              operationId,
+              alerts: window.count,
+              firstTime: window.firstTime,
+              lastTime: window.lastTime,
+              severities: window.severities,
+              recipients: window.recipients,
+              readings: facts.readings,
+              recentAlertKeys: window.recentKeys,
+            },
+          });
           const failure = { state: 'failed' as const, error: result.error };
           await ledger.finish(claim, {
             ...failure,

@@ -71,12 +71,40 @@ export interface QuarantinedBlob {
   blob: { container: string; name: string; etag: string; size: number; recordsBeforeDamage: number };
 }
 
-export type QuarantineEntry = QuarantinedMessage | QuarantinedBlob;
+/**
+ * A digest the e-mail service rejected for good. Its alerts were folded into the digest (their ledger records say
+ * `digested`), and the digest window holds their aggregate, not the messages: this keeps what the e-mail would have
+ * said and which alerts it covered, so a person can fix the cause and see what was not delivered.
+ */
+export interface QuarantinedDigest {
+  schema: 1;
+  kind: 'digest';
+  /** The digest's key (its ledger record is `ledger/<identity>.json`). */
+  identity: string;
+  endpoint: 'criticalQueue';
+  quarantinedAt: string;
+  reasons: QuarantineReason[];
+  deviceId: string;
+  digest: {
+    operationId: string;
+    alerts: number;
+    firstTime: string | null;
+    lastTime: string | null;
+    severities: readonly string[];
+    recipients: readonly string[];
+    /** Per reading, its range over the alerts (`min`, `max`) or, for text, the latest value. */
+    readings: ReadonlyArray<{ name: string; min: number; max: number } | { name: string; latest: string | number | boolean | null }>;
+    /** The most recent alert keys folded in (their ledger records are `ledger/<key>.json`). */
+    recentAlertKeys: readonly string[];
+  };
+}
+
+export type QuarantineEntry = QuarantinedMessage | QuarantinedBlob | QuarantinedDigest;
 
 export interface QuarantineListItem {
   name: string;
   endpoint: string;
-  kind: 'message' | 'archive-blob';
+  kind: QuarantineEntry['kind'];
   reasons: string[];
   deviceId: string | null;
   lastModified: Date;
@@ -96,6 +124,8 @@ export interface Quarantine {
     endpoint: EndpointName,
     damage: ArchiveDamage,
   ): Promise<QuarantinePutResult>;
+  /** Kept with the messages of the critical queue (a failed digest is a failed delivery of its alerts). */
+  putDigest(entry: Omit<QuarantinedDigest, 'schema' | 'kind' | 'endpoint' | 'quarantinedAt'>): Promise<QuarantinePutResult>;
   list(filter?: { endpoint?: string; reason?: string; deviceId?: string }): AsyncIterable<QuarantineListItem>;
   get(name: string): Promise<QuarantineEntry | null>;
 }
@@ -185,6 +215,16 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       return { name, created: result.created };
     },
 
+    async putDigest(digest) {
+      await ensure();
+      const quarantinedAt = clock.now().toISOString();
+      const name = `messages/criticalQueue/${quarantinedAt.slice(0, 10).replaceAll('-', '/')}/${digest.identity}.json`;
+      const entry: QuarantinedDigest = { schema: 1, kind: 'digest', endpoint: 'criticalQueue', quarantinedAt, ...digest };
+      // Invariant: one record per digest key and day; the runner that takes a failed send over writes nothing more.
+      const result = await createJson(store, container, name, entry, { metadata: metadataFor('digest', digest.reasons, digest.deviceId) });
+      return { name, created: result.created };
+    },
+
     async *list(filter = {}) {
       const roots = filter.endpoint === undefined ? ['messages/', 'blobs/'] : [`messages/${filter.endpoint}/`, `blobs/${filter.endpoint}/`];
       for (const prefix of roots) {
@@ -198,7 +238,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
           yield {
             name: item.name,
             endpoint,
-            kind: root === 'messages' ? ('message' as const) : ('archive-blob' as const),
+            kind: item.metadata['kind'] === 'digest' ? ('digest' as const) : root === 'messages' ? ('message' as const) : ('archive-blob' as const),
             reasons,
             deviceId,
             lastModified: item.lastModified,
