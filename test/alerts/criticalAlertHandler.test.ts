@@ -290,8 +290,8 @@ describe('criticalAlerts handler: quiet periods and digests', () => {
     expect(await alerts.digests.run()).toMatchObject({ due: 1, sent: 1 });
     expect(sender.calls.map((c) => c.subject.replace(/ between .*/, ''))).toEqual([
       '[critical] dev-1: critical alert at 2026-11-22T10:00:00.000Z',
-      '[critical] dev-1: 1 alerts',
-      '[critical] dev-1: 1 alerts',
+      '[critical] dev-1: 1 alert',
+      '[critical] dev-1: 1 alert',
     ]);
   });
 
@@ -343,7 +343,7 @@ describe('criticalAlerts handler: quiet periods and digests', () => {
       return { status: 'sent', operationId: email.operationId };
     });
     expect(await alerts.digests.run()).toMatchObject({ sent: 1 });
-    expect(sender.calls[1]?.subject).toContain(': 1 alerts between');
+    expect(sender.calls[1]?.subject).toContain(': 1 alert between');
     expect(during).toMatchObject({ outcome: 'digested', reason: 'quiet', dueAt: new Date(T0 + 30 * MINUTE).toISOString() });
     const pending = await alerts.stores.digests.get('dev-1');
     expect(pending?.windows).toEqual([expect.objectContaining({ sealed: false, count: 1, recentKeys: [messageIdentity(message({ messageId: 'during-send', enqueuedTime: T0 + 15 * MINUTE }))] })]);

@@ -156,7 +156,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     expect(await alerts.digests.run()).toMatchObject({ due: 1, sent: 1 });
     expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'duplicate', state: 'digested' });
     expect(standIn.sent).toHaveLength(1);
-    expect(standIn.sent[0]?.subject).toContain('1 alerts between 2026-11-22T09:59:30.000Z and 2026-11-22T09:59:30.000Z');
+    expect(standIn.sent[0]?.subject).toContain('1 alert between 2026-11-22T09:59:30.000Z and 2026-11-22T09:59:30.000Z');
   });
 
   it('503: thrown as transient, and the redelivery sends exactly one', async () => {

@@ -132,7 +132,7 @@ describe('alertDigests function', () => {
     expect(logged).toEqual([expect.stringMatching(/^alertDigests: \{"due":1,"sent":1/)]);
     expect(sent.map((m) => m.subject)).toEqual([
       '[critical] Contoso-Test-Device: critical alert at 2024-03-01T10:15:31.204Z',
-      '[critical] Contoso-Test-Device: 1 alerts between 2024-03-01T10:15:31.204Z and 2024-03-01T10:15:31.204Z',
+      '[critical] Contoso-Test-Device: 1 alert between 2024-03-01T10:15:31.204Z and 2024-03-01T10:15:31.204Z',
     ]);
   });
 });

@@ -89,6 +89,8 @@ export function renderDigestEmail(digest: DigestFacts, context: RenderContext): 
         return digest.deviceId;
       case 'count':
         return String(digest.count);
+      case 'alerts':
+        return digest.count === 1 ? '1 alert' : `${digest.count} alerts`;
       case 'firstTime':
         return digest.firstTime ?? 'an unknown time';
       case 'lastTime':

@@ -22,6 +22,8 @@ export const ALERT_PLACEHOLDERS = [
 export const DIGEST_PLACEHOLDERS = [
   'deviceId',
   'count',
+  /** The count with its noun: "1 alert", "12 alerts". */
+  'alerts',
   'firstTime',
   'lastTime',
   'readings',
@@ -114,9 +116,9 @@ export const DEFAULT_TEMPLATES = {
     '<p><a href="{{dashboardUrl}}">Open the dashboard for {{deviceId}}</a></p>',
     '<p style="color:#666">Alert id: {{alertId}}</p>',
   ].join('\n'),
-  digestSubject: '[{{severity}}] {{deviceId}}: {{count}} alerts between {{firstTime}} and {{lastTime}}',
+  digestSubject: '[{{severity}}] {{deviceId}}: {{alerts}} between {{firstTime}} and {{lastTime}}',
   digestText: [
-    'Device {{deviceId}} sent {{count}} alerts between {{firstTime}} and {{lastTime}}. They were held back and',
+    'Device {{deviceId}} sent {{alerts}} between {{firstTime}} and {{lastTime}}. They were held back and',
     'folded into this digest so that one device cannot flood your inbox.',
     '',
     'Readings (lowest .. highest)',
@@ -130,7 +132,7 @@ export const DEFAULT_TEMPLATES = {
     '',
   ].join('\n'),
   digestHtml: [
-    '<p>Device <strong>{{deviceId}}</strong> sent <strong>{{count}}</strong> alerts between {{firstTime}} and {{lastTime}}.',
+    '<p>Device <strong>{{deviceId}}</strong> sent <strong>{{alerts}}</strong> between {{firstTime}} and {{lastTime}}.',
     'They were held back and folded into this digest so that one device cannot flood your inbox.</p>',
     '<h3>Readings (lowest .. highest)</h3>',
     '{{readings}}',
