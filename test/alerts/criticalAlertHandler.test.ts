@@ -29,9 +29,9 @@ function alertsConfig(extra: Record<string, unknown> = {}): AlertsConfig {
   return result.value;
 }
 
-function services(store: BlobStore, clock: ManualClock, env: Record<string, string> = {}): Services {
+function services(store: BlobStore, clock: ManualClock, env: Record<string, string> = {}, routing: Record<string, unknown> = {}): Services {
   const allEnv = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ...env };
-  const config = buildAppConfig(allEnv, {});
+  const config = buildAppConfig(allEnv, routing);
   const quarantine = createQuarantine(store, 'quarantine', clock);
   return { env: allEnv, config, clock, store, quarantine, twins: undefined, admitDeps: { checks: config.routing.checks, quarantine, twins: undefined, now: () => clock.now() } };
 }
@@ -220,6 +220,27 @@ describe('criticalAlerts handler: exactly one e-mail per alert', () => {
     expect(sender.calls).toHaveLength(1);
     expect(sender.calls[0]!.text).toContain('{"a":{"a":');
     expect(sender.calls[0]!.html.length).toBeLessThan(20_000);
+  });
+  it('keeps the enrichments among the properties an e-mail shows when a message has more than it shows', async () => {
+    // The enrichments of the message below, as routing.config.json would declare them.
+    const routing = {
+      iotHubName: 'ContosoHub',
+      enrichments: [
+        { key: 'iothubname', value: '$iothubname', endpoints: ['criticalQueue'] },
+        { key: 'DeviceLocation', value: 'Building 43', endpoints: ['criticalQueue'] },
+      ],
+    };
+    const sender = new RecordingSender();
+    const clock = new ManualClock(T0);
+    const alerts = createAlertServices(services(new MemoryBlobStore(), clock, {}, routing), { alerts: alertsConfig(), sender, busyWait: { attempts: 0, intervalMs: 0 } });
+    const message25 = message();
+    const crowded = { ...message25, properties: { ...Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`A${String(i).padStart(2, '0')}`, 'x'])), ...message25.properties } };
+    await alerts.handler.handle(crowded);
+    const text = sender.calls[0]!.text;
+    expect(text).toContain('iotHubName: ContosoHub');
+    expect(text).toContain('deviceLocation: Building 43');
+    expect(text).toContain('A00: x');
+    expect(text).not.toContain('A24: x');
   });
 });
 

@@ -80,7 +80,11 @@ export function recipientsFor(severity: string, group: string | null, config: Al
   return [...new Set(list)].slice(0, EMAIL_LIMITS.recipients);
 }
 
-export function alertFactsOf(message: RoutedMessage, config: AlertsConfig): AlertFacts {
+/**
+ * `enrichmentKeys`: the routing config's enrichments, which the e-mail keeps (with the properties the alert
+ * configuration reads) when a message has more properties than it shows.
+ */
+export function alertFactsOf(message: RoutedMessage, config: AlertsConfig, enrichmentKeys: readonly string[] = []): AlertFacts {
   const severity = severityOf(message, config);
   const group = groupOf(message, config);
   const level = lookupProperty(message.properties, ['level']);
@@ -93,7 +97,7 @@ export function alertFactsOf(message: RoutedMessage, config: AlertsConfig): Aler
     group,
     recipients: recipientsFor(severity, group, config),
     readings: readingsOf(message),
-    properties: propertiesOf(message.properties),
+    properties: propertiesOf(message.properties, [...enrichmentKeys, ...keysReadBy(config)]),
   };
 }
 
@@ -131,11 +135,21 @@ function readingValue(value: JsonValue): Reading['value'] {
   return shortText(JSON.stringify(value));
 }
 
-function propertiesOf(properties: Readonly<Record<string, PropertyValue>>): Array<[string, string]> {
-  return Object.keys(properties)
-    .sort()
-    .slice(0, FACT_LIMITS.properties)
-    .map((key) => [boundText(key, FACT_LIMITS.nameChars), shortText(String(properties[key]))]);
+/** The properties shown, in name order: all, or over the limit the preferred ones (ignoring case) first. */
+function propertiesOf(properties: Readonly<Record<string, PropertyValue>>, preferred: readonly string[]): Array<[string, string]> {
+  let keys = Object.keys(properties).sort();
+  if (keys.length > FACT_LIMITS.properties) {
+    const wanted = new Set(preferred.map((k) => k.toLowerCase()));
+    const first = keys.filter((k) => wanted.has(k.toLowerCase()));
+    keys = [...first, ...keys.filter((k) => !wanted.has(k.toLowerCase()))].slice(0, FACT_LIMITS.properties).sort();
+  }
+  return keys.map((key) => [boundText(key, FACT_LIMITS.nameChars), shortText(String(properties[key]))]);
+}
+
+/** The properties the alert configuration decides by: level, the group property, the rules' conditions. */
+function keysReadBy(config: AlertsConfig): string[] {
+  const rules = [config.when, ...config.severity.rules.map((r) => r.when)];
+  return ['level', ...(config.recipients.byGroup === null ? [] : [config.recipients.byGroup.property]), ...rules.flatMap((r) => r.map((m) => m.property))];
 }
 
 function shortText(value: string): string {

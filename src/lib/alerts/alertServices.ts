@@ -93,6 +93,7 @@ export function createAlertServices(services: Services, overrides: AlertServiceO
     notifier,
     quarantine: services.quarantine,
     admit: services.admitDeps,
+    enrichmentKeys: services.config.routing.enrichments.map((e) => e.key),
     ...(overrides.busyWait === undefined ? {} : { busyWait: overrides.busyWait }),
   };
   return { config, settings, stores, sender, notifier, handler: createCriticalAlertHandler(deps), digests: createDigestRunner(deps) };

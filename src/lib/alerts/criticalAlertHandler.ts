@@ -41,6 +41,8 @@ export interface AlertDeps {
   notifier?: DeviceNotifier | undefined;
   quarantine: Quarantine;
   admit: AdmitDeps;
+  /** The routing config's enrichment keys: alert e-mails keep these among the properties they show. */
+  enrichmentKeys?: readonly string[];
   /**
    * A delivery that finds its alert owned by another (a duplicate racing on another instance) polls the ledger this
    * many times before handing the message back: Service Bus redelivers at once, so throwing immediately would burn
@@ -234,7 +236,7 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
       const admitted = entry.message;
       if (!isAlert(admitted, config)) return { outcome: 'notAlert', alertKey: alertKeyOf(admitted), deviceId: admitted.deviceId };
 
-      const facts = alertFactsOf(admitted, config);
+      const facts = alertFactsOf(admitted, config, deps.enrichmentKeys);
       const operationId = emailOperationId(facts.alertKey);
       let claim = await ledger.claim(facts.alertKey, { kind: 'alert', deviceId: facts.deviceId, operationId });
       if (claim.status === 'busy') claim = await waitForOwner(facts, claim, operationId);
