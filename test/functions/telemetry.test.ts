@@ -137,5 +137,11 @@ describe('GET /api/telemetry', () => {
     const other = await get(`${RANGE}&limit=5&level=normal&continuation=${first.continuation}`);
     expect(other.status).toBe(400);
     expect(other.text).toMatch(/different query/);
+    // Edited by hand, fingerprint kept: a position that is no blob of this query's window is a 400 too.
+    const issued = JSON.parse(Buffer.from(first.continuation, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const edited = Buffer.from(JSON.stringify({ ...issued, b: '../../other/x' })).toString('base64url');
+    const tampered = await get(`${RANGE}&limit=5&continuation=${edited}`);
+    expect(tampered.status).toBe(400);
+    expect(tampered.text).toMatch(/not a token this API issued/);
   });
 });

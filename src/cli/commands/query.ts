@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { DEFAULT_ARCHIVE_CONFIG, type ArchiveConfig } from '../../lib/archive/config.js';
 import { parseFileNameFormat } from '../../lib/archive/fileNameFormat.js';
-import { parseBodyPredicate, parsePropertyEquals, queryFingerprint, type ArchiveFilter } from '../../lib/archive/filter.js';
+import { parseBodyPredicate, parsePropertyEquals, type ArchiveFilter } from '../../lib/archive/filter.js';
 import { createFormatter, formatAnswer, OUTPUT_FORMATS, type OutputFormat } from '../../lib/archive/formats.js';
 import { decodeContinuation, queryArchive, type QueryStats } from '../../lib/archive/query.js';
 import { parseInstant } from '../../lib/archive/telemetryQuery.js';
@@ -19,8 +19,9 @@ export const queryUsage = `iot-routing query --connection-string CS --container 
   partition), skips blobs the archive index proves cannot match, streams and decodes the rest. --where compares a
   JSON body field (path=value, or != < <= > >=; a number numerically, 'quoted' text as text); --property matches an
   application property. Times are ISO-8601 with a zone; the range is [from, to). Checks and the archive settings
-  come from --config, else routing.config.json in the working directory if there is one. --connection-string defaults to AzureWebJobsStorage. Records go to stdout
-  in blob-name order, progress and the summary to stderr (a progress bar when stderr is a terminal). With --limit,
+  come from --config, else routing.config.json in the working directory if there is one. --connection-string
+  defaults to AzureWebJobsStorage. Records go to stdout in blob-name order, progress and the summary to stderr (a
+  progress bar when stderr is a terminal). With --limit,
   the token for the next page is printed on stderr. Exit 0, 2 when damaged blobs were met (their complete records
   are still printed), 1 for usage errors.`;
 
@@ -108,7 +109,7 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
   const limit = values.limit === undefined ? undefined : integer(values.limit, '--limit', 1, Number.MAX_SAFE_INTEGER);
   const concurrency = values.concurrency === undefined ? undefined : integer(values.concurrency, '--concurrency', 1, 64);
   if (values.continuation !== undefined) {
-    const position = decodeContinuation(values.continuation, queryFingerprint(container, archive.fileNameFormat, filter));
+    const position = decodeContinuation(values.continuation, { container, config: archive, filter });
     if ('error' in position) throw new UsageError(`--continuation: ${position.error}`);
   }
 

@@ -128,7 +128,6 @@ function propertyEquals(message: RoutedMessage, names: readonly string[], expect
   return (typeof value === 'string' ? value : String(value)) === expected;
 }
 
-
 /**
  * Semantics, written down because they decide what a query returns:
  * - A missing field, a non-JSON body or an object/array value fails every operator, `!=` included (as IoT Hub

@@ -107,8 +107,31 @@ export function encodeContinuation(position: QueryPosition, fingerprint: string)
 
 const CONTINUATION_NOT_ISSUED = 'continuation is not a token this API issued (copy it unchanged from the previous page)';
 
-/** Strict: anything but a token this engine issued for the same query is an error, never a silent restart. */
-export function decodeContinuation(token: string, fingerprint: string): { value: QueryPosition } | { error: string } {
+/** What a continuation token must belong to: the query's container, archive settings and filter. */
+export interface ContinuationScope {
+  container: string;
+  config: Pick<ArchiveConfig, 'fileNameFormat' | 'batchFrequencySeconds' | 'pruningSlackSeconds'>;
+  filter: ArchiveFilter;
+}
+
+/**
+ * Strict: anything but a token this engine issued for the same query is an error, never a silent restart. Tokens
+ * are not signed (there is no secret to sign them with), but every position this engine issues is a listed blob of
+ * the query's name window: one that is not was made by hand, and is refused, not followed.
+ */
+export function decodeContinuation(token: string, scope: ContinuationScope): { value: QueryPosition } | { error: string } {
+  const position = decodeToken(token, queryFingerprint(scope.container, scope.config.fileNameFormat, scope.filter));
+  if ('error' in position) return position;
+  const format = parseFileNameFormat(scope.config.fileNameFormat);
+  const named = 'value' in format ? format.value.parse(position.value.blob) : null;
+  const window = nameMinuteWindow(scope.filter.from?.getTime(), scope.filter.to?.getTime(), scope.config);
+  if (named === null || (window !== null && (named.minuteMs < window.firstMinuteMs || named.minuteMs > window.lastMinuteMs))) {
+    return { error: CONTINUATION_NOT_ISSUED };
+  }
+  return position;
+}
+
+function decodeToken(token: string, fingerprint: string): { value: QueryPosition } | { error: string } {
   const invalid = { error: CONTINUATION_NOT_ISSUED };
   if (token.length === 0 || token.length > TOKEN_MAX || !/^[A-Za-z0-9_-]+$/.test(token)) return invalid;
   let raw: unknown;
@@ -157,15 +180,8 @@ export function queryArchive(
   const fingerprint = queryFingerprint(container, config.fileNameFormat, filter);
   let position: QueryPosition | null = null;
   if (options.continuation !== undefined && options.continuation !== null) {
-    const decoded = decodeContinuation(options.continuation, fingerprint);
+    const decoded = decodeContinuation(options.continuation, { container, config, filter });
     if ('error' in decoded) throw new RoutingError('UsageInvalid', decoded.error);
-    // Tokens are not signed (there is no secret to sign them with), but every position this engine issues is a
-    // listed blob of the query's name window: one that is not was made by hand, and is refused, not followed.
-    const named = parsedFormat.value.parse(decoded.value.blob);
-    const window = nameMinuteWindow(filter.from?.getTime(), filter.to?.getTime(), config);
-    if (named === null || (window !== null && (named.minuteMs < window.firstMinuteMs || named.minuteMs > window.lastMinuteMs))) {
-      throw new RoutingError('UsageInvalid', CONTINUATION_NOT_ISSUED);
-    }
     position = decoded.value;
   }
 

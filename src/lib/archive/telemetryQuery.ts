@@ -21,7 +21,6 @@ import type { ResolvedArchive } from './archiveDeps.js';
 import {
   parseBodyPredicate,
   parsePropertyEquals,
-  queryFingerprint,
   type ArchiveFilter,
   type BodyPredicate,
   type PropertyEquals,
@@ -203,7 +202,7 @@ export function createTelemetryQueryHandler(deps: TelemetryQueryDeps): Telemetry
     if ('errors' in parsed) return badRequest(parsed.errors);
     const { filter, format, limit, continuation } = parsed.value;
     if (continuation !== null) {
-      const position = decodeContinuation(continuation, queryFingerprint(archive.container, archive.config.fileNameFormat, filter));
+      const position = decodeContinuation(continuation, { container: archive.container, config: archive.config, filter });
       if ('error' in position) return badRequest([`continuation: ${position.error}`]);
     }
 
