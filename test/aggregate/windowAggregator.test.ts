@@ -387,7 +387,7 @@ describe('windowed aggregation: bad input never throws', () => {
   it('quarantines admitted messages that cannot be windowed when checks let them through as warnings', async () => {
     const { handler, quarantineStore } = setup({}, { endpoints: { events: { outcomes: { DeviceIdMissing: 'warn', EnqueuedTimeInvalid: 'warn' } } } });
     const result = await handler.processBatch(batch([{ at: 1_000, id: 'x', device: null }, { at: 1_000, id: 'y', time: null }]));
-    expect(result).toMatchObject({ received: 2, quarantined: 2, aggregated: 0 });
+    expect(result).toMatchObject({ received: 2, quarantined: 2, aggregated: 0, quarantinedBy: { DeviceIdMissing: 1, EnqueuedTimeInvalid: 1 } });
     const names: string[] = [];
     for await (const item of quarantineStore.list('quarantine')) names.push(item.name);
     expect(names).toHaveLength(2);

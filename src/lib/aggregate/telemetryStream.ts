@@ -6,7 +6,7 @@
  * Never throws for a bad message (it is quarantined and the batch continues). Throws only transient failures
  * (storage), so the trigger's retry policy applies the whole batch again, which is safe: every write is idempotent.
  */
-import { addCounts, admit, type AdmitDeps, type AdmittedMessage } from '../checks/admit.js';
+import { admit, type AdmitDeps, type AdmittedMessage } from '../checks/admit.js';
 import { REASONS, type ReasonCode } from '../checks/reasons.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
 import type { Services } from '../runtime.js';
@@ -80,15 +80,15 @@ export function createTelemetryStreamHandler(deps: TelemetryStreamDeps): Telemet
         const aggregate = await deps.aggregator.aggregate(items, partition);
         for (const { message } of aggregate.unwindowable) {
           // Only reachable when routing.config.json lets such messages through the checks as warnings.
-          const code = unwindowableCode(message);
+          const code: ReasonCode = message.deviceId === null || message.deviceId === '' ? 'DeviceIdMissing' : 'EnqueuedTimeInvalid';
           await deps.quarantine.putMessage(message, 'events', [
             reasonFor(code, 'a window is per device and enqueued time; this message has no value for one of them'),
           ]);
+          result.quarantinedBy[code] = (result.quarantinedBy[code] ?? 0) + 1;
         }
         result.aggregated += aggregate.aggregated;
         result.countedOtherLevel += aggregate.countedOtherLevel;
         result.quarantined += aggregate.unwindowable.length;
-        for (const { message } of aggregate.unwindowable) addCounts(result.quarantinedBy, { [unwindowableCode(message)]: 1 });
         result.duplicates += aggregate.duplicates;
         result.late += aggregate.late;
         result.baseWindows += aggregate.baseWindows;
@@ -97,10 +97,6 @@ export function createTelemetryStreamHandler(deps: TelemetryStreamDeps): Telemet
       return result;
     },
   };
-}
-
-function unwindowableCode(message: RoutedMessage): ReasonCode {
-  return message.deviceId === null || message.deviceId === '' ? 'DeviceIdMissing' : 'EnqueuedTimeInvalid';
 }
 
 function partitionOf(message: RoutedMessage, options: ProcessBatchOptions): string {

@@ -26,7 +26,7 @@ import { alertFactsOf, alertKeyOf, isAlert, type AlertFacts } from './alertPolic
 import type { AlertsConfig } from './alertsConfig.js';
 import type { AlertStores } from './alertStores.js';
 import type { DeviceNotification, DeviceNotifier } from './deviceNotification.js';
-import { emailOperationId, type EmailSender, type SendFailed, type SendResult } from './email.js';
+import { emailOperationId, rejectionDetail, type EmailSender, type SendFailed, type SendResult } from './email.js';
 import type { Claim, DeviceNotificationState, LedgerRecord, LedgerState } from './ledger.js';
 import { renderAlertEmail } from './render.js';
 import type { HoldReason } from './sendGate.js';
@@ -161,9 +161,7 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
     message: RoutedMessage,
     result: SendFailed,
   ): Promise<AlertOutcome> => {
-    const parts = [result.providerCode, result.httpStatus === undefined ? undefined : `HTTP ${result.httpStatus}`].filter((p) => p !== undefined);
-    const code = parts.length === 0 ? '' : ` (${parts.join(', ')})`;
-    const detail = `e-mail ${result.operationId} for alert ${facts.alertKey} was rejected${code}: ${result.error}`;
+    const detail = rejectionDetail(result, `for alert ${facts.alertKey}`);
     const reason: QuarantineReason = { code: 'EmailRejected', detail, hint: EMAIL_REJECTED_HINT };
     // Quarantine first: a crash between the two leaves the alert in progress, and the delivery that takes it over
     // gets the same verdict and writes the same (idempotent) quarantine entry. The other order could record

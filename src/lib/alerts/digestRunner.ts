@@ -13,7 +13,7 @@
 import { isRoutingError } from '../errors.js';
 import { DEFAULT_THROTTLE_PAUSE_SECONDS, type AlertDeps } from './criticalAlertHandler.js';
 import { digestFactsOf } from './deviceDigests.js';
-import { emailOperationId, type SendResult } from './email.js';
+import { emailOperationId, rejectionDetail, type SendResult } from './email.js';
 import { renderDigestEmail } from './render.js';
 import type { HoldReason } from './sendGate.js';
 
@@ -100,12 +100,10 @@ export function createDigestRunner(deps: DigestRunDeps): DigestRunner {
         if (result.status === 'failed') {
           // Quarantine first, as for a single alert: a crash before the ledger update sends the same operation
           // again, gets the same verdict and writes nothing new here.
-          const parts = [result.providerCode, result.httpStatus === undefined ? undefined : `HTTP ${result.httpStatus}`].filter((p) => p !== undefined);
-          const detail = `digest e-mail ${operationId} of ${window.count} alerts was rejected${parts.length === 0 ? '' : ` (${parts.join(', ')})`}: ${result.error}`;
           await deps.quarantine.putDigest({
             identity: facts.digestKey,
             deviceId,
-            reasons: [{ code: 'EmailRejected', detail, hint: DIGEST_REJECTED_HINT }],
+            reasons: [{ code: 'EmailRejected', detail: rejectionDetail(result, `with the digest of ${window.count} alerts`), hint: DIGEST_REJECTED_HINT }],
             digest: {
               operationId,
               alerts: window.count,

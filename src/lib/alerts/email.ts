@@ -7,7 +7,7 @@
  * - resolves `{ status: 'failed' }` for every permanent outcome: the service rejected the request (400, 401, 403,
  *   413, ...), the send operation ended `Failed`/`Canceled`, or the message broke a local rule (size, address,
  *   header). The caller records it and quarantines; it is never retried;
- * - throws a transient {@link RoutingError} (`EmailThrottled`, `EmailUnavailable`) when the same message may succeed
+ * - throws a transient `RoutingError` (`EmailThrottled`, `EmailUnavailable`) when the same message may succeed
  *   later, so the trigger's redelivery applies. Anything else thrown is a bug, not a verdict on the e-mail.
  *
  * A repeated send with the same `operationId` must not produce a second e-mail: ACS is handed the id as its
@@ -15,7 +15,6 @@
  */
 
 import { createHash } from 'node:crypto';
-import { RoutingError } from '../errors.js';
 
 export interface EmailMessage {
   /**
@@ -60,10 +59,13 @@ export interface EmailSender {
   send(message: EmailMessage): Promise<SendResult>;
 }
 
-/** The permanent error a caller can quarantine with, built from a failed result. */
-export function rejectionError(result: SendFailed): RoutingError {
-  const code = result.providerCode === undefined ? '' : ` (${result.providerCode})`;
-  return new RoutingError('EmailRejected', `e-mail ${result.operationId} rejected${code}: ${result.error}`);
+/**
+ * The detail of an `EmailRejected` quarantine reason: `e-mail <operation> <about> was rejected (<code>, HTTP <n>):
+ * <error>`, `about` saying what the e-mail carried ("for alert <key>", "with the digest of 12 alerts").
+ */
+export function rejectionDetail(result: SendFailed, about: string): string {
+  const parts = [result.providerCode, result.httpStatus === undefined ? undefined : `HTTP ${result.httpStatus}`].filter((p) => p !== undefined);
+  return `e-mail ${result.operationId} ${about} was rejected${parts.length === 0 ? '' : ` (${parts.join(', ')})`}: ${result.error}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import {
   EMAIL_LIMITS,
   emailOperationId,
   isOperationId,
-  rejectionError,
+  rejectionDetail,
   sanitizeHeader,
   type EmailMessage,
 } from '../../../src/lib/alerts/email.js';
@@ -98,10 +98,14 @@ describe('checkEmailMessage', () => {
   });
 });
 
-describe('rejectionError', () => {
-  it('is the permanent EmailRejected error a caller quarantines with', () => {
-    const error = rejectionError({ status: 'failed', operationId: 'id', error: 'dropped', providerCode: 'EmailDropped' });
-
-    expect(error).toMatchObject({ code: 'EmailRejected', kind: 'permanent', message: 'e-mail id rejected (EmailDropped): dropped' });
+describe('rejectionDetail', () => {
+  it('is the detail of the EmailRejected reason a caller quarantines with: operation, what it carried, codes, error', () => {
+    expect(rejectionDetail({ status: 'failed', operationId: 'id', error: 'dropped', providerCode: 'EmailDropped' }, 'for alert k')).toBe(
+      'e-mail id for alert k was rejected (EmailDropped): dropped',
+    );
+    expect(rejectionDetail({ status: 'failed', operationId: 'id', error: 'Denied', providerCode: 'Denied', httpStatus: 403 }, 'with the digest of 2 alerts')).toBe(
+      'e-mail id with the digest of 2 alerts was rejected (Denied, HTTP 403): Denied',
+    );
+    expect(rejectionDetail({ status: 'failed', operationId: 'id', error: 'no' }, 'for alert k')).toBe('e-mail id for alert k was rejected: no');
   });
 });
