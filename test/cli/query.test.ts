@@ -38,14 +38,14 @@ interface Run {
   stderr: string;
 }
 
-async function query(args: string[], options: { tty?: boolean } = {}): Promise<Run> {
+async function query(args: string[], options: { tty?: boolean; container?: string } = {}): Promise<Run> {
   const stdout = new PassThrough();
   const stderr = Object.assign(new PassThrough(), options.tty === true ? { isTTY: true, columns: 100 } : {});
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   stdout.on('data', (c: Buffer) => out.push(c));
   stderr.on('data', (c: Buffer) => err.push(c));
-  const code = await queryCommand(['--container', container, '--config', config, ...args], { stdout, stderr, env: { AzureWebJobsStorage: azurite().connectionString } });
+  const code = await queryCommand(['--container', options.container ?? container, '--config', config, ...args], { stdout, stderr, env: { AzureWebJobsStorage: azurite().connectionString } });
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
 
@@ -98,6 +98,18 @@ describe('iot-routing query', () => {
     expect(run.stderr).toMatch(/13\/30: ArchiveTruncated at byte \d+/);
     const answer = JSON.parse(run.stdout) as { records: unknown[]; summary: { damaged: Array<{ recordsBeforeDamage: number }> } };
     expect(answer.records.length).toBe(75 + answer.summary.damaged[0]!.recordsBeforeDamage);
+  });
+
+  it('says when the container does not exist, naming the ones the account has, instead of answering nothing', async () => {
+    const misspelt = `${container}x`;
+    await expect(query(RANGE, { container: misspelt })).rejects.toThrow(
+      new RegExp(`--container: the storage account has no container "${misspelt}" \\(it has [^)]*\\b${container}\\b`),
+    );
+    // An existing container with nothing in the range is an answer, not an error.
+    const empty = await query(['--from', '2020-01-01T00:00:00Z', '--to', '2020-01-01T01:00:00Z']);
+    expect(empty.code).toBe(EXIT.ok);
+    expect(empty.stdout).toBe('');
+    expect(empty.stderr).toMatch(/^0 records from 0 blobs read \(0 listed/);
   });
 
   it('rejects bad arguments with a usage error', async () => {

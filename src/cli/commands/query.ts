@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
+import type { BlobServiceClient } from '@azure/storage-blob';
 import { DEFAULT_ARCHIVE_CONFIG, type ArchiveConfig } from '../../lib/archive/config.js';
 import { parseFileNameFormat } from '../../lib/archive/fileNameFormat.js';
 import { parseBodyPredicate, parsePropertyEquals, type ArchiveFilter } from '../../lib/archive/filter.js';
@@ -23,7 +24,7 @@ export const queryUsage = `iot-routing query --connection-string CS --container 
   defaults to AzureWebJobsStorage. Records go to stdout in blob-name order, progress and the summary to stderr (a
   progress bar when stderr is a terminal). With --limit,
   the token for the next page is printed on stderr. Exit 0, 2 when damaged blobs were met (their complete records
-  are still printed), 1 for usage errors.`;
+  are still printed), 1 for usage errors (a --container the account does not have included).`;
 
 const FLUSH_CHARS = 64 * 1024;
 
@@ -113,7 +114,8 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
     if ('error' in position) throw new UsageError(`--continuation: ${position.error}`);
   }
 
-  const store = new AzureBlobStore(blobServiceClientFromSettings({ AzureWebJobsStorage: connectionString }));
+  const service = blobServiceClientFromSettings({ AzureWebJobsStorage: connectionString });
+  const store = new AzureBlobStore(service);
   const progress = isTerminal(io.stderr) ? new ProgressBar(io.stderr) : null;
   const query = queryArchive(store, container, archive, filter, {
     ...(limit === undefined ? {} : { limit }),
@@ -131,6 +133,12 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
   }
 
   const stats = query.stats;
+  // The store answers a missing container with an empty listing (it is how ingest meets a container not created
+  // yet), so a misspelt --container would read as "no records in that range". Asked only when nothing was listed.
+  if (stats.blobsListed === 0 && stats.unrecognizedNames === 0) {
+    const missing = await missingContainerMessage(service, container);
+    if (missing !== null) throw new UsageError(missing);
+  }
   for (const damage of stats.damaged) {
     io.stderr.write(
       `${damage.blob}: ${damage.code} at byte ${damage.byteOffset}: ${damage.detail} (${damage.recordsBeforeDamage} complete records before it were answered)\n`,
@@ -142,6 +150,36 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
   );
   if (query.continuation !== null) io.stderr.write(`more results: --continuation ${query.continuation}\n`);
   return stats.damaged.length > 0 ? EXIT.damaged : EXIT.ok;
+}
+
+const CONTAINERS_NAMED = 20;
+
+/**
+ * Why the query found nothing when `container` does not exist, naming the account's containers (up to 20) so that
+ * a typo shows; null when it exists or the credentials cannot tell (a container-scoped SAS may not ask the account).
+ */
+async function missingContainerMessage(service: BlobServiceClient, container: string): Promise<string | null> {
+  let exists: boolean;
+  try {
+    exists = await service.getContainerClient(container).exists();
+  } catch {
+    return null;
+  }
+  if (exists) return null;
+  const names: string[] = [];
+  try {
+    for await (const item of service.listContainers()) {
+      names.push(item.name);
+      if (names.length > CONTAINERS_NAMED) break;
+    }
+  } catch {
+    // Listing containers needs account-wide rights; the message still says what is missing.
+  }
+  const listed =
+    names.length === 0
+      ? ''
+      : ` (it has ${names.slice(0, CONTAINERS_NAMED).join(', ')}${names.length > CONTAINERS_NAMED ? ', ...' : ''})`;
+  return `--container: the storage account has no container "${container}"${listed}`;
 }
 
 function integer(text: string, name: string, min: number, max: number): number {
