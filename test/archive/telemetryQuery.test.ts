@@ -56,6 +56,20 @@ describe('parseTelemetryQuery', () => {
       errors: ['deviceId: empty device id', 'level: empty', 'continuation: empty'],
     });
   });
+
+  it('names a mangled continuation token with the other problems; one of another query waits for a valid query', () => {
+    expect(parse('format=xml&continuation=not-a-token')).toEqual({
+      errors: [
+        expect.stringMatching(/^from: required/),
+        expect.stringMatching(/^to: required/),
+        'format: expected one of json, ndjson, csv, got "xml"',
+        'continuation: continuation is not a token this API issued (copy it unchanged from the previous page)',
+      ],
+    });
+    // Well formed: whether it belongs to this query is only known once the query is valid.
+    const wellFormed = Buffer.from(JSON.stringify({ v: 1, b: 'hub/0/2024/05/01/12/00', i: 3, f: '0123456789abcdef' })).toString('base64url');
+    expect(parse(`format=xml&continuation=${wellFormed}`)).toEqual({ errors: [expect.stringMatching(/^from/), expect.stringMatching(/^to/), expect.stringMatching(/^format/)] });
+  });
 });
 
 describe('parseInstant', () => {

@@ -132,6 +132,24 @@ export function decodeContinuation(token: string, scope: ContinuationScope): { v
 }
 
 function decodeToken(token: string, fingerprint: string): { value: QueryPosition } | { error: string } {
+  const read = readToken(token);
+  if ('error' in read) return read;
+  if (read.value.fingerprint !== fingerprint) {
+    return { error: 'continuation belongs to a different query: repeat the same devices, range and conditions, or start without it' };
+  }
+  return { value: { blob: read.value.blob, index: read.value.index } };
+}
+
+/**
+ * Whether `token` has the form of a token this engine issues, whatever query it belongs to: what can be said of it
+ * while the rest of the query is invalid, so that a 400 names a mangled token with the other problems.
+ */
+export function continuationFormProblem(token: string): string | null {
+  const read = readToken(token);
+  return 'error' in read ? read.error : null;
+}
+
+function readToken(token: string): { value: QueryPosition & { fingerprint: string } } | { error: string } {
   const invalid = { error: CONTINUATION_NOT_ISSUED };
   if (token.length === 0 || token.length > TOKEN_MAX || !/^[A-Za-z0-9_-]+$/.test(token)) return invalid;
   let raw: unknown;
@@ -148,10 +166,7 @@ function decodeToken(token: string, fingerprint: string): { value: QueryPosition
   if (typeof b !== 'string' || b.length === 0 || b.length > 1024) return invalid;
   if (typeof i !== 'number' || !Number.isSafeInteger(i) || i < 0) return invalid;
   if (typeof f !== 'string' || !/^[0-9a-f]{16}$/.test(f)) return invalid;
-  if (f !== fingerprint) {
-    return { error: 'continuation belongs to a different query: repeat the same devices, range and conditions, or start without it' };
-  }
-  return { value: { blob: b, index: i } };
+  return { value: { blob: b, index: i, fingerprint: f } };
 }
 
 // ---- engine -------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import {
   type PropertyEquals,
 } from './filter.js';
 import { CONTENT_TYPES, createFormatter, formatAnswer, OUTPUT_FORMATS, type OutputFormat } from './formats.js';
-import { decodeContinuation, queryArchive } from './query.js';
+import { continuationFormProblem, decodeContinuation, queryArchive } from './query.js';
 
 export interface TelemetryQuery {
   filter: ArchiveFilter & { from: Date; to: Date };
@@ -147,6 +147,11 @@ export function parseTelemetryQuery(params: URLSearchParams, limits: TelemetryLi
 
   const continuation = single('continuation') ?? null;
   if (continuation === '') errors.push('continuation: empty');
+  else if (continuation !== null) {
+    // Only its form here; whether it belongs to this query is settled once the query itself is valid.
+    const problem = continuationFormProblem(continuation);
+    if (problem !== null) errors.push(`continuation: ${problem}`);
+  }
 
   if (errors.length > 0 || from === undefined || to === undefined || format === undefined) return { errors };
   return {
