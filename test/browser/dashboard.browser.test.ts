@@ -144,6 +144,23 @@ async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> 
     expect(new URL(request.url).searchParams.has('code')).toBe(false);
   }
 
+  // A count behind a scan that stopped at its limit reads "at least"; the others stay plain numbers.
+  const bounded = await context.newPage();
+  await bounded.route('**/dashboard/data?**', async (route) => {
+    const response = await route.fetch();
+    const data = (await response.json()) as { lowerBounds: string[] };
+    expect(data.lowerBounds).toEqual([]);
+    await route.fulfill({ response, json: { ...data, lowerBounds: ['criticalQueue'] } });
+  });
+  await bounded.goto(`${runtime.baseUrl}/dashboard?code=${KEY}`);
+  const criticalRow = bounded.locator('#counts tr', { hasText: 'Critical queue' });
+  // What is read: "at least 4" to a screen reader (the sign is hidden from it), "≥ 4" on screen.
+  await expect.poll(() => criticalRow.locator('td.num').textContent()).toMatch(/^\u2265\u2009at least \d+$/);
+  expect(await criticalRow.locator('td.num [aria-hidden="true"]').textContent()).toBe('\u2265\u2009');
+  expect(await criticalRow.locator('td.num [title]').getAttribute('title')).toBe('At least: a scan stopped at its limit (see the notes below)');
+  expect(await bounded.locator('#counts tr', { hasText: 'Events (built-in endpoint)' }).locator('td.num').innerText()).toMatch(/^\d[\d,]*$/);
+  await bounded.close();
+
   // A phone: one column, nothing wider than the screen.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, timezoneId: 'UTC', locale: 'en-GB' });
   const small = await phone.newPage();

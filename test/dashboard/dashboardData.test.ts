@@ -114,6 +114,7 @@ describe('createDashboardDataSource', () => {
     expect(data.routes).toEqual({ events: 5 * 3, criticalQueue: 1, archive: null });
     expect(data.alerts.map((a) => [a.deviceId, a.status])).toEqual([['pump-1', 'failed']]);
     expect(data.outcomes).toEqual({ accept: 15, warn: 0, quarantine: 1 });
+    expect(data.lowerBounds).toEqual([]);
   });
 
   it('says where the bounds cut the answer short', async () => {
@@ -126,6 +127,8 @@ describe('createDashboardDataSource', () => {
     expect(data.coverage.quarantine).toMatchObject({ scanned: 3, limited: true });
     expect(data.coverage.archive).toEqual({ blobs: 2, indexed: 1, limited: true });
     expect(data.routes.archive).toBeNull();
+    // Every count fed by a cut scan is marked; the archive route is not counted at all here (devices were cut).
+    expect(data.lowerBounds).toEqual(['events', 'criticalQueue', 'accept', 'warn', 'quarantine']);
     expect(data.notes).toEqual(
       expect.arrayContaining([
         'Charts and event counts cover the first 2 of 2+ devices: choose up to 12 devices in the filter to compare others.',
@@ -140,6 +143,7 @@ describe('createDashboardDataSource', () => {
     expect(data.routes.archive).toBeGreaterThan(0);
     expect(data.routes.archive).toBeLessThan(seeded.archive.records);
     expect(data.notes).toContain('Archive: the newest 1 of 2 blobs named in the range are counted.');
+    expect(data.lowerBounds).toEqual(['archive', 'accept', 'warn', 'quarantine']);
     expect(data.notes).toContain('Archive: 1 blob is not indexed yet.');
   });
 

@@ -541,14 +541,25 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
     box.replaceChildren(el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Latest critical alerts' }, [table]));
   }
 
-  function countsTable(caption, rows) {
-    const max = Math.max(1, ...rows.map((r) => (typeof r[1] === 'number' ? r[1] : 0)));
+  /** A count; one that is a lower bound (a scan stopped at its limit, see the notes) reads "at least". */
+  function countCell(data, key, value) {
+    if (typeof value !== 'number') return 'not counted';
+    if (!data.lowerBounds.includes(key)) return numberFormat.format(value);
+    return el('span', { title: 'At least: a scan stopped at its limit (see the notes below)' }, [
+      el('span', { 'aria-hidden': 'true' }, ['\u2265\u2009']),
+      el('span', { class: 'visually-hidden' }, ['at least ']),
+      numberFormat.format(value),
+    ]);
+  }
+
+  function countsTable(data, caption, rows) {
+    const max = Math.max(1, ...rows.map((r) => (typeof r[2] === 'number' ? r[2] : 0)));
     return el('table', null, [
       el('caption', null, [caption]),
-      el('tbody', null, rows.map(([name, value]) =>
+      el('tbody', null, rows.map(([name, key, value]) =>
         el('tr', null, [
           el('th', { scope: 'row' }, [name]),
-          el('td', { class: 'num' }, [typeof value === 'number' ? numberFormat.format(value) : 'not counted']),
+          el('td', { class: 'num' }, [countCell(data, key, value)]),
           el('td', { class: 'bar-cell' }, [
             svgEl('svg', { width: '100%', height: 14, viewBox: '0 0 100 14', preserveAspectRatio: 'none', 'aria-hidden': 'true', focusable: 'false' }, [
               svgEl('rect', { x: 0, y: 2, height: 10, width: typeof value === 'number' ? ((100 * value) / max).toFixed(2) : 0 }),
@@ -561,15 +572,15 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
 
   function renderCounts(data) {
     byId('counts').replaceChildren(
-      countsTable('Messages per route', [
-        ['Events (built-in endpoint)', data.routes.events],
-        ['Critical queue', data.routes.criticalQueue],
-        ['Archive (storage)', data.routes.archive],
+      countsTable(data, 'Messages per route', [
+        ['Events (built-in endpoint)', 'events', data.routes.events],
+        ['Critical queue', 'criticalQueue', data.routes.criticalQueue],
+        ['Archive (storage)', 'archive', data.routes.archive],
       ]),
-      countsTable('Check outcomes', [
-        ['Accepted', data.outcomes.accept],
-        ['Accepted with warnings', data.outcomes.warn],
-        ['Quarantined', data.outcomes.quarantine],
+      countsTable(data, 'Check outcomes', [
+        ['Accepted', 'accept', data.outcomes.accept],
+        ['Accepted with warnings', 'warn', data.outcomes.warn],
+        ['Quarantined', 'quarantine', data.outcomes.quarantine],
       ]),
     );
   }

@@ -91,11 +91,18 @@ export interface DashboardData {
   /** Messages that reached each route in the range; archive is null when it cannot be counted per device. */
   routes: { events: number; criticalQueue: number; archive: number | null };
   outcomes: { accept: number; warn: number; quarantine: number };
+  /**
+   * The counts of `routes` and `outcomes` that are lower bounds, because a scan behind them stopped at its limit or
+   * only the charted devices were counted (`notes` says which); the page shows them as "at least".
+   */
+  lowerBounds: CountName[];
   quarantineTop: QuarantineReasonCount[];
   coverage: DashboardCoverage;
   /** Plain sentences on what the numbers cover, for the page. */
   notes: string[];
 }
+
+export type CountName = 'events' | 'criticalQueue' | 'archive' | 'accept' | 'warn' | 'quarantine';
 
 export interface DashboardLimits {
   /** Devices listed for the filter. */
@@ -194,6 +201,13 @@ export function createDashboardDataSource(deps: DashboardDeps): DashboardDataSou
     const fields = configured === null ? [...fieldSet].sort() : [...configured.filter((f) => fieldSet.has(f)), ...[...fieldSet].filter((f) => !configured.includes(f)).sort()];
 
     const countArchiveRoute = archive !== null && chartedAll;
+    const archiveCut = countArchiveRoute && archive.limited;
+    const lowerBounds: CountName[] = [];
+    if (quarantine.limited || !chartedAll) lowerBounds.push('events');
+    if (alerts.limited || quarantine.limited) lowerBounds.push('criticalQueue');
+    if (archiveCut) lowerBounds.push('archive');
+    if (archiveCut || !chartedAll) lowerBounds.push('accept', 'warn');
+    if (quarantine.limited || archiveCut) lowerBounds.push('quarantine');
     const data: DashboardData = {
       generatedAt: deps.clock.now().toISOString(),
       window: query.window.label,
@@ -216,6 +230,7 @@ export function createDashboardDataSource(deps: DashboardDeps): DashboardDataSou
         warn: events.warn + (countArchiveRoute ? archive.warn : 0),
         quarantine: quarantine.byEndpoint.events + quarantine.byEndpoint.criticalQueue + quarantine.failedAlerts + (countArchiveRoute ? archive.quarantine : quarantine.byEndpoint.archive),
       },
+      lowerBounds,
       quarantineTop: [...quarantine.reasons.entries()]
         .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0))
         .slice(0, limits.quarantineTop)
