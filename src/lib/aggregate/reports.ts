@@ -21,6 +21,7 @@ import {
   summarize,
   totalsOf,
   type Contribution,
+  type FieldStats,
   type WindowCounts,
   type WindowSummary,
 } from './windowSummary.js';
@@ -41,17 +42,9 @@ export interface ReportQuery {
   range?: { fromMs: number; toMs: number };
 }
 
-export interface FieldReport {
-  count: number;
-  min: number;
-  max: number;
-  sum: number;
-  mean: number;
-  /** Population variance (divided by count). */
-  variance: number;
-  first: number;
+/** A field's {@link FieldStats} as reported: the times of first and last as ISO 8601. */
+export interface FieldReport extends Omit<FieldStats, 'firstTime' | 'lastTime'> {
   firstTime: string;
-  last: number;
   lastTime: string;
 }
 
