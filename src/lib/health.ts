@@ -14,16 +14,23 @@ export interface HealthReport {
 
 /**
  * What `GET /api/health` answers: whether the configuration is valid and storage answers. A misconfigured app
- * reports every problem at once so it is fixed in one pass.
+ * reports every problem at once so it is fixed in one pass: those of the app's settings and routing.config.json,
+ * and, once those load, those only the alert path meets (no `alerts` section, `acs` without an ACS setting,
+ * `notifyDevice` without the hub's service connection), which would otherwise show only as every critical alert
+ * being abandoned until Service Bus dead-letters it.
  */
-export async function healthReport(services: () => Promise<Services>, version: string): Promise<HealthReport> {
+export async function healthReport(
+  services: () => Promise<Services>,
+  alerts: () => Promise<unknown>,
+  version: string,
+): Promise<HealthReport> {
   let loaded: Services;
   try {
     loaded = await services();
+    await alerts();
   } catch (error) {
     if (isRoutingError(error) && error.code === 'ConfigInvalid') {
-      const problems = error.message.split('\n- ').slice(1);
-      return { status: 503, body: { status: 'misconfigured', version, problems } };
+      return { status: 503, body: { status: 'misconfigured', version, problems: problemsOf(error.message) } };
     }
     throw error;
   }
@@ -34,4 +41,10 @@ export async function healthReport(services: () => Promise<Services>, version: s
     return { status: 503, body: { status: 'storage-unavailable', version, storage: 'unreachable' } };
   }
   return { status: 200, body: { status: 'ok', version, storage: 'reachable' } };
+}
+
+/** The problems a ConfigInvalid message lists (`...:\n- a\n- b`), or the message itself when it names just one. */
+function problemsOf(message: string): string[] {
+  const listed = message.split('\n- ').slice(1);
+  return listed.length > 0 ? listed : [message];
 }

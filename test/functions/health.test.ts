@@ -45,10 +45,36 @@ describe('GET /api/health', () => {
     expect(JSON.stringify(body)).not.toContain('supersecret');
   });
 
+  it('names the problem of a connection string it cannot read', async () => {
+    vi.stubEnv('AzureWebJobsStorage', 'DefaultEndpointsProtocol=https;AccountName=x');
+    vi.stubEnv('QUARANTINE_CONTAINER', '');
+    vi.stubEnv('IOTHUB_SERVICE_CONNECTION', '');
+    const response = await call();
+    expect(response.status).toBe(503);
+    expect(response.jsonBody).toMatchObject({
+      status: 'misconfigured',
+      problems: [expect.stringMatching(/^AzureWebJobsStorage is not a valid storage connection string/)],
+    });
+  });
+
+  it('reports what only the alert path meets: e-mail through ACS without an ACS setting', async () => {
+    vi.stubEnv('AzureWebJobsStorage', azurite().connectionString);
+    vi.stubEnv('QUARANTINE_CONTAINER', '');
+    vi.stubEnv('IOTHUB_SERVICE_CONNECTION', '');
+    // routing.config.json says alerts.sender "acs"; neither ACS_ENDPOINT nor ACS_CONNECTION_STRING is set.
+    vi.stubEnv('ALERT_SENDER', '');
+    vi.stubEnv('ACS_ENDPOINT', '');
+    vi.stubEnv('ACS_CONNECTION_STRING', '');
+    const response = await call();
+    expect(response.status).toBe(503);
+    expect(response.jsonBody).toMatchObject({ status: 'misconfigured', problems: [expect.stringMatching(/neither ACS_CONNECTION_STRING nor ACS_ENDPOINT is set/)] });
+  });
+
   it('answers ok when the configuration is valid and storage answers', async () => {
     vi.stubEnv('AzureWebJobsStorage', azurite().connectionString);
     vi.stubEnv('QUARANTINE_CONTAINER', '');
     vi.stubEnv('IOTHUB_SERVICE_CONNECTION', '');
+    vi.stubEnv('ALERT_SENDER', 'outbox');
     const response = await call();
     expect(response).toMatchObject({ status: 200, jsonBody: { status: 'ok', storage: 'reachable' } });
   });
