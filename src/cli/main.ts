@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { isRoutingError } from '../lib/errors.js';
 import { aggregateCommand, aggregateUsage } from './commands/aggregate.js';
 import { checkCommand, checkUsage } from './commands/check.js';
@@ -83,3 +85,8 @@ export async function runProcess(): Promise<void> {
   }
   process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
 }
+
+// Run as a script too (`node dist/src/cli/main.js ...`), not only through bin/iot-routing.js, which imports this
+// module (its own path is argv[1] then, so this does not run twice).
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(path.resolve(entry)).href) await runProcess();

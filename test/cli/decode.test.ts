@@ -144,5 +144,8 @@ describe('iot-routing decode exit codes', () => {
     await writeFile(file, await iotHubAvroFile({ records: 3 }));
     const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, 'bin/iot-routing.js'), 'decode', file]);
     expect(lines(stdout)).toHaveLength(3);
+    // The module behind it runs as a script too, once (not a second time because the bin imported it).
+    const direct = await promisify(execFile)(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'decode', file]);
+    expect(direct.stdout).toBe(stdout);
   });
 });
