@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildAppConfig, loadAppConfig, loadRoutingConfig, SETTINGS } from '../src/lib/config.js';
 import { isRoutingError } from '../src/lib/errors.js';
+import { APP_ROOT } from '../src/lib/version.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -31,6 +32,19 @@ describe('config', () => {
     ]);
     expect(config.settings.storage).toEqual({ kind: 'connectionString', value: 'UseDevelopmentStorage=true' });
     expect(config.settings.quarantineContainer).toBe('quarantine');
+  });
+
+  it('finds routing.config.json in the app root whatever the working directory (the host does not promise it)', async () => {
+    expect(APP_ROOT).toBe(root);
+    const sample = JSON.parse(await readFile(path.join(root, 'local.settings.sample.json'), 'utf8')) as { Values: Record<string, string> };
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'cwd-'));
+    const cwd = process.cwd();
+    process.chdir(elsewhere);
+    try {
+      expect((await loadAppConfig(sample.Values)).routing.iotHubName).toBe('ContosoTestHub');
+    } finally {
+      process.chdir(cwd);
+    }
   });
 
   it('lists every setting the app reads in local.settings.sample.json, each with a description', async () => {

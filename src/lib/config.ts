@@ -23,6 +23,7 @@ import { parseChecksConfig, type ChecksConfig } from './checks/expectations.js';
 import { ENDPOINT_NAMES, ENRICHMENT_KEY, type EndpointName } from './checks/reasons.js';
 import { RoutingError } from './errors.js';
 import { compileRoutes } from './routing/routes.js';
+import { APP_ROOT } from './version.js';
 
 export interface SettingSpec {
   name: string;
@@ -476,8 +477,11 @@ export function buildAppConfig(env: Env, rawRouting: Json, problems: string[] = 
   return { settings, routing };
 }
 
-/** Reads routing.config.json from disk (relative to `root`) and validates everything once. */
-export async function loadAppConfig(env: Env, root: string = process.cwd()): Promise<AppConfig> {
+/**
+ * Reads routing.config.json from disk (ROUTING_CONFIG_PATH, relative to `root`, by default the app root) and
+ * validates everything once.
+ */
+export async function loadAppConfig(env: Env, root: string = APP_ROOT): Promise<AppConfig> {
   const problems: string[] = [];
   const configPath = path.resolve(root, env['ROUTING_CONFIG_PATH']?.trim() || 'routing.config.json');
   let raw: Json = {};

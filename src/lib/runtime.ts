@@ -25,7 +25,7 @@ export interface Services {
 }
 
 export interface ServiceOverrides {
-  /** Directory routing.config.json paths are resolved against. Default: the process's working directory. */
+  /** Directory routing.config.json paths are resolved against. Default: the app root (`APP_ROOT`). */
   root?: string;
   clock?: Clock;
   store?: BlobStore;
