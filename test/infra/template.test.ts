@@ -271,6 +271,7 @@ describe('buildArmTemplate: around the hub', () => {
       [
         ROLES.storageBlobDataOwner,
         ROLES.storageQueueDataContributor,
+        ROLES.storageTableDataContributor,
         ROLES.serviceBusDataReceiver,
         ROLES.iotHubDataContributor,
         ROLES.communicationAndEmailServiceOwner,
