@@ -179,6 +179,28 @@ describe('criticalAlerts handler: exactly one e-mail per alert', () => {
     expect(alerts.stores.gate.peek()?.sends).toHaveLength(1);
   });
 
+  it.each([
+    ['the gate write before the send', (name: string, operation: string) => name === 'gate.json' && (operation === 'create' || operation === 'replace'), 0],
+    ['the ledger write after the send', (name: string, operation: string) => name.startsWith('ledger/') && operation === 'replace', 1],
+  ])('a storage failure at %s hands the alert back: the immediate redelivery finishes it, one e-mail', async (_label, failing, sentBefore) => {
+    let armed = true;
+    const store = faultyStore(new MemoryBlobStore(), (operation, _i, name) => {
+      if (!armed || !failing(name, operation)) return false;
+      armed = false;
+      return true;
+    });
+    // Each busy wait of a redelivery would advance nothing: only a released lease lets the next delivery in.
+    const { alerts, sender } = setup(alertsConfig(), { store });
+    const m = message({ messageId: 'msg-1' });
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'StorageUnavailable' });
+    expect(armed).toBe(false);
+    expect(sender.calls).toHaveLength(sentBefore);
+    // Service Bus redelivers an abandoned message at once, long before the alert's lease would run out.
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
+    expect(sender.delivered.size).toBe(1);
+    expect(new Set(sender.calls.map((c) => c.operationId))).toEqual(new Set([emailOperationId(messageIdentity(m))]));
+  });
+
   it('releases the alert after a transient e-mail failure so that the redelivery sends it at once', async () => {
     const { alerts, sender, store } = setup();
     sender.script.push(() => {

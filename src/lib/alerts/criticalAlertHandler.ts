@@ -11,6 +11,7 @@
  *             sent     ─▶ notify the device (optional) ─▶ ledger: sent
  *             failed   ─▶ quarantine (EmailRejected) ─▶ ledger: failed         (permanent: never thrown)
  *             throws   ─▶ 429: pause the gate; release the ledger; rethrow     (transient: redelivered)
+ *     any failure after the claim (storage, e-mail) ─▶ release the ledger; rethrow (redelivered, taken over at once)
  * ```
  *
  * Outcomes are values; only transient errors are thrown, so that the trigger redelivers (STYLE.md 4). Every
@@ -240,15 +241,27 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
       if (claim.status === 'busy') claim = await waitForOwner(facts, claim, operationId);
       if (claim.status !== 'claimed') return duplicate(facts, claim);
 
-      if (claim.takeover) {
-        // The earlier attempt may have folded the alert before it crashed; finish that instead of also sending it.
-        const pending = await digests.get(facts.deviceId);
-        const window = pending?.windows.find((w) => w.recentKeys.includes(facts.alertKey));
-        if (window !== undefined) return fold(claim, facts, 'retry', new Date(window.dueAt));
+      const owned = claim;
+      try {
+        if (owned.takeover) {
+          // The earlier attempt may have folded the alert before it crashed; finish that instead of also sending it.
+          const pending = await digests.get(facts.deviceId);
+          const window = pending?.windows.find((w) => w.recentKeys.includes(facts.alertKey));
+          if (window !== undefined) return await fold(owned, facts, 'retry', new Date(window.dueAt));
+        }
+        const decision = await gate.admitAlert(facts.deviceId, facts.alertKey);
+        if (decision.kind === 'hold') return await fold(owned, facts, decision.reason, decision.until);
+        return await send(owned, facts, admitted, owned.takeover);
+      } catch (error) {
+        // Invariant: a delivery that fails after claiming hands the alert back before it throws. Service Bus
+        // redelivers an abandoned message at once, and a lease left to run out (75 s) would have every redelivery
+        // wait on it and fail as busy until the delivery count dead-letters the alert, unsent or sent but
+        // unrecorded. Handing back is safe at any point: the taker sends with the same operation id (ACS runs
+        // one operation per id) and folds with the same key, and it is a no-op (If-Match) once `send` released
+        // or the outcome was recorded.
+        await ledger.release(owned, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+        throw error;
       }
-      const decision = await gate.admitAlert(facts.deviceId, facts.alertKey);
-      if (decision.kind === 'hold') return fold(claim, facts, decision.reason, decision.until);
-      return send(claim, facts, admitted, claim.takeover);
     },
   };
 }
