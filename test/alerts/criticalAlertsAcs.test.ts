@@ -159,6 +159,21 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     expect(standIn.sent[0]?.subject).toContain('1 alert between 2026-11-22T09:59:30.000Z and 2026-11-22T09:59:30.000Z');
   });
 
+  it('429 on the status poll of an accepted send: no pause, and the immediate redelivery resumes it, one e-mail', async () => {
+    const store = azureStore();
+    const clock = new ManualClock(T0);
+    const alerts = alertServices(store, clock);
+    standIn.scriptPolls({ kind: 'respond', status: 429, headers: { 'retry-after': '20' } });
+    const m = message();
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable', kind: 'transient', retryAfterSeconds: 20 });
+    // Pausing here would fold the redelivery into a digest that mails the accepted alert a second time.
+    expect(alerts.stores.gate.peek()?.pausedUntil ?? 0).toBeLessThanOrEqual(T0);
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
+    clock.advance(20_000);
+    expect(await alerts.digests.run()).toMatchObject({ due: 0 });
+    expect(standIn.sent.map((s) => s.operationId)).toEqual([emailOperationId(messageIdentity(m))]);
+  });
+
   it('503: thrown as transient, and the redelivery sends exactly one', async () => {
     const store = azureStore();
     const alerts = alertServices(store, new ManualClock(T0));

@@ -169,7 +169,7 @@ function settle(
     const what = status === undefined ? (code ?? 'network error') : `HTTP ${status} ${code ?? ''}`.trim();
     throw new RoutingError('EmailUnavailable', `ACS send ${operationId} failed: ${what}: ${error.message}`, options);
   }
-  if (status === 429) throw throttled(operationId, error.response?.headers, error.message, error);
+  if (status === 429 && error.request?.method !== 'GET') throw throttled(operationId, error.response?.headers, error.message, error);
   if (error.request?.method === 'GET') {
     // A status poll refused, after the service accepted the send: the e-mail may well be on its way, so this is
     // no rejection. The redelivery sends the same Operation-Id and polls the existing operation again.
@@ -190,6 +190,15 @@ const surfaceThrottlingPolicy: PipelinePolicy = {
   name: 'surfaceAcsThrottling',
   async sendRequest(request, next) {
     const response = await next(request);
+    if (response.status === 429 && request.method === 'GET') {
+      // A throttled status poll: ACS accepted the send, which may well be delivered. Not EmailThrottled, which
+      // pauses sending: the redelivered alert would be folded into a digest and mailed a second time. The
+      // redelivery sends the same Operation-Id, which polls the existing operation again.
+      const seconds = retryAfterSeconds(response.headers, new Date());
+      throw new RoutingError('EmailUnavailable', `ACS accepted a send, but its status poll was throttled (429): ${serviceMessage(response)}`, {
+        ...(seconds === undefined ? {} : { retryAfterSeconds: seconds }),
+      });
+    }
     if (response.status === 429) {
       throw throttled(operationIdOf(request.headers), response.headers, serviceMessage(response), undefined);
     }

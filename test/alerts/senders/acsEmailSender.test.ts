@@ -80,11 +80,11 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     expect(error).toMatchObject({ code: 'EmailThrottled', retryAfterSeconds: 2 });
   });
 
-  it('429 on a status poll is EmailThrottled too; the redelivered send resumes the same operation', async () => {
+  it('429 on a status poll is EmailUnavailable, not EmailThrottled (the send was accepted: no pause); the redelivered send resumes the same operation', async () => {
     standIn.scriptPolls({ kind: 'respond', status: 429, headers: { 'retry-after': '5' } });
     const email = sampleEmail();
     const error = await routingRejection(sender().send(email));
-    expect(error).toMatchObject({ code: 'EmailThrottled', retryAfterSeconds: 5 });
+    expect(error).toMatchObject({ code: 'EmailUnavailable', retryAfterSeconds: 5 });
 
     const retried = await sender().send(email);
     expect(retried.status).toBe('sent');
