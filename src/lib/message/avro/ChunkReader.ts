@@ -3,10 +3,16 @@
  * contiguous (one Avro block) plus at most one chunk, however large the input. Chunks are kept by reference:
  * the source must not reuse a chunk's memory after yielding it (Node streams and the Storage SDK do not).
  */
+const CONSUMED = Buffer.alloc(0);
+
 export class ChunkReader {
   readonly #iterator: AsyncIterator<Uint8Array>;
   #chunks: Buffer[] = [];
-  /** Index of the first unconsumed chunk; consumed ones are dropped in batches, not shifted one at a time. */
+  /**
+   * Index of the first unconsumed chunk. A consumed chunk's slot is cleared at once (its memory is the input's, and
+   * a chunk is always partly read when blocks and chunks do not line up); the slots are compacted in batches rather
+   * than shifted one at a time.
+   */
   #first = 0;
   /** Offset of the first unconsumed byte inside `#chunks[#first]`. */
   #head = 0;
@@ -108,6 +114,7 @@ export class ChunkReader {
     const chunks = this.#chunks;
     while (this.#first < chunks.length && head >= chunks[this.#first]!.length) {
       head -= chunks[this.#first]!.length;
+      chunks[this.#first] = CONSUMED;
       this.#first++;
     }
     this.#head = head;
