@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseAggregationConfig } from '../../src/lib/aggregate/aggregationConfig.js';
-import { createReportsEndpoint, parseInstant, parseReportsQuery } from '../../src/lib/aggregate/reportsQuery.js';
+import { createReportsEndpoint, parseReportsQuery } from '../../src/lib/aggregate/reportsQuery.js';
 import type { WindowStore } from '../../src/lib/aggregate/windowStore.js';
 import { memoryWindowStore } from '../../src/lib/aggregate/windowStore.js';
 import { RoutingError } from '../../src/lib/errors.js';
@@ -17,18 +17,6 @@ const NOW = new Date('2024-03-02T12:00:00Z');
 function query(params: Record<string, string> | Array<[string, string]>) {
   return parseReportsQuery(Array.isArray(params) ? params : Object.entries(params), CONFIG, NOW);
 }
-
-describe('parseInstant', () => {
-  it('reads ISO 8601 with a zone, or a date as UTC midnight', () => {
-    expect(parseInstant('2024-03-01T10:00:00Z')).toBe(Date.UTC(2024, 2, 1, 10));
-    expect(parseInstant('2024-03-01T10:00Z')).toBe(Date.UTC(2024, 2, 1, 10));
-    expect(parseInstant('2024-03-01T12:00:00.5+02:00')).toBe(Date.UTC(2024, 2, 1, 10, 0, 0, 500));
-    expect(parseInstant('2024-03-01')).toBe(Date.UTC(2024, 2, 1));
-    for (const bad of ['2024-03-01T10:00:00', '2024-02-30', '03/01/2024', 'now', '2024-03-01T24:00:00Z', '2024-03-01T10:00:00+25:00']) {
-      expect(parseInstant(bad)).toBeNull();
-    }
-  });
-});
 
 describe('parseReportsQuery', () => {
   it('defaults to the last 24 hours, the smallest window and JSON', () => {

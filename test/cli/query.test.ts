@@ -113,7 +113,7 @@ describe('iot-routing query', () => {
   });
 
   it('rejects bad arguments with a usage error', async () => {
-    await expect(query(['--from', '2024-05-01'])).rejects.toThrow(/--from: "2024-05-01" is not an ISO-8601 time with a zone/);
+    await expect(query(['--from', '2024-05-01T12:00'])).rejects.toThrow(/--from: "2024-05-01T12:00" is not an ISO 8601 time with a zone/);
     await expect(query(['--format', 'xml'])).rejects.toThrow(/--format must be json, ndjson, csv/);
     await expect(query(['--where', 'temperature'])).rejects.toThrow(/--where/);
     await expect(query(['--limit', '0'])).rejects.toThrow(/--limit must be a whole number/);

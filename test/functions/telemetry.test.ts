@@ -86,7 +86,7 @@ describe('GET /api/telemetry', () => {
   });
 
   it('answers 400 listing every invalid parameter', async () => {
-    const response = await get('from=2024-05-01&format=xml&limit=100000&colour=red');
+    const response = await get('from=2024-05-01T12:00&format=xml&limit=100000&colour=red');
     expect(response.status).toBe(400);
     const body = JSON.parse(response.text) as { error: string; problems: string[] };
     expect(body.error).toBe('InvalidQuery');

@@ -6,9 +6,9 @@ import { parseFileNameFormat } from '../../lib/archive/fileNameFormat.js';
 import { parseBodyPredicate, parsePropertyEquals, type ArchiveFilter } from '../../lib/archive/filter.js';
 import { createFormatter, formatAnswer, OUTPUT_FORMATS, type OutputFormat } from '../../lib/archive/formats.js';
 import { decodeContinuation, queryArchive, type QueryStats } from '../../lib/archive/query.js';
-import { parseInstant } from '../../lib/archive/telemetryQuery.js';
 import type { ChecksConfig } from '../../lib/checks/expectations.js';
 import { loadRoutingConfig } from '../../lib/config.js';
+import { parseInstant, instantProblem } from '../../lib/instant.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
 import { EXIT, parseCommandArgs, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
@@ -19,7 +19,7 @@ export const queryUsage = `iot-routing query --connection-string CS --container 
   Answers a query over the IoT Hub archive container directly: lists only the blobs the time range allows (any
   partition), skips blobs the archive index proves cannot match, streams and decodes the rest. --where compares a
   JSON body field (path=value, or != < <= > >=; a number numerically, 'quoted' text as text); --property matches an
-  application property. Times are ISO-8601 with a zone; the range is [from, to). Checks and the archive settings
+  application property. Times are ISO 8601 with a zone, or a date; the range is [from, to). Checks and the archive settings
   come from --config, else routing.config.json in the working directory if there is one. --connection-string
   defaults to AzureWebJobsStorage. Records go to stdout in blob-name order, progress and the summary to stderr (a
   progress bar when stderr is a terminal). With --limit,
@@ -85,9 +85,9 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
   for (const key of ['from', 'to'] as const) {
     const text = values[key];
     if (text === undefined) continue;
-    const parsed = parseInstant(text, `--${key}`);
-    if ('error' in parsed) throw new UsageError(parsed.error);
-    filter[key] = parsed.value;
+    const ms = parseInstant(text);
+    if (ms === null) throw new UsageError(instantProblem(`--${key}`, text));
+    filter[key] = new Date(ms);
   }
   if (filter.from !== undefined && filter.to !== undefined && filter.from >= filter.to) {
     throw new UsageError('--to must be after --from (the range is [from, to))');

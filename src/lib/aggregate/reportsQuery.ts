@@ -7,6 +7,7 @@
  * default the smallest), `format` (`json` default, or `csv`). `code` is the function key and is ignored here.
  */
 import { readFailure } from '../errors.js';
+import { instantParameter } from '../instant.js';
 import type { Clock } from '../ports.js';
 import type { Services } from '../runtime.js';
 import { aggregationConfigOf, parseWindowSize, type AggregationConfig } from './aggregationConfig.js';
@@ -27,45 +28,6 @@ const PARAMETERS = ['deviceId', 'from', 'to', 'window', 'format'] as const;
 const HOST_PARAMETERS = ['code'];
 /** IoT Hub device ids: up to 128 ASCII letters, digits and `- . + % _ # * ? ! ( ) , : = @ $ '`. */
 const DEVICE_ID = /^[A-Za-z0-9\-.+%_#*?!(),:=@$']{1,128}$/;
-const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})$/;
-
-/** ISO 8601 with an explicit zone (`Z` or `+02:00`), or a date meaning UTC midnight; null otherwise. */
-/**
- * A `from`/`to` query parameter: absent is undefined; a value that is not an instant adds the one message every
- * HTTP route gives for it and is undefined too.
- */
-export function instantParameter(name: string, text: string | undefined, errors: string[]): number | undefined {
-  if (text === undefined) return undefined;
-  const ms = parseInstant(text);
-  if (ms === null) {
-    errors.push(`${name}: ${JSON.stringify(text)} is not an ISO 8601 time with a zone (2024-03-01T10:00:00Z) or a date (2024-03-01)`);
-    return undefined;
-  }
-  return ms;
-}
-
-export function parseInstant(text: string): number | null {
-  const date = DATE_ONLY.exec(text);
-  const stamp = date === null ? TIMESTAMP.exec(text) : null;
-  const parts = date ?? stamp;
-  if (parts === null) return null;
-  const [y, mo, d] = [Number(parts[1]), Number(parts[2]), Number(parts[3])];
-  const [h, mi, s] = stamp === null ? [0, 0, 0] : [Number(stamp[4]), Number(stamp[5]), Number(stamp[6] ?? 0)];
-  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return null;
-  const day = Date.UTC(y, mo - 1, d);
-  if (new Date(day).getUTCDate() !== d || y < 1970) return null;
-  let ms = day + ((h * 60 + mi) * 60 + s) * 1000 + (stamp?.[7] === undefined ? 0 : Math.floor(Number(`0.${stamp[7]}`) * 1000));
-  const zone = stamp?.[8];
-  if (zone !== undefined && zone !== 'Z') {
-    const sign = zone.startsWith('-') ? -1 : 1;
-    const offsetMinutes = Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6));
-    if (offsetMinutes > 18 * 60) return null;
-    ms -= sign * offsetMinutes * 60_000;
-  }
-  return ms;
-}
-
 export function parseReportsQuery(
   params: Iterable<readonly [string, string]>,
   config: AggregationConfig,

@@ -3,7 +3,8 @@
  * streamed body. src/functions/telemetry.ts only adapts it to the Functions HTTP types.
  *
  * Parameters (all validated; unknown ones are rejected so a typo never silently widens a query):
- *   from, to        required, ISO-8601 with a zone (`2024-05-01T12:00:00Z`); [from, to) at most maxQueryRangeHours
+ *   from, to        required, ISO 8601 with a zone (`2024-05-01T12:00:00Z`) or a date (UTC midnight), as every
+ *                   route reads them (instant.ts); [from, to) at most maxQueryRangeHours
  *   deviceId        repeatable; any of these device ids (the same name /api/reports and /api/dashboard use)
  *   level           the `level` application property
  *   property        repeatable `key=value` on application properties (enrichments included)
@@ -15,6 +16,7 @@
  *   code            the function key (the host checks it; accepted and ignored here)
  */
 import type { ChecksConfig } from '../checks/expectations.js';
+import { instantParameter } from '../instant.js';
 import { isRoutingError, isTransient } from '../errors.js';
 import type { BlobStore, Clock } from '../ports.js';
 import type { ResolvedArchive } from './archiveDeps.js';
@@ -47,24 +49,6 @@ const MAX_CONDITIONS = 10;
 const MAX_VALUE_LENGTH = 1024;
 const DEFAULT_PAGE_SIZE = 1000;
 
-/** ISO-8601 instant with an explicit zone: a zone-less time would be read in the server's zone. */
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
-
-export function parseInstant(text: string, name: string): { value: Date } | { error: string } {
-  if (!INSTANT.test(text)) {
-    return { error: `${name}: "${clip(text)}" is not an ISO-8601 time with a zone, e.g. 2024-05-01T12:00:00Z` };
-  }
-  // Date.parse rolls 2024-02-30 over to March; a time that does not exist is an error, not another time.
-  const [y, mo, d, h, mi, s] = [0, 5, 8, 11, 14, 17].map((at, i) => Number(text.slice(at, at + (i === 0 ? 4 : 2))));
-  const day = new Date(Date.UTC(y!, mo! - 1, d!));
-  const seconds = text[16] === ':' ? s! : 0;
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms) || day.getUTCMonth() !== mo! - 1 || day.getUTCDate() !== d || h! > 23 || mi! > 59 || seconds > 59) {
-    return { error: `${name}: "${clip(text)}" is not a real time` };
-  }
-  return { value: new Date(ms) };
-}
-
 function clip(text: string): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
@@ -93,13 +77,13 @@ export function parseTelemetryQuery(params: URLSearchParams, limits: TelemetryLi
   for (const key of ['from', 'to'] as const) {
     const text = single(key);
     if (text === undefined) {
-      errors.push(`${key}: required (ISO-8601 with a zone); a query without a range would scan the whole archive`);
+      errors.push(`${key}: required (ISO 8601 with a zone, or a date); a query without a range would scan the whole archive`);
       continue;
     }
-    const parsed = parseInstant(text, key);
-    if ('error' in parsed) errors.push(parsed.error);
-    else if (key === 'from') from = parsed.value;
-    else to = parsed.value;
+    const ms = instantParameter(key, text, errors);
+    if (ms === undefined) continue;
+    if (key === 'from') from = new Date(ms);
+    else to = new Date(ms);
   }
   if (from !== undefined && to !== undefined) {
     if (from.getTime() >= to.getTime()) errors.push('to: must be after from (the range is [from, to))');

@@ -14,7 +14,8 @@
  * reads a bounded number of reports whatever the combination.
  */
 import { parseWindowSize, type AggregationConfig, type WindowSize } from '../aggregate/aggregationConfig.js';
-import { MAX_RANGE_DAYS, instantParameter } from '../aggregate/reportsQuery.js';
+import { MAX_RANGE_DAYS } from '../aggregate/reportsQuery.js';
+import { instantParameter } from '../instant.js';
 
 export { MAX_RANGE_DAYS };
 
