@@ -22,5 +22,9 @@ export async function dashboardData(request: HttpRequest, _context: InvocationCo
   return toHttp(await handlers.data(new URL(request.url).searchParams));
 }
 
-app.http('dashboard', { methods: ['GET'], authLevel: 'function', route: 'dashboard', handler: dashboardPage });
+// The page is the one route without a function key. It holds no data (every number comes from dashboard/data,
+// which needs the key) and nothing secret, and alert e-mails link to it: a key in those links would travel with
+// every forwarded e-mail and open the archive to whoever holds one. Opened without a key, the page asks for one
+// and sends it with each data call. ADR 0012.
+app.http('dashboard', { methods: ['GET'], authLevel: 'anonymous', route: 'dashboard', handler: dashboardPage });
 app.http('dashboardData', { methods: ['GET'], authLevel: 'function', route: 'dashboard/data', handler: dashboardData });

@@ -63,6 +63,15 @@ export function isRoutingError(error: unknown): error is RoutingError {
 }
 
 /** True only for errors that declare themselves transient; unknown errors are not assumed retryable here. */
+/**
+ * The problems a ConfigInvalid error names: the items of its list (`...:\n- a\n- b`, how every configuration check
+ * reports), or the message itself when it names just one.
+ */
+export function configProblems(error: RoutingError): string[] {
+  const listed = error.message.split('\n- ').slice(1);
+  return listed.length > 0 ? listed : [error.message];
+}
+
 export function isTransient(error: unknown): boolean {
   return isRoutingError(error) && error.kind === 'transient';
 }

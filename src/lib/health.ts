@@ -1,4 +1,4 @@
-import { isRoutingError } from './errors.js';
+import { configProblems, isRoutingError } from './errors.js';
 import type { Services } from './runtime.js';
 
 export interface HealthReport {
@@ -30,7 +30,7 @@ export async function healthReport(
     await alerts();
   } catch (error) {
     if (isRoutingError(error) && error.code === 'ConfigInvalid') {
-      return { status: 503, body: { status: 'misconfigured', version, problems: problemsOf(error.message) } };
+      return { status: 503, body: { status: 'misconfigured', version, problems: configProblems(error) } };
     }
     throw error;
   }
@@ -41,10 +41,4 @@ export async function healthReport(
     return { status: 503, body: { status: 'storage-unavailable', version, storage: 'unreachable' } };
   }
   return { status: 200, body: { status: 'ok', version, storage: 'reachable' } };
-}
-
-/** The problems a ConfigInvalid message lists (`...:\n- a\n- b`), or the message itself when it names just one. */
-function problemsOf(message: string): string[] {
-  const listed = message.split('\n- ').slice(1);
-  return listed.length > 0 ? listed : [message];
 }

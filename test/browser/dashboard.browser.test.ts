@@ -144,6 +144,32 @@ async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> 
     expect(new URL(request.url).searchParams.has('code')).toBe(false);
   }
 
+  // Opened without a key, as from an alert e-mail's link, in Azure (where the data route checks keys): the page asks
+  // for one, and sends what is typed as the header, never in a data URL.
+  const keyless = await context.newPage();
+  const keyed: Array<string | undefined> = [];
+  await keyless.route('**/dashboard/data?**', async (route) => {
+    const key = route.request().headers()['x-functions-key'];
+    keyed.push(key);
+    if (key !== 'typed-key') await route.fulfill({ status: 401, body: '' });
+    else await route.continue();
+  });
+  expect(await page.locator('#key-form').isHidden()).toBe(true);
+  await keyless.goto(`${runtime.baseUrl}/dashboard?deviceId=pump-1`);
+  await keyless.getByLabel('Function key').waitFor();
+  expect(await keyless.locator('#error').innerText()).toContain("The dashboard's data needs one of the app's function keys");
+  await keyless.getByLabel('Function key').fill('wrong-key');
+  await keyless.getByRole('button', { name: 'Show the data' }).click();
+  await expect.poll(() => keyless.locator('#error').innerText()).toContain('The function key was not accepted: enter another one.');
+  await keyless.getByLabel('Function key').fill('typed-key');
+  await keyless.getByRole('button', { name: 'Show the data' }).click();
+  await keyless.waitForSelector('#charts svg.plot path.line');
+  expect(await keyless.locator('#key-form').isHidden()).toBe(true);
+  expect(await keyless.locator('#error').isHidden()).toBe(true);
+  expect(keyed.slice(0, 3)).toEqual([undefined, 'wrong-key', 'typed-key']);
+  expect(new URL(keyless.url()).searchParams.get('code')).toBe('typed-key');
+  await keyless.close();
+
   // A count behind a scan that stopped at its limit reads "at least"; the others stay plain numbers.
   const bounded = await context.newPage();
   await bounded.route('**/dashboard/data?**', async (route) => {

@@ -39,17 +39,21 @@ describe('createDashboardDataEndpoint', () => {
 });
 
 describe('createDashboardHandlers', () => {
-  it('answers 503 naming every configuration problem, for the page and for the data', async () => {
+  it('answers 503 naming every configuration problem for the data, and none on the page, which needs no key', async () => {
     const handlers = createDashboardHandlers(() =>
       Promise.reject(new RoutingError('ConfigInvalid', 'Configuration is invalid (2 problems):\n- AzureWebJobsStorage is not set\n- routes[0].condition: <unexpected>')),
     );
     const page = await handlers.page('/api/dashboard');
     expect(page.status).toBe(503);
     expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
-    expect(page.body).toContain('<li>AzureWebJobsStorage is not set</li><li>routes[0].condition: &lt;unexpected&gt;</li>');
+    expect(page.body).toContain('GET /api/health with a function key lists');
+    expect(page.body).not.toContain('AzureWebJobsStorage');
     const data = await handlers.data([]);
     expect(data.status).toBe(503);
     expect(JSON.parse(data.body)).toEqual({ error: 'Misconfigured', problems: ['AzureWebJobsStorage is not set', 'routes[0].condition: <unexpected>'] });
+    // A configuration error naming one problem is that problem.
+    const single = createDashboardHandlers(() => Promise.reject(new RoutingError('ConfigInvalid', 'AzureWebJobsStorage is not a valid storage connection string')));
+    expect(JSON.parse((await single.data([])).body)).toEqual({ error: 'Misconfigured', problems: ['AzureWebJobsStorage is not a valid storage connection string'] });
   });
 
   it('builds its data source once per set of services and serves an empty store', async () => {

@@ -70,9 +70,9 @@ async function data(query = ''): Promise<DashboardData> {
 }
 
 describe('dashboard registrations', () => {
-  it('registers the page and its data behind the function key', () => {
+  it('registers the page without a key (it holds no data) and its data behind the function key', () => {
     const pick = (name: string) => ({ kind: registration(registrations, name).kind, ...registration(registrations, name).options, handler: undefined });
-    expect(pick('dashboard')).toMatchObject({ kind: 'http', methods: ['GET'], authLevel: 'function', route: 'dashboard' });
+    expect(pick('dashboard')).toMatchObject({ kind: 'http', methods: ['GET'], authLevel: 'anonymous', route: 'dashboard' });
     expect(pick('dashboardData')).toMatchObject({ kind: 'http', methods: ['GET'], authLevel: 'function', route: 'dashboard/data' });
     expect(registrations.filter((r) => r.name.startsWith('dashboard')).map((r) => r.name).sort()).toEqual(['dashboard', 'dashboardData']);
   });

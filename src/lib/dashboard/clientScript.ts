@@ -32,9 +32,12 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
   const maxDevices = Number(form.dataset.maxDevices);
 
   const pageParams = new URLSearchParams(location.search);
-  // The key this page was opened with (?code=) goes to the data calls as the x-functions-key header: the key
-  // stays out of the data URLs, and the server never writes it into the page.
-  const functionKey = pageParams.get('code');
+  // The key this page was opened with (?code=), or typed into the key form when the data route refused the call,
+  // goes to the data calls as the x-functions-key header: the key stays out of the data URLs, and the server never
+  // writes it into the page. The page itself needs no key, so the links in alert e-mails carry none.
+  let functionKey = pageParams.get('code');
+  const keyForm = byId('key-form');
+  const keyInput = byId('function-key');
 
   const state = {
     /** Chosen device ids, in the order chosen; empty means every device. */
@@ -248,8 +251,15 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
 
   function showError(status, body) {
     let title;
-    if (status === 401 || status === 403) title = 'The function key is missing or was not accepted: open the dashboard with ?code=<function key> in its address.';
-    else if (status === 400) title = 'The app refused these settings:';
+    if (status === 401 || status === 403) {
+      title = functionKey
+        ? 'The function key was not accepted: enter another one.'
+        : "The dashboard's data needs one of the app's function keys (in the Azure portal: the function app, App keys): enter it.";
+      if (keyForm.hidden) {
+        keyForm.hidden = false;
+        keyInput.focus();
+      }
+    } else if (status === 400) title = 'The app refused these settings:';
     else if (status === 503) title = 'The app cannot read its data right now; the dashboard keeps trying.';
     else if (status === 0) title = 'The app did not answer; the dashboard keeps trying.';
     else title = 'The app answered with an error (HTTP ' + status + '); the dashboard keeps trying.';
@@ -266,6 +276,7 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
 
   function hideError() {
     state.errorText = '';
+    keyForm.hidden = true;
     const box = byId('error');
     box.hidden = true;
     box.replaceChildren();
@@ -609,6 +620,18 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
   // ---- wiring ----
 
   form.addEventListener('submit', (event) => event.preventDefault());
+  keyForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const key = keyInput.value.trim();
+    if (key === '') return;
+    functionKey = key;
+    keyInput.value = '';
+    // Kept in the address as if the page had been opened with it, so a reload keeps working.
+    const url = new URL(location.href);
+    url.searchParams.set('code', key);
+    history.replaceState(null, '', url.href);
+    refresh();
+  });
   windowSelect.addEventListener('change', () => {
     updateRangeOptions();
     refresh();

@@ -8,13 +8,13 @@
 import { randomBytes } from 'node:crypto';
 import { aggregationConfigOf, type AggregationConfig } from '../aggregate/aggregationConfig.js';
 import { archiveFromServices, type ResolvedArchive } from '../archive/archiveDeps.js';
-import { isRoutingError, readFailure } from '../errors.js';
+import { configProblems, isRoutingError, readFailure } from '../errors.js';
 import type { Clock } from '../ports.js';
 import type { Services } from '../runtime.js';
 import { createDashboardDataSource, type DashboardDataSource, type DashboardLimits } from './dashboardData.js';
 import { parseDashboardQuery } from './dashboardParams.js';
 import { EtagCache } from './etagCache.js';
-import { dashboardCsp, escapeHtml, renderDashboardPage } from './page.js';
+import { dashboardCsp, renderDashboardPage } from './page.js';
 
 export interface DashboardResponse {
   status: number;
@@ -95,8 +95,9 @@ export interface DashboardHandlerOptions {
 }
 
 /**
- * The handlers over the process's services. A configuration error answers 503 naming the problems (setting names
- * and paths, never values: the same text `GET /api/health` gives) instead of failing every request with a 500.
+ * The handlers over the process's services. A configuration error answers 503 instead of failing every request
+ * with a 500: the data route names the problems (setting names and paths, never values: the same text
+ * `GET /api/health` gives); the page, served without a key, points there.
  */
 export function createDashboardHandlers(services: () => Promise<Services>, options: DashboardHandlerOptions = {}): DashboardHandlers {
   const cache = new EtagCache(options.cachedDocuments ?? 4000);
@@ -106,7 +107,7 @@ export function createDashboardHandlers(services: () => Promise<Services>, optio
     try {
       loaded = await services();
     } catch (error) {
-      if (isRoutingError(error) && error.code === 'ConfigInvalid') return { problems: error.message.split('\n- ').slice(1) };
+      if (isRoutingError(error) && error.code === 'ConfigInvalid') return { problems: configProblems(error) };
       throw error;
     }
     if (built?.services !== loaded) {
@@ -130,7 +131,7 @@ export function createDashboardHandlers(services: () => Promise<Services>, optio
     async page(pagePath) {
       const ready = await load();
       if ('problems' in ready) {
-        return { status: 503, headers: pageHeaders(cspNonce()), body: misconfiguredPage(ready.problems) };
+        return { status: 503, headers: pageHeaders(cspNonce()), body: MISCONFIGURED_PAGE };
       }
       return pageResponse(pagePath, ready.aggregation);
     },
@@ -152,16 +153,16 @@ function archiveOf(services: Services): ResolvedArchive | null {
   }
 }
 
-function misconfiguredPage(problems: readonly string[]): string {
-  const items = problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('');
-  return `<!doctype html>
+/**
+ * The page is served without a key (see src/functions/dashboard.ts), so it names no problem: those are for
+ * `GET /api/health` and the data route, which need the key.
+ */
+const MISCONFIGURED_PAGE = `<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>IoT routing dashboard: configuration problems</title></head>
 <body>
 <h1>The app's configuration is invalid</h1>
-<p>Fix these app settings or routing.config.json entries, then reload (GET /api/health lists the same):</p>
-<ul>${items}</ul>
+<p>GET /api/health with a function key lists the app settings and routing.config.json entries to fix; then reload.</p>
 </body>
 </html>
 `;
-}

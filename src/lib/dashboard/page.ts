@@ -101,6 +101,11 @@ ${DASHBOARD_CSS}
 </header>
 <p id="live" class="visually-hidden" role="status" aria-live="polite"></p>
 <div id="error" class="error" role="alert" hidden></div>
+<form id="key-form" class="key-form" hidden>
+  <label for="function-key">Function key</label>
+  <input id="function-key" type="password" autocomplete="off" autocapitalize="off" spellcheck="false" required>
+  <button type="submit">Show the data</button>
+</form>
 <form id="controls" class="controls" data-data-url="${base}/data" data-max-points="${MAX_POINTS}" data-max-devices="${MAX_DEVICE_FILTER}" novalidate>
   <div class="control">
     <label for="window">Window size</label>

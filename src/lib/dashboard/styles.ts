@@ -31,6 +31,9 @@ code { font-family: ui-monospace, "Cascadia Mono", "DejaVu Sans Mono", Menlo, Co
 .error { margin: 0.5rem 1.25rem; padding: 0.75rem 1rem; border: 2px solid var(--error); border-radius: 6px; background: var(--surface); color: var(--text); }
 .error p { margin: 0 0 0.25rem; }
 .error ul { margin: 0; padding-left: 1.25rem; }
+.key-form:not([hidden]) { margin: 0.5rem 1.25rem; display: flex; flex-wrap: wrap; align-items: center; gap: 0.5rem 0.75rem; }
+.key-form label { font-weight: 600; }
+.key-form input { min-width: min(22rem, 100%); }
 
 .controls {
   margin: 0 1.25rem; padding: 0.75rem 1rem; background: var(--surface); border: 1px solid var(--border); border-radius: 8px;
@@ -38,7 +41,7 @@ code { font-family: ui-monospace, "Cascadia Mono", "DejaVu Sans Mono", Menlo, Co
 }
 .control { display: flex; flex-direction: column; gap: 0.25rem; }
 .control > label:not(.check), .devices legend { font-weight: 600; }
-select, button {
+select, button, .key-form input {
   font: inherit; min-height: 44px; padding: 0.4rem 0.6rem; border-radius: 6px; border: 1px solid var(--muted);
   background: var(--surface); color: var(--text);
 }
