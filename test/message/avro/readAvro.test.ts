@@ -460,6 +460,69 @@ describe('readAvro reports damage instead of throwing', () => {
   });
 });
 
+describe('readAvro on a block over 4 MiB (Capture writes a file as one block): decoded as it arrives', () => {
+  // About 6 MiB of records in one block, and the same records in 64 KiB blocks, which are read whole.
+  const RECORDS = 5000;
+  const padded = (i: number) => ({ ...iotHubRecord(i), Body: Buffer.from(JSON.stringify({ ...bodyOf(i), padding: 'p'.repeat(1000 + (i % 97)) })) });
+  const oneBlock = iotHubAvroParts({ records: RECORDS, blockSize: 64 * 1024 * 1024, record: padded });
+  const smallBlocks = iotHubAvroFile({ records: RECORDS, blockSize: 64 * 1024, record: padded });
+  const plain = (m: RoutedMessage) => JSON.stringify({ ...m, body: Buffer.from(m.body).toString('base64') });
+
+  it('gives the same messages, in several batches, whatever the chunking', async () => {
+    const parts = await oneBlock;
+    expect(parts.blocks).toHaveLength(1);
+    expect(parts.blocks[0]!.bytes.length).toBeGreaterThan(5 * 1024 * 1024);
+    const expected = (await read(await smallBlocks, 65_536)).messages.map(plain);
+    for (const chunks of [1_000_000, [7, 65_536, 333_333], 16 * 1024 * 1024]) {
+      const outcome = await read(fileOf(parts), chunks);
+      expect(outcome.ends[0]).toMatchObject({ records: RECORDS, damage: null });
+      expect(outcome.batches.length).toBeGreaterThan(3);
+      expect(outcome.messages.map(plain)).toEqual(expected);
+    }
+  });
+
+  it('grows its window for a record larger than the window', async () => {
+    const huge = (i: number) => (i === 2 ? { ...iotHubRecord(i), Body: Buffer.alloc(3 * 1024 * 1024, 0x61) } : padded(i));
+    const parts = await iotHubAvroParts({ records: 3000, blockSize: 64 * 1024 * 1024, record: huge });
+    const { messages, ends } = await read(fileOf(parts), 65_536);
+    expect(ends[0]).toMatchObject({ records: 3000, damage: null });
+    expect(messages[2]!.body.length).toBe(3 * 1024 * 1024);
+    expect(messages.map((m) => m.source.kind === 'blob' && m.source.index)).toEqual(messages.map((_, i) => i));
+  });
+
+  it('delivers the records before damage inside the block, then reports it at the block', async () => {
+    const parts = await oneBlock;
+    const bytes = Buffer.from(fileOf(parts));
+    const blockStart = parts.header.length;
+    // A body length varint far past the block's end, about 5 MiB in: a forged length, not a short read.
+    const recordBytes = HUB_TYPE.toBuffer(padded(4000));
+    const at = bytes.indexOf(recordBytes, blockStart + 4 * 1024 * 1024);
+    expect(at).toBeGreaterThan(0);
+    const bodyLengthAt = at + recordBytes.length - padded(4000).Body.length - avroLong(padded(4000).Body.length).length;
+    avroLong(1_000_000_000).copy(bytes, bodyLengthAt);
+    const { messages, ends } = await read(bytes, 65_536);
+    expect(ends[0]!.damage).toMatchObject({ code: 'ArchiveCorrupt', byteOffset: blockStart, detail: expect.stringContaining('record 4000 of 5000') });
+    expect(ends[0]!.records).toBe(messages.length);
+    expect(messages.length).toBeGreaterThan(3000);
+    expect(messages.length).toBeLessThanOrEqual(4000);
+    expect(messages.every((m, i) => m.deviceId === deviceIdOf(i) && Buffer.from(m.body).equals(padded(i).Body))).toBe(true);
+
+    const cut = await read(fileOf(parts).subarray(0, blockStart + 5 * 1024 * 1024), 65_536);
+    expect(cut.ends[0]!.damage).toMatchObject({ code: 'ArchiveTruncated', byteOffset: blockStart });
+    expect(cut.ends[0]!.records).toBe(cut.messages.length);
+    expect(cut.messages.length).toBeGreaterThan(3000);
+  });
+
+  it('checks the sync marker after the block and the bytes the records leave over', async () => {
+    const parts = await oneBlock;
+    const bytes = Buffer.from(fileOf(parts));
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    const { messages, ends } = await read(bytes, 65_536);
+    expect(messages).toHaveLength(RECORDS);
+    expect(ends[0]!.damage).toMatchObject({ code: 'ArchiveCorrupt', detail: expect.stringContaining('sync marker') });
+  });
+});
+
 describe('sniffAvro', () => {
   it('answers from as few bytes as it has', () => {
     expect(sniffAvro(Buffer.from('Obj\x01rest', 'latin1'))).toBe('avro');

@@ -1,8 +1,9 @@
 import { inflateRawSync } from 'node:zlib';
 import type { ArchiveDamage, ArchiveEvent, ArchiveSourceInfo, ArchiveSummary } from '../archive.js';
-import { AvroCursor, isAvroDataError, MAX_VARINT_BYTES } from './AvroCursor.js';
+import type { RoutedMessage } from '../RoutedMessage.js';
+import { AvroCursor, AvroDataError, isAvroDataError, MAX_VARINT_BYTES } from './AvroCursor.js';
 import { ChunkReader } from './ChunkReader.js';
-import { createBlockDecoder, FORMAT_OF, type BlockDecoder } from './recordDecoders.js';
+import { createRecordDecoder, FORMAT_OF, type RecordDecoder } from './recordDecoders.js';
 import { recogniseWriterSchema } from './writerSchema.js';
 
 const MAGIC = [0x4f, 0x62, 0x6a, 0x01]; // "Obj\x01"
@@ -23,6 +24,13 @@ const MAX_BLOCK_BYTES = 512 * 1024 * 1024;
  * blocks above it, which would make that a lot, copy each body as before.
  */
 const SHARED_BLOCK_BYTES = 256 * 1024;
+/**
+ * Uncompressed blocks above this size are decoded as they arrive, a window at a time, instead of being buffered
+ * whole: Event Hubs Capture writes a file as one block, and a Capture file can hold hundreds of megabytes.
+ */
+const STREAMED_BLOCK_BYTES = 4 * 1024 * 1024;
+/** The first window of a streamed block; it doubles while a record does not fit in it. */
+const STREAM_WINDOW_BYTES = 1024 * 1024;
 /** The header holds the schema and codec names; anything near this size is not a header. */
 const MAX_HEADER_BYTES = 16 * 1024 * 1024;
 
@@ -38,9 +46,11 @@ export function sniffAvro(firstBytes: Uint8Array): AvroSniff {
 /**
  * Reads an Avro object container file written by IoT Hub storage routing (`Microsoft.Azure.Devices.Message`) or
  * Event Hubs Capture (`Microsoft.ServiceBus.Messaging.EventData`), one `records` event per non-empty block, then
- * one `end` event. Only the current block is held in memory. Bad bytes never throw: the summary reports the first
- * damage after every complete block before it has been delivered, and reading stops there (`summary.bytes` counts
- * the bytes pulled from `input` until then). Errors of the input itself (a failed download) propagate.
+ * one `end` event. Memory holds the current block, or, for an uncompressed block over 4 MiB (Capture writes a file
+ * as one block), a window of it: such a block is delivered in several `records` events as it decodes. Bad bytes
+ * never throw: the summary reports the first damage after every record before it has been delivered (a buffered
+ * block is delivered whole or not at all), and reading stops there (`summary.bytes` counts the bytes pulled from
+ * `input` until then). Errors of the input itself (a failed download) propagate.
  */
 export async function* readAvro(
   input: AsyncIterable<Uint8Array>,
@@ -54,20 +64,20 @@ export async function* readAvro(
     } else {
       const { decode, deflate, sync } = await readHeader(reader, info, summary);
       for (;;) {
-        const block = await readBlock(reader, deflate, sync);
-        if (block === null) break;
-        const { start, count, data } = block;
-        if (count > data.length) {
-          throw damage('ArchiveCorrupt', start, `block at byte ${start}: ${count} records cannot fit in ${data.length} bytes`);
+        const head = await readBlockHead(reader);
+        if (head === null) break;
+        if (!deflate && head.size > STREAMED_BLOCK_BYTES) {
+          for await (const messages of streamBlock(reader, decode, head, summary.records)) {
+            summary.records += messages.length;
+            yield { type: 'records', messages };
+          }
+          await readSync(reader, sync);
+          continue;
         }
-        let messages;
-        try {
-          messages = decode(data, count, summary.records, block.shared);
-        } catch (error) {
-          if (!isAvroDataError(error)) throw error;
-          throw damage('ArchiveCorrupt', start, `block at byte ${start}: ${error.message}`);
-        }
-        summary.records += count;
+        const block = await readBlock(reader, head, deflate, sync);
+        if (block === null) continue;
+        const messages = decodeBlock(decode, block, summary.records);
+        summary.records += messages.length;
         if (messages.length > 0) yield { type: 'records', messages };
       }
     }
@@ -81,45 +91,129 @@ export async function* readAvro(
   yield { type: 'end', summary };
 }
 
-interface RawBlock {
+interface BlockHead {
   /** Offset of the block's record count in the file, where its damage is reported. */
   start: number;
   count: number;
+  /** Bytes of (compressed) record data that follow, before the sync marker. */
+  size: number;
+}
+
+interface RawBlock extends BlockHead {
   /** The decompressed records. */
   data: Buffer;
   /** `data` is memory of its own (a copy, or inflated output) small enough for message bodies to be views into. */
   shared: boolean;
 }
 
-/** The next non-empty block, or null at the end of the input. */
-async function readBlock(reader: ChunkReader, deflate: boolean, sync: Buffer): Promise<RawBlock | null> {
-  for (;;) {
-    const start = reader.position;
-    if (!(await reader.fill(1))) return null;
-    const count = await readLong(reader, `the record count of the block at byte ${start}`, start);
-    const size = await readLong(reader, `the size of the block at byte ${start}`, start);
-    if (count < 0 || size < 0 || size > MAX_BLOCK_BYTES) {
-      throw damage('ArchiveCorrupt', start, `block at byte ${start} claims ${count} records in ${size} bytes`);
+/** The next block's record count and size, or null at the end of the input. */
+async function readBlockHead(reader: ChunkReader): Promise<BlockHead | null> {
+  const start = reader.position;
+  if (!(await reader.fill(1))) return null;
+  const count = await readLong(reader, `the record count of the block at byte ${start}`, start);
+  const size = await readLong(reader, `the size of the block at byte ${start}`, start);
+  if (count < 0 || size < 0 || size > MAX_BLOCK_BYTES) {
+    throw damage('ArchiveCorrupt', start, `block at byte ${start} claims ${count} records in ${size} bytes`);
+  }
+  return { start, count, size };
+}
+
+/** The block's records and its sync marker, buffered; null for an empty block. */
+async function readBlock(reader: ChunkReader, head: BlockHead, deflate: boolean, sync: Buffer): Promise<RawBlock | null> {
+  const { start, count, size } = head;
+  if (!(await reader.fill(size + SYNC_BYTES))) {
+    throw damage(
+      'ArchiveTruncated',
+      start,
+      `block at byte ${start} needs ${size} data bytes and a ${SYNC_BYTES}-byte sync marker; ` +
+        `the input ends after ${reader.buffered}`,
+    );
+  }
+  // A block whose bodies will be views must not be a view into an input chunk, which may be far larger.
+  const shareRaw = !deflate && size <= SHARED_BLOCK_BYTES;
+  const raw = shareRaw ? reader.takeCopy(size) : reader.take(size);
+  await readSync(reader, sync);
+  if (count === 0 && size === 0) return null;
+  const data = deflate ? inflate(raw, start) : raw;
+  fitsRecords(head, data.length);
+  return { ...head, data, shared: deflate ? data.length <= SHARED_BLOCK_BYTES : shareRaw };
+}
+
+/** Every record takes at least one byte: a count beyond the (decompressed) size is a corrupt count. */
+function fitsRecords({ start, count }: BlockHead, bytes: number): void {
+  if (count > bytes) throw damage('ArchiveCorrupt', start, `block at byte ${start}: ${count} records cannot fit in ${bytes} bytes`);
+}
+
+async function readSync(reader: ChunkReader, sync: Buffer): Promise<void> {
+  const syncAt = reader.position;
+  if (!(await reader.fill(SYNC_BYTES))) {
+    throw damage('ArchiveTruncated', syncAt, `the input ends inside the ${SYNC_BYTES}-byte sync marker at byte ${syncAt}`);
+  }
+  if (!reader.take(SYNC_BYTES).equals(sync)) {
+    throw damage('ArchiveCorrupt', syncAt, `sync marker at byte ${syncAt} differs from the header's`);
+  }
+}
+
+/** Every record of a buffered block, or damage naming the first that does not decode. */
+function decodeBlock(decode: RecordDecoder, block: RawBlock, firstIndex: number): RoutedMessage[] {
+  const { start, count, data, shared } = block;
+  const cursor = new AvroCursor(data);
+  const messages: RoutedMessage[] = [];
+  let i = 0;
+  try {
+    for (; i < count; i++) messages.push(decode(cursor, firstIndex + i, shared));
+    if (cursor.pos !== cursor.end) {
+      throw new AvroDataError(`${cursor.end - cursor.pos} bytes left over after the block's ${count} records`);
     }
-    if (!(await reader.fill(size + SYNC_BYTES))) {
-      throw damage(
-        'ArchiveTruncated',
-        start,
-        `block at byte ${start} needs ${size} data bytes and a ${SYNC_BYTES}-byte sync marker; ` +
-          `the input ends after ${reader.buffered}`,
-      );
+  } catch (error) {
+    if (!isAvroDataError(error)) throw error;
+    const what = i < count ? `record ${i} of ${count}: ${error.message}` : error.message;
+    throw damage('ArchiveCorrupt', start, `block at byte ${start}: ${what}`);
+  }
+  return messages;
+}
+
+/**
+ * The records of an uncompressed block as they arrive, in batches of what one window held, without buffering the
+ * block. A record is decoded from a window of the input; one that fails where the window ends before the block
+ * does may just need more bytes, so it is tried again in a window twice as large, and only a failure with the
+ * block's end in view is damage. Bodies are copies: a window may be a view into an input chunk.
+ */
+async function* streamBlock(reader: ChunkReader, decode: RecordDecoder, head: BlockHead, firstIndex: number): AsyncGenerator<RoutedMessage[]> {
+  const { start, count, size } = head;
+  fitsRecords(head, size);
+  const end = reader.position + size;
+  let windowBytes = STREAM_WINDOW_BYTES;
+  let i = 0;
+  while (i < count) {
+    const left = end - reader.position;
+    const want = Math.min(left, windowBytes);
+    if (!(await reader.fill(want))) {
+      throw damage('ArchiveTruncated', start, `block at byte ${start} needs ${size} data bytes; the input ends after ${size - left + reader.buffered}`);
     }
-    // A block whose bodies will be views must not be a view into an input chunk, which may be far larger.
-    const shareRaw = !deflate && size <= SHARED_BLOCK_BYTES;
-    const raw = shareRaw ? reader.takeCopy(size) : reader.take(size);
-    const syncAt = reader.position;
-    if (!reader.take(SYNC_BYTES).equals(sync)) {
-      throw damage('ArchiveCorrupt', syncAt, `sync marker at byte ${syncAt} differs from the header's`);
+    const cursor = new AvroCursor(reader.peek(want));
+    const whole = want === left;
+    const messages: RoutedMessage[] = [];
+    while (i < count) {
+      const at = cursor.pos;
+      try {
+        messages.push(decode(cursor, firstIndex + i, false));
+      } catch (error) {
+        if (!isAvroDataError(error)) throw error;
+        if (!whole) {
+          cursor.pos = at;
+          break;
+        }
+        throw damage('ArchiveCorrupt', start, `block at byte ${start}: record ${i} of ${count}: ${error.message}`);
+      }
+      i++;
     }
-    if (count === 0 && size === 0) continue;
-    if (!deflate) return { start, count, data: raw, shared: shareRaw };
-    const data = inflate(raw, start);
-    return { start, count, data, shared: data.length <= SHARED_BLOCK_BYTES };
+    reader.skip(cursor.pos);
+    if (messages.length === 0) windowBytes *= 2;
+    else yield messages;
+  }
+  if (reader.position !== end) {
+    throw damage('ArchiveCorrupt', start, `block at byte ${start}: ${end - reader.position} bytes left over after the block's ${count} records`);
   }
 }
 
@@ -128,7 +222,7 @@ async function readHeader(
   reader: ChunkReader,
   info: ArchiveSourceInfo,
   summary: ArchiveSummary,
-): Promise<{ decode: BlockDecoder; deflate: boolean; sync: Buffer }> {
+): Promise<{ decode: RecordDecoder; deflate: boolean; sync: Buffer }> {
   await reader.fill(MAGIC.length);
   const magic = reader.peek(MAGIC.length);
   if (sniffAvro(magic) === 'notAvro') {
@@ -178,7 +272,7 @@ async function readHeader(
   }
   summary.codec = codec;
   try {
-    return { decode: createBlockDecoder(recognised, info.name), deflate: codec === 'deflate', sync };
+    return { decode: createRecordDecoder(recognised, info.name), deflate: codec === 'deflate', sync };
   } catch (error) {
     throw damage('ArchiveCorrupt', 0, `avro.schema is not a valid Avro schema: ${(error as Error).message}`);
   }

@@ -3,15 +3,16 @@ import { isUtf8 } from 'node:buffer';
 import { parseEnqueuedTime, storedRecordMessage } from '../normalize.js';
 import type { ArchiveFormat, PropertyValue, RoutedMessage } from '../RoutedMessage.js';
 import { ObjectShapes, setOwnProperty } from '../objectShapes.js';
-import { AvroCursor, AvroDataError, isAvroDataError, NO_SLOT, StringCache } from './AvroCursor.js';
+import { AvroDataError, NO_SLOT, StringCache, type AvroCursor } from './AvroCursor.js';
 import type { CaptureLayout, IotHubLayout, PrimitiveKind, RecognisedSchema, ValueLayout } from './writerSchema.js';
 
 /**
- * Decodes one whole (decompressed) block; throws AvroDataError when its bytes do not match the writer schema.
- * `shareBlock` says the block is the reader's own memory and small enough for message bodies to be views into it;
+ * Decodes the record at the cursor and moves the cursor past it; throws AvroDataError when its bytes do not match
+ * the writer schema (or run past the cursor's end). `index` is the record's position in the file. `shareBlock` says
+ * the cursor's buffer is the reader's own memory and small enough for message bodies to be views into it;
  * otherwise each body is copied out.
  */
-export type BlockDecoder = (block: Buffer, count: number, firstIndex: number, shareBlock: boolean) => RoutedMessage[];
+export type RecordDecoder = (cursor: AvroCursor, index: number, shareBlock: boolean) => RoutedMessage;
 
 type Recognised = Exclude<RecognisedSchema, { kind: 'unknown' }>;
 /** `slot` is the value's position in its map, for the string cache. */
@@ -27,80 +28,47 @@ export const FORMAT_OF = { iothub: 'avro-iothub', capture: 'avro-capture' } as c
 >;
 
 /** Throws when avsc rejects a schema that is not one of our two exact layouts. */
-export function createBlockDecoder(recognised: Recognised, blobName: string): BlockDecoder {
+export function createRecordDecoder(recognised: Recognised, blobName: string): RecordDecoder {
   const { fast } = recognised;
   if (fast === null) return avscDecoder(recognised, blobName);
   return fast.kind === 'iothub' ? iotHubDecoder(fast, blobName) : captureDecoder(fast, blobName);
 }
 
-function iotHubDecoder(layout: IotHubLayout, blobName: string): BlockDecoder {
+function iotHubDecoder(layout: IotHubLayout, blobName: string): RecordDecoder {
   const readProperties = mapReader(layout.properties);
   // EnqueuedTimeUtc goes through the system property strings: the same text comes again there as enqueuedTime.
   const systemStrings = new StringCache();
   const readSystemProperties = mapReader(layout.systemProperties, systemStrings);
   const readBody = bodyReader(layout.body);
-  return (block, count, firstIndex, shareBlock) => {
-    const cursor = new AvroCursor(block);
-    const messages: RoutedMessage[] = [];
-    return decodeRecords(cursor, count, messages, (i) => {
-      const enqueuedTimeUtc = cursor.readCachedString(systemStrings, NO_SLOT);
-      const properties = readProperties(cursor);
-      const systemProperties = readSystemProperties(cursor);
-      const body = readBody(cursor, shareBlock);
-      messages.push(
-        storedRecordMessage(systemProperties, properties, body, enqueuedTimeUtc, {
-          kind: 'blob',
-          blobName,
-          index: firstIndex + i,
-          format: 'avro-iothub',
-          sequenceNumber: null,
-          offset: null,
-        }),
-      );
+  return (cursor, index, shareBlock) => {
+    const enqueuedTimeUtc = cursor.readCachedString(systemStrings, NO_SLOT);
+    const properties = readProperties(cursor);
+    const systemProperties = readSystemProperties(cursor);
+    const body = readBody(cursor, shareBlock);
+    return storedRecordMessage(systemProperties, properties, body, enqueuedTimeUtc, {
+      kind: 'blob',
+      blobName,
+      index,
+      format: 'avro-iothub',
+      sequenceNumber: null,
+      offset: null,
     });
   };
 }
 
-function captureDecoder(layout: CaptureLayout, blobName: string): BlockDecoder {
+function captureDecoder(layout: CaptureLayout, blobName: string): RecordDecoder {
   const readSystemProperties = mapReader(layout.systemProperties);
   const readProperties = mapReader(layout.properties);
   const readBody = bodyReader(layout.body);
-  return (block, count, firstIndex, shareBlock) => {
-    const cursor = new AvroCursor(block);
-    const messages: RoutedMessage[] = [];
-    return decodeRecords(cursor, count, messages, (i) => {
-      const sequenceNumber = cursor.readLong();
-      const offset = cursor.readString();
-      const enqueuedTimeUtc = cursor.readString();
-      const systemProperties = readSystemProperties(cursor);
-      const properties = readProperties(cursor);
-      const body = readBody(cursor, shareBlock);
-      messages.push(captureMessage(sequenceNumber, offset, enqueuedTimeUtc, systemProperties, properties, body, {
-        blobName,
-        index: firstIndex + i,
-      }));
-    });
+  return (cursor, index, shareBlock) => {
+    const sequenceNumber = cursor.readLong();
+    const offset = cursor.readString();
+    const enqueuedTimeUtc = cursor.readString();
+    const systemProperties = readSystemProperties(cursor);
+    const properties = readProperties(cursor);
+    const body = readBody(cursor, shareBlock);
+    return captureMessage(sequenceNumber, offset, enqueuedTimeUtc, systemProperties, properties, body, { blobName, index });
   };
-}
-
-/** Runs `readOne` for each record and insists the block holds exactly `count` records, naming the bad one. */
-function decodeRecords(
-  cursor: AvroCursor,
-  count: number,
-  messages: RoutedMessage[],
-  readOne: (i: number) => void,
-): RoutedMessage[] {
-  let i = 0;
-  try {
-    for (; i < count; i++) readOne(i);
-  } catch (error) {
-    if (isAvroDataError(error)) throw new AvroDataError(`record ${i} of ${count}: ${error.message}`);
-    throw error;
-  }
-  if (cursor.pos !== cursor.end) {
-    throw new AvroDataError(`${cursor.end - cursor.pos} bytes left over after the block's ${count} records`);
-  }
-  return messages;
 }
 
 /**
@@ -210,63 +178,51 @@ function bytesProperty(bytes: Buffer): string {
  * (`{"long": 5}`): an unwrapped `["long","double"]` union is ambiguous to avsc, and wrapping is undone below with
  * the schema in hand rather than by guessing from the value's shape.
  */
-function avscDecoder(recognised: Recognised, blobName: string): BlockDecoder {
+function avscDecoder(recognised: Recognised, blobName: string): RecordDecoder {
   const { kind, schema } = recognised;
   const type = avro.Type.forSchema(schema as avro.Schema, { wrapUnions: 'always' });
   const fieldTypes = new Map<string, unknown>();
   for (const field of schema['fields'] as { name: string; type: unknown }[]) fieldTypes.set(field.name, field.type);
   const fieldValue = (record: Record<string, unknown>, name: string): unknown =>
     unwrap(record[name], fieldTypes.get(name));
-  return (block, count, firstIndex, shareBlock) => {
-    const messages: RoutedMessage[] = [];
-    let pos = 0;
-    for (let i = 0; i < count; i++) {
-      let decoded: { value: unknown; offset: number };
-      try {
-        decoded = type.decode(block, pos);
-      } catch (error) {
-        throw new AvroDataError(`record ${i} of ${count}: ${(error as Error).message}`);
-      }
-      if (decoded.offset < 0) throw new AvroDataError(`record ${i} of ${count} runs past the end of the block`);
-      pos = decoded.offset;
-      const record = decoded.value as Record<string, unknown>;
-      const systemProperties = propertyMap(fieldValue(record, 'SystemProperties'));
-      const properties = propertyMap(fieldValue(record, 'Properties'));
-      const rawBody = fieldValue(record, 'Body');
-      // avsc's bytes are views into the block too.
-      const body = Buffer.isBuffer(rawBody) ? (shareBlock ? rawBody : Buffer.from(rawBody)) : EMPTY_BODY;
-      const enqueuedTimeUtc = fieldValue(record, 'EnqueuedTimeUtc');
-      const where = { blobName, index: firstIndex + i };
-      if (kind === 'capture') {
-        const sequence = fieldValue(record, 'SequenceNumber');
-        const offset = fieldValue(record, 'Offset');
-        messages.push(
-          captureMessage(
-            typeof sequence === 'number' ? sequence : null,
-            typeof offset === 'string' || typeof offset === 'number' ? String(offset) : null,
-            enqueuedTimeUtc,
-            systemProperties,
-            properties,
-            body,
-            where,
-          ),
-        );
-      } else {
-        messages.push(
-          storedRecordMessage(systemProperties, properties, body, enqueuedTimeUtc, {
-            kind: 'blob',
-            ...where,
-            format: 'avro-iothub',
-            sequenceNumber: null,
-            offset: null,
-          }),
-        );
-      }
+  return (cursor, index, shareBlock) => {
+    let decoded: { value: unknown; offset: number };
+    try {
+      // avsc reads to the end of the buffer it is given: a cursor's end is its buffer's.
+      decoded = type.decode(cursor.buf, cursor.pos);
+    } catch (error) {
+      throw new AvroDataError((error as Error).message);
     }
-    if (pos !== block.length) {
-      throw new AvroDataError(`${block.length - pos} bytes left over after the block's ${count} records`);
+    if (decoded.offset < 0) throw new AvroDataError('the record runs past the end of the block');
+    cursor.pos = decoded.offset;
+    const record = decoded.value as Record<string, unknown>;
+    const systemProperties = propertyMap(fieldValue(record, 'SystemProperties'));
+    const properties = propertyMap(fieldValue(record, 'Properties'));
+    const rawBody = fieldValue(record, 'Body');
+    // avsc's bytes are views into the block too.
+    const body = Buffer.isBuffer(rawBody) ? (shareBlock ? rawBody : Buffer.from(rawBody)) : EMPTY_BODY;
+    const enqueuedTimeUtc = fieldValue(record, 'EnqueuedTimeUtc');
+    const where = { blobName, index };
+    if (kind === 'capture') {
+      const sequence = fieldValue(record, 'SequenceNumber');
+      const offset = fieldValue(record, 'Offset');
+      return captureMessage(
+        typeof sequence === 'number' ? sequence : null,
+        typeof offset === 'string' || typeof offset === 'number' ? String(offset) : null,
+        enqueuedTimeUtc,
+        systemProperties,
+        properties,
+        body,
+        where,
+      );
     }
-    return messages;
+    return storedRecordMessage(systemProperties, properties, body, enqueuedTimeUtc, {
+      kind: 'blob',
+      ...where,
+      format: 'avro-iothub',
+      sequenceNumber: null,
+      offset: null,
+    });
   };
 }
 
