@@ -155,7 +155,15 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
     async aggregate(admitted, partition) {
       const now = clock.now().getTime();
       const partitionName = partitionDocName(partition);
-      const partitionDoc = await windows.get(partitionName, decodePartitionDoc);
+      // Invariant: lateness is classified against a watermark no finalizer can move behind this batch's back. The
+      // batch first claims the partition (lastBatchAt, a conditional write, when older than claimMs): a timer that
+      // read it as idle then fails its If-Match and re-reads it as busy, and one that wrote first is in what this
+      // update returns. Without the claim, a window the timer finalized mid-batch took on-time messages and changed
+      // while reported final, without a new revision.
+      const claimMs = Math.min(LAST_BATCH_REFRESH_MS, config.idlePartitionMs / 2);
+      const partitionDoc =
+        (await windows.update<PartitionDoc>(partitionName, (current) => claimPartition(current, partition, now, claimMs), decodePartitionDoc))
+          .value ?? null;
 
       const { groups, unwindowable, maxEventTime } = groupBatch(admitted, base, watermarkOf(partitionDoc, config.allowedLatenessMs), now);
 
@@ -391,6 +399,14 @@ class DocNames {
     }
     return name;
   }
+}
+
+/** Refreshes `lastBatchAt` (only) when older than `claimMs`, so the finalizer cannot see the partition as idle. */
+function claimPartition(current: PartitionDoc | undefined, partition: string, now: number, claimMs: number): PartitionDoc | undefined {
+  if (current === undefined) return { schema: 1, kind: 'partition', partition, maxEventTime: null, clockWatermark: null, lastBatchAt: now };
+  if (now - current.lastBatchAt < claimMs) return undefined;
+  current.lastBatchAt = now;
+  return current;
 }
 
 /** Invariant: `maxEventTime` and `lastBatchAt` only grow, so concurrent and replayed batches converge. */
