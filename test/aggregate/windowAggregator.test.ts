@@ -519,6 +519,34 @@ describe('lateness', () => {
   });
 });
 
+describe('the base window a reports container keeps', () => {
+  it('refuses another base window over the same container, before writing anything; roll-up sizes may change', async () => {
+    const first = setup({ windows: ['1m', '1h'] });
+    await first.handler.processBatch(batch([{ at: 10_000, id: 'a' }, { at: 70_000, id: 'b' }]));
+    const before = JSON.stringify(await first.reports({ label: '1h', ms: 3_600_000 }));
+    const names = async () => {
+      const all: string[] = [];
+      for await (const name of first.windows.list('')) all.push(name);
+      return all;
+    };
+    const written = await names();
+    expect(written).toContain('config/base-window.json');
+
+    // The next deployment, over the same container.
+    const changed = setup({ windows: ['5m', '1h'] }, undefined, () => first.windows);
+    await expect(changed.handler.processBatch(batch([{ at: 130_000, id: 'c' }]))).rejects.toMatchObject({
+      code: 'ConfigInvalid',
+      message: expect.stringMatching(/holds windows built on a 1m base window, and this configuration's smallest window is 5m.*REPORTS_CONTAINER/),
+    });
+    expect(await names()).toEqual(written);
+    expect(JSON.stringify(await first.reports({ label: '1h', ms: 3_600_000 }))).toBe(before);
+
+    // Another roll-up on the same base is fine.
+    const wider = setup({ windows: ['1m', '1h', '1d'] }, undefined, () => first.windows);
+    expect(await wider.handler.processBatch(batch([{ at: 130_000, id: 'c' }]))).toMatchObject({ aggregated: 1 });
+  });
+});
+
 describe('storage calls (the product store over an in-memory BlobStore)', () => {
   /** Counts the BlobStore calls by method. */
   function counted(blobs: MemoryBlobStore): { store: MemoryBlobStore; calls: Record<string, number> } {

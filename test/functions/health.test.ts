@@ -1,6 +1,11 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { useAzurite } from '../support/azurite.js';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { verifyStoredConfiguration } from '../../src/lib/aggregate/telemetryStream.js';
+import { healthReport } from '../../src/lib/health.js';
+import { createServices } from '../../src/lib/runtime.js';
+import { AzureBlobStore } from '../../src/lib/storage/azureBlobStore.js';
+import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { captureRegistrations, registration, type Registration } from '../support/registrations.js';
 
 let health: Registration;
@@ -68,6 +73,22 @@ describe('GET /api/health', () => {
     const response = await call();
     expect(response.status).toBe(503);
     expect(response.jsonBody).toMatchObject({ status: 'misconfigured', problems: [expect.stringMatching(/neither ACS_CONNECTION_STRING nor ACS_ENDPOINT is set/)] });
+  });
+
+  it('reports a base window other than the one the reports container was written with', async () => {
+    // healthReport as the function wires it, over services of its own (the function's are built once per process).
+    const container = uniqueContainerName('reports');
+    const services = () => createServices({ AzureWebJobsStorage: azurite().connectionString, REPORTS_CONTAINER: container });
+    const check = () => healthReport(services, async () => undefined, verifyStoredConfiguration, 'test');
+    expect(await check()).toMatchObject({ status: 200, body: { status: 'ok' } });
+    // What a deployment with windows ["5m", ...] left there.
+    const store = new AzureBlobStore(BlobServiceClient.fromConnectionString(azurite().connectionString));
+    await store.ensureContainer(container);
+    await store.put(container, 'config/base-window.json', Buffer.from(JSON.stringify({ schema: 1, kind: 'baseWindow', base: '5m', since: '2024-03-01T00:00:00.000Z' })));
+    expect(await check()).toMatchObject({
+      status: 503,
+      body: { status: 'misconfigured', problems: [expect.stringMatching(/holds windows built on a 5m base window, and this configuration's smallest window is 1m/)] },
+    });
   });
 
   it('answers ok when the configuration is valid and storage answers', async () => {

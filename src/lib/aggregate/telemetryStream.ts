@@ -12,6 +12,7 @@ import type { RoutedMessage } from '../message/RoutedMessage.js';
 import type { Services } from '../runtime.js';
 import { reasonFor, type Quarantine } from '../storage/quarantine.js';
 import { aggregationConfigOf } from './aggregationConfig.js';
+import { verifyBaseWindow } from './baseWindow.js';
 import { createWindowAggregator, type WindowAggregator } from './windowAggregator.js';
 import { blobWindowStore } from './windowStore.js';
 
@@ -115,6 +116,12 @@ export function telemetryStreamFromServices(services: Services): TelemetryStream
       clock: services.clock,
     }),
   });
+}
+
+/** For `GET /api/health`: ConfigInvalid when the reports container was written with another base window. */
+export function verifyStoredConfiguration(services: Services): Promise<void> {
+  const base = aggregationConfigOf(services.config.routing).windows[0]!;
+  return verifyBaseWindow(blobWindowStore(services.store, services.config.settings.reportsContainer), base);
 }
 
 /** One log line that shows the conservation equation holding. */

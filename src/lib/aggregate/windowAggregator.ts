@@ -13,6 +13,7 @@ import { ObjectShapes, setOwnProperty } from '../message/objectShapes.js';
 import type { DecodedBody, JsonValue, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { Clock } from '../ports.js';
 import { MAX_FIELDS_PER_MESSAGE, type AggregationConfig, type WindowSize } from './aggregationConfig.js';
+import { claimBaseWindow } from './baseWindow.js';
 import { mapLimit } from './mapLimit.js';
 import {
   addContribution,
@@ -116,6 +117,7 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
   if (base === undefined) throw new RangeError('aggregation needs at least one window size');
   const aggregateLevels = new Set(config.aggregateLevels);
   const docNames = new DocNames();
+  let baseClaimed: Promise<void> | undefined;
 
   /**
    * Groups a batch by base partial, classifying each message in arrival order with the watermark advanced message
@@ -153,6 +155,12 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
 
   return {
     async aggregate(admitted, partition) {
+      // Once per aggregator (a retried failure asks again): a container keeps the base window it was written with.
+      baseClaimed ??= claimBaseWindow(windows, base, clock.now()).catch((error: unknown) => {
+        baseClaimed = undefined;
+        throw error;
+      });
+      await baseClaimed;
       const now = clock.now().getTime();
       const partitionName = partitionDocName(partition);
       // Invariant: lateness is classified against a watermark no finalizer can move behind this batch's back. The
