@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dlqCommand, dlqUsage } from '../../src/cli/commands/dlq.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { abandonUntilDeadLettered, startServiceBusStandIn, type ServiceBusStandIn } from '../support/serviceBusStandIn.js';
+import { closedPort } from '../support/listening.js';
 
 const QUEUE = 'critical-alerts';
 
@@ -156,6 +157,14 @@ describe('iot-routing dlq', () => {
     const run = await dlq(['list', '--queue', 'no-such-queue', '--connection-string', standIn.connectionString]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^iot-routing dlq: Service Bus MessagingEntityNotFound: .*no-such-queue/);
+  });
+
+  it('reports a namespace it cannot reach in one line too (a connection failure is not a ServiceBusError)', async () => {
+    const closed = await closedPort();
+    const connectionString = `Endpoint=sb://127.0.0.1:${closed};SharedAccessKeyName=k;SharedAccessKey=a2V5;UseDevelopmentEmulator=true`;
+    const run = await dlq(['list', '--queue', 'critical-alerts', '--connection-string', connectionString]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`^iot-routing dlq: Service Bus \\w+: .*ECONNREFUSED.*${closed}\\n$`));
   });
 });
 

@@ -21,3 +21,13 @@ export async function eventually(condition: () => Promise<boolean>, timeoutMs: n
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** A port on 127.0.0.1 that nothing listens on: one the OS just handed out, and closed again. */
+export async function closedPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

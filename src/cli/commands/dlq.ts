@@ -84,8 +84,9 @@ export async function dlqCommand(args: string[], io: CliIo): Promise<number> {
         return await purgeCommand(client, queue, selection ?? { all: true }, { max, receiveWaitMs, yes: values.yes }, format, io);
     }
   } catch (error) {
-    if (isServiceBusError(error)) {
-      io.stderr.write(`iot-routing dlq: Service Bus ${error.code}: ${error.message}\n`);
+    // Connection failures surface as core-amqp's MessagingError, not as a ServiceBusError.
+    if (isServiceBusError(error) || (error instanceof Error && error.name === 'MessagingError')) {
+      io.stderr.write(`iot-routing dlq: Service Bus ${(error as { code?: string }).code ?? 'error'}: ${error.message}\n`);
       return EXIT.usage;
     }
     throw error;
