@@ -92,7 +92,10 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
   });
   const output: string[] = [];
   const killOnExit = () => {
-    child.kill('SIGKILL');
+    // On disk, a SIGKILL loses every write since Azurite's last autosave (a forced exit on a second Ctrl+C): close
+    // the channel instead, and the child takes its saving shutdown path, as when this process is SIGKILLed.
+    if (location !== null && child.connected) child.disconnect();
+    else child.kill('SIGKILL');
     if (removeWorkspace) rmSync(workspace, { recursive: true, force: true });
   };
   process.once('exit', killOnExit);

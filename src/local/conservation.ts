@@ -37,8 +37,14 @@ export class DeliveryLog {
     archive: new Map(),
   };
 
+  /** Critical-queue messages the alert policy does not select: criticalAlerts completes them as `notAlert`. */
+  readonly notAlert = new Set<string>();
+
+  constructor(private readonly isAlert: (message: HubMessage) => boolean = () => true) {}
+
   record(message: HubMessage): string {
     const identity = identityOn(message.endpoint, message);
+    if (message.endpoint === 'criticalQueue' && !this.isAlert(message)) this.notAlert.add(identity);
     const map = this.#byEndpoint[message.endpoint];
     map.set(identity, (map.get(identity) ?? 0) + 1);
     return identity;
@@ -117,6 +123,9 @@ export function conservation(input: ConservationInput): Record<EndpointName, End
       if (ledger?.state === 'sent') found.push('emailed');
       if (ledger?.state === 'digested') found.push('digested');
       if (input.deadLettered.has(id)) found.push('deadLettered');
+      // Completed without a record (criticalAlerts' notAlert), unless quarantined first or never completed; an
+      // e-mail or digest for it as well would be counted twice, which is the defect it would be.
+      if (input.deliveries.notAlert.has(id) && !q.criticalQueue.has(id) && !input.deadLettered.has(id)) found.push('notAlert');
       return found;
     }),
     archive: account(input.deliveries.deliveries('archive'), (id) => {

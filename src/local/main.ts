@@ -14,6 +14,7 @@ import { format, parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { aggregationConfigOf, parseReportsContainer } from '../lib/aggregate/aggregationConfig.js';
 import { parseAlertSettings, parseAlertsConfig } from '../lib/alerts/alertsConfig.js';
+import { isAlert } from '../lib/alerts/alertPolicy.js';
 import { resolveArchive } from '../lib/archive/archiveDeps.js';
 import { parseArchiveConfig, type ArchiveConfig } from '../lib/archive/config.js';
 import type { EndpointName } from '../lib/config.js';
@@ -31,6 +32,7 @@ import { startHttpServer, type LocalHttpServer } from './httpServer.js';
 import { LocalHub, type HubEndpoint, type RoutedRecord } from './hub.js';
 import { invokeRegistration, resolveSetting, retryContextFor, retryPolicyOf, type FunctionLogger, type LogLevel } from './invoke.js';
 import { PeekLockQueue, type DeadLetter } from './queue.js';
+import { lockStateDirectory, StateInUseError } from './stateLock.js';
 import { streamFor } from './random.js';
 import { loadRegistrations, type Registration } from './registrations.js';
 import { displayValue, installEnvironment, localSettings, settingsReferencedBy, type Env } from './settings.js';
@@ -258,6 +260,7 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
   };
   try {
     // ---- storage and settings -------------------------------------------------------------------------------
+    if (options.azurite === undefined && options.inMemoryAzurite !== true) cleanups.push(await lockStateDirectory(stateDirectory));
     const ownAzurite = options.azurite === undefined ? await startOwnAzurite(options, stateDirectory) : null;
     if (ownAzurite !== null) cleanups.push(() => ownAzurite.stop());
     const azurite: AzuriteConnection = options.azurite ?? ownAzurite!;
@@ -457,7 +460,9 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     });
     let pendingResends = 0;
     const resendRandom = streamFor(seed, 'resend');
-    const deliveries = new DeliveryLog();
+    const alertsConfig = 'value' in alertsParsed ? alertsParsed.value : null;
+    // What criticalAlerts completes as notAlert (a route that sends it messages the alert policy does not select).
+    const deliveries = new DeliveryLog((m) => alertsConfig === null || isAlert(m, alertsConfig));
     const tracked = (sink: HubEndpoint): HubEndpoint => ({
       deliver: (message) => {
         deliveries.record(message);
@@ -830,6 +835,7 @@ function finalText(s: LocalSummary): string {
     line('events', c.events),
     line('criticalQueue', c.criticalQueue),
     line('archive', c.archive),
+    ...(s.dropped > 0 ? [`  dropped by the hub ${s.dropped} (no route matched and the fallback route is off, as IoT Hub does)`] : []),
     `  e-mails ${s.emailsSent} (digests ${s.digests}), alerts digested ${s.alerts.digested}, duplicates suppressed ${s.duplicatesSuppressed}, dead-lettered ${s.deadLettered}, quarantined ${s.quarantined.total}`,
     ...(s.deadLettered > 0 ? [`  dead-lettered alerts: ${s.deadLettered} (each delivered the maximum number of times without success; see the functions log)`] : []),
     ...(s.lost.events + s.lost.poisonBlobs + s.lost.archiveWriteFailures > 0
@@ -1003,6 +1009,10 @@ export async function localMain(argv: string[]): Promise<number> {
     return summary.conservation.ok ? 0 : 3;
   } catch (error) {
     if (isRoutingError(error) && error.code === 'ConfigInvalid') {
+      process.stderr.write(`${error.message}\n`);
+      return 1;
+    }
+    if (error instanceof StateInUseError) {
       process.stderr.write(`${error.message}\n`);
       return 1;
     }

@@ -64,4 +64,45 @@ describe('startAzurite', () => {
     parent.kill('SIGKILL');
     expect(await eventually(async () => !(await listening(port)), 15_000)).toBe(true);
   });
+
+  it.skipIf(process.platform === 'win32' || !existsSync(builtLauncher))(
+    'keeps on disk what was written when its parent exits without stopping it (a second Ctrl+C)',
+    async () => {
+      const location = await mkdtemp(path.join(tmpdir(), 'azurite-forced-'));
+      onTestFinished(() => rm(location, { recursive: true, force: true }));
+      // A parent that starts Azurite on disk, writes a blob, and exits at once, as `npm start` does on a second
+      // Ctrl+C (process.exit(130): only its exit handlers run, nothing is awaited).
+      const parent = spawn(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const { startAzurite } = await import(${JSON.stringify(builtLauncher)});
+           const { BlobServiceClient } = await import('@azure/storage-blob');
+           const a = await startAzurite({ location: ${JSON.stringify(location)} });
+           const container = BlobServiceClient.fromConnectionString(a.connectionString).getContainerClient('kept');
+           await container.create();
+           await container.getBlockBlobClient('checkpoint').upload('42', 2);
+           console.log('port', a.port);
+           process.exit(130);`,
+        ],
+        { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let output = '';
+      parent.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      expect(await new Promise((resolve) => parent.once('exit', resolve))).toBe(130);
+      const port = Number(/port (\d+)/.exec(output)?.[1]);
+      // The orphaned child saves and exits by itself; wait for it to let go of its port and its data.
+      expect(await eventually(async () => !(await listening(port)), 15_000)).toBe(true);
+
+      const next = await startAzurite({ location });
+      try {
+        const blob = BlobServiceClient.fromConnectionString(next.connectionString).getContainerClient('kept').getBlobClient('checkpoint');
+        expect((await blob.downloadToBuffer()).toString('utf8')).toBe('42');
+      } finally {
+        await next.stop();
+      }
+    },
+    60_000,
+  );
 });

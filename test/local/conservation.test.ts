@@ -70,6 +70,31 @@ describe('conservation', () => {
     expect(accounts.archive).toMatchObject({ routed: 1, outcomes: { archived: 1 }, ok: true });
   });
 
+  it('counts a critical-queue message the alert policy does not select as notAlert, which leaves no record', () => {
+    const log = new DeliveryLog((m) => m.properties['level'] === 'critical');
+    const [alert, other, quarantined, emailed] = [
+      delivery('criticalQueue', 1, { properties: { level: 'critical' } }),
+      delivery('criticalQueue', 2, { properties: { level: 'warning' } }),
+      delivery('criticalQueue', 3, { properties: {} }),
+      delivery('criticalQueue', 4, { properties: { level: 'warning' } }),
+    ].map((m) => log.record(m));
+    const accounts = conservation({
+      deliveries: log,
+      snapshot: snapshot({
+        quarantined: new Map([['criticalQueue', new Set([quarantined!])]]),
+        ledger: new Map([
+          [alert!, { kind: 'alert', state: 'sent' }],
+          // An e-mail for a message the policy does not select: counted twice, so conservation fails.
+          [emailed!, { kind: 'alert', state: 'sent' }],
+        ]),
+      }),
+      deadLettered: new Set(),
+      indexedArchive: new Set(),
+    });
+    expect(accounts.criticalQueue).toMatchObject({ routed: 4, outcomes: { emailed: 2, notAlert: 2, quarantined: 1 }, double: 1, missing: 0, ok: false });
+    expect(log.notAlert).toEqual(new Set([other, quarantined, emailed]));
+  });
+
   it('fails a message counted twice or not at all', () => {
     const log = new DeliveryLog();
     const [a, b] = [0, 1].map((i) => log.record(delivery('events', i)));

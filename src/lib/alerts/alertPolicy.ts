@@ -54,7 +54,7 @@ export function matches(properties: Readonly<Record<string, PropertyValue>>, rul
   return true;
 }
 
-export function isAlert(message: RoutedMessage, config: AlertsConfig): boolean {
+export function isAlert(message: Pick<RoutedMessage, 'properties'>, config: AlertsConfig): boolean {
   return matches(message.properties, config.when);
 }
 
