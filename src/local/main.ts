@@ -17,7 +17,7 @@ import { parseAlertSettings, parseAlertsConfig } from '../lib/alerts/alertsConfi
 import { isAlert } from '../lib/alerts/alertPolicy.js';
 import { resolveArchive } from '../lib/archive/archiveDeps.js';
 import { parseArchiveConfig, type ArchiveConfig } from '../lib/archive/config.js';
-import type { EndpointName } from '../lib/config.js';
+import { loadRoutingConfig, type EndpointName } from '../lib/config.js';
 import { isRoutingError } from '../lib/errors.js';
 import type { BlobStore } from '../lib/ports.js';
 import { compileRoutes } from '../lib/routing/routes.js';
@@ -260,15 +260,17 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
   };
   try {
     // ---- storage and settings -------------------------------------------------------------------------------
+    const configPath = path.resolve(
+      root,
+      options.routingConfigPath ?? (options.sampleSettingsOnly === true ? undefined : process.env['ROUTING_CONFIG_PATH']) ?? 'routing.config.json',
+    );
+    // Every problem of the file (a missing file and bad JSON included) in one ConfigInvalid, before anything starts.
+    await loadRoutingConfig(configPath);
     if (options.azurite === undefined && options.inMemoryAzurite !== true) cleanups.push(await lockStateDirectory(stateDirectory));
     const ownAzurite = options.azurite === undefined ? await startOwnAzurite(options, stateDirectory) : null;
     if (ownAzurite !== null) cleanups.push(() => ownAzurite.stop());
     const azurite: AzuriteConnection = options.azurite ?? ownAzurite!;
 
-    const configPath = path.resolve(
-      root,
-      options.routingConfigPath ?? (options.sampleSettingsOnly === true ? undefined : process.env['ROUTING_CONFIG_PATH']) ?? 'routing.config.json',
-    );
     const rawConfig = await readJson(configPath);
     const rawRouting = isObject(rawConfig) ? rawConfig : {};
     const iotHubName = typeof rawRouting['iotHubName'] === 'string' ? rawRouting['iotHubName'] : 'local-hub';

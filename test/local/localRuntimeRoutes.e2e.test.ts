@@ -46,4 +46,16 @@ describe('npm start with a routing config of the user\'s', () => {
     },
     120_000,
   );
+
+  it('names every problem of a broken config in one message, before starting anything', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'iot-routing-local-'));
+    const configPath = path.join(dir, 'routing.config.json');
+    await writeFile(configPath, JSON.stringify({ archive: { encoding: 'xml' }, aggregation: { windows: ['7x'] } }));
+    const run = (file: string) => runLocal({ routingConfigPath: file, inMemoryAzurite: true, sampleSettingsOnly: true, port: 0, stateDirectory: dir, output: null });
+    await expect(run(configPath)).rejects.toMatchObject({
+      code: 'ConfigInvalid',
+      message: expect.stringMatching(/invalid \(2 problems\):\n- aggregation\.windows\[0\]: "7x" is not a window size.*\n- archive\.encoding: expected "avro" or "json"/s),
+    });
+    await expect(run(path.join(dir, 'missing.json'))).rejects.toMatchObject({ code: 'ConfigInvalid', message: expect.stringContaining('ENOENT') });
+  });
 });
