@@ -1,6 +1,7 @@
+import { ENDPOINT_NAMES } from '../../lib/checks/reasons.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { createQuarantine } from '../../lib/storage/quarantine.js';
+import { createQuarantine, quarantineReasonCodes } from '../../lib/storage/quarantine.js';
 import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const quarantineUsage = `iot-routing quarantine list [--endpoint E] [--reason CODE] [--device ID] [--format table|ndjson]
@@ -45,6 +46,14 @@ export async function quarantineCommand(args: string[], io: CliIo): Promise<numb
   }
 
   if (rest.length > 0) throw new UsageError('quarantine list takes no positional arguments');
+  // A misspelt filter would list nothing and read as "nothing quarantined".
+  if (values.endpoint !== undefined && !(ENDPOINT_NAMES as readonly string[]).includes(values.endpoint)) {
+    throw new UsageError(`--endpoint must be one of ${ENDPOINT_NAMES.join(', ')}, not "${values.endpoint}"`);
+  }
+  const codes = quarantineReasonCodes();
+  if (values.reason !== undefined && !(codes as readonly string[]).includes(values.reason)) {
+    throw new UsageError(`--reason must be a reason code (${codes.join(', ')}), not "${values.reason}"`);
+  }
   let count = 0;
   for await (const item of quarantine.list({
     ...(values.endpoint !== undefined ? { endpoint: values.endpoint } : {}),

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Finding } from '../checks/checks.js';
-import { REASONS, type EndpointName, type ReasonCode } from '../checks/reasons.js';
+import { REASON_CODES, REASONS, type EndpointName, type ReasonCode } from '../checks/reasons.js';
 import type { ArchiveDamage } from '../message/archive.js';
 import { messageIdentity } from '../message/identity.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
@@ -23,6 +23,11 @@ export type ArchiveDamageCode = ArchiveDamage['code'];
 export type ProcessingRejectionCode = 'EmailRejected';
 
 export type QuarantineReasonCode = ReasonCode | ArchiveDamageCode | ProcessingRejectionCode;
+
+/** Every code a quarantine entry can give as a reason. */
+export function quarantineReasonCodes(): QuarantineReasonCode[] {
+  return [...REASON_CODES, ...(Object.keys(DAMAGE_HINTS) as ArchiveDamageCode[]), 'EmailRejected'];
+}
 
 export interface QuarantineReason {
   code: QuarantineReasonCode;

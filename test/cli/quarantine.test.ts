@@ -1,0 +1,52 @@
+import { PassThrough } from 'node:stream';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { quarantineCommand } from '../../src/cli/commands/quarantine.js';
+import { EXIT } from '../../src/cli/io.js';
+import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
+import { systemClock } from '../../src/lib/ports.js';
+import { AzureBlobStore } from '../../src/lib/storage/azureBlobStore.js';
+import { createQuarantine, reasonFor } from '../../src/lib/storage/quarantine.js';
+import { uniqueContainerName, useAzurite } from '../support/azurite.js';
+
+const azurite = useAzurite();
+const container = uniqueContainerName('quarantine');
+
+beforeAll(async () => {
+  const quarantine = createQuarantine(new AzureBlobStore(BlobServiceClient.fromConnectionString(azurite().connectionString)), container, systemClock);
+  const [message] = decodeEventHubBatch([Buffer.from('{"temperature":')], {
+    systemPropertiesArray: [{ 'iothub-connection-device-id': 'pump-7', 'iothub-enqueuedtime': '2024-05-01T12:00:00.000Z', 'message-id': 'm-1' }],
+    propertiesArray: [{}],
+  });
+  await quarantine.putMessage(message!, 'events', [reasonFor('BodyNotJson', 'the body ends after "temperature":')]);
+});
+
+async function quarantineCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  stdout.on('data', (c: Buffer) => out.push(c));
+  stderr.on('data', (c: Buffer) => err.push(c));
+  const code = await quarantineCommand([...args, '--container', container], { stdout, stderr, env: { AzureWebJobsStorage: azurite().connectionString } });
+  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+describe('iot-routing quarantine', () => {
+  it('lists what was quarantined, filtered by endpoint, reason and device', async () => {
+    const all = await quarantineCli(['list', '--format', 'ndjson']);
+    expect(all.code).toBe(EXIT.ok);
+    const [entry] = all.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { endpoint: string; deviceId: string; reasons: string[]; name: string });
+    expect(entry).toMatchObject({ endpoint: 'events', deviceId: 'pump-7', reasons: ['BodyNotJson'] });
+    expect(all.stderr).toBe(`1 quarantined record in ${container}\n`);
+    expect((await quarantineCli(['list', '--endpoint', 'events', '--reason', 'BodyNotJson', '--device', 'pump-7'])).stdout).toContain(entry!.name);
+    expect((await quarantineCli(['list', '--endpoint', 'archive'])).stderr).toBe(`0 quarantined records in ${container}\n`);
+    const shown = await quarantineCli(['show', entry!.name]);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ kind: 'message', reasons: [expect.objectContaining({ code: 'BodyNotJson', hint: expect.any(String) })] });
+  });
+
+  it('refuses a filter no entry can match, naming the values that can, instead of listing nothing', async () => {
+    await expect(quarantineCli(['list', '--endpoint', 'event'])).rejects.toThrow('--endpoint must be one of events, criticalQueue, archive, not "event"');
+    await expect(quarantineCli(['list', '--reason', 'BodyNotJSON'])).rejects.toThrow(/--reason must be a reason code \(.*BodyNotJson.*ArchiveTruncated.*EmailRejected\), not "BodyNotJSON"/);
+  });
+});
