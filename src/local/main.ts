@@ -32,6 +32,7 @@ import { startHttpServer, type LocalHttpServer } from './httpServer.js';
 import { LocalHub, type HubEndpoint, type RoutedRecord } from './hub.js';
 import { invokeRegistration, resolveSetting, retryContextFor, retryPolicyOf, type FunctionLogger, type LogLevel } from './invoke.js';
 import { PeekLockQueue, type DeadLetter } from './queue.js';
+import { resumeTime, saveSimulatedEnd } from './stateClock.js';
 import { lockStateDirectory, StateInUseError } from './stateLock.js';
 import { streamFor } from './random.js';
 import { loadRegistrations, type Registration } from './registrations.js';
@@ -62,7 +63,10 @@ export interface LocalOptions {
   port?: number;
   /** Writes the JSON summary here at exit. */
   summaryPath?: string;
-  /** Where Azurite data and logs go. Default `.local`. (E-mails: `outboxDirectory`.) */
+  /**
+   * Where Azurite data, logs and the clock's stop go. Default `.local`. Given, it is also the default for e-mails
+   * (`<state>/outbox`), so that runs on states of their own never count each other's.
+   */
   stateDirectory?: string;
   /** Azurite keeps its data in memory (tests); default on disk under the state directory. */
   inMemoryAzurite?: boolean;
@@ -277,8 +281,10 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     const archiveParsed = parseArchiveConfig(rawRouting['archive']);
     if ('errors' in archiveParsed) throw new Error(`${configPath}: ${archiveParsed.errors.join('; ')}`);
     const archiveConfig: ArchiveConfig = archiveParsed.value;
+    // E-mails of a run on a --state of its own stay with that state (two runs never count each other's .eml files).
+    const outboxOption = options.outboxDirectory ?? (options.stateDirectory !== undefined ? path.join(stateDirectory, 'outbox') : undefined);
     const effectiveConfigPath =
-      options.outboxDirectory === undefined ? configPath : await outboxOverlay(configPath, path.resolve(options.outboxDirectory), stateDirectory);
+      outboxOption === undefined ? configPath : await outboxOverlay(configPath, path.resolve(root, outboxOption), stateDirectory);
     const settingsInput = {
       root,
       storageConnectionString: azurite.connectionString,
@@ -300,7 +306,10 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     const env = settings.env;
 
     // ---- time and services --------------------------------------------------------------------------------
-    const clock = new SimulatedClock(options.startTime ?? new Date(), speedup);
+    // Outputs on disk outlive the run: the next run on this state starts where this one's clock stops.
+    const persistent = options.azurite === undefined && options.inMemoryAzurite !== true;
+    const clock = new SimulatedClock(options.startTime ?? (persistent ? await resumeTime(stateDirectory, new Date()) : new Date()), speedup);
+    if (persistent) cleanups.push(() => saveSimulatedEnd(stateDirectory, clock.now()));
     cleanups.push(() => clock.cancelAll());
     cleanups.push(installProcessClock(clock));
     const services = await createServices(env, { root, clock });
@@ -313,7 +322,7 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     const alertsParsed = parseAlertsConfig(rawRouting['alerts']);
     const outboxDirectory =
       settings.alertSender === 'outbox'
-        ? path.resolve(root, options.outboxDirectory ?? ('value' in alertsParsed ? alertsParsed.value.outboxDirectory : '.local/outbox'))
+        ? path.resolve(root, outboxOption ?? ('value' in alertsParsed ? alertsParsed.value.outboxDirectory : '.local/outbox'))
         : null;
 
     const logsDirectory = path.join(stateDirectory, 'logs');
@@ -922,7 +931,8 @@ export const localUsage = `npm start -- [options]     (node dist/src/local/main.
   --partitions N       partitions of the built-in and storage endpoints (default 4)
   --port N             HTTP port (default 7071; 0 picks one)
   --summary PATH       write the JSON conservation summary there at exit
-  --state DIR          Azurite data and logs (default .local; e-mails: --outbox)
+  --state DIR          Azurite data, logs and, unless --outbox, e-mails (default .local); a run on a state
+                       starts its clock where the last run on it stopped (sped-up runs write ahead of now)
   --in-memory          keep Azurite's data in memory instead of under the state directory
   --config PATH        routing.config.json to use
   --outbox DIR         write e-mails there instead of alerts.outboxDirectory
