@@ -133,6 +133,13 @@ describe('GET /api/reports', () => {
       ['pump,7', '2024-03-01T10:01:00Z', '2024-03-01T10:02:00Z', 'temperature', '1', '30', '30', '30'],
       ['valve-2', '2024-03-01T10:00:00Z', '2024-03-01T10:01:00Z', 'temperature', '1', '5', '5', '5'],
     ]);
+    // What the field columns leave out is still there: outcomes and numbers not aggregated, at the end of each row.
+    expect(cells(lines[0]!).slice(-3)).toEqual(['accept', 'warn', 'fieldsOmitted']);
+    expect(lines.slice(1).map((l) => cells(l).slice(-3))).toEqual([
+      ['2', '0', '0'],
+      ['1', '0', '0'],
+      ['1', '0', '0'],
+    ]);
   });
 
   it('rejects every bad parameter at once with a 400 that names them', async () => {

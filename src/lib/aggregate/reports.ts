@@ -289,6 +289,9 @@ export const CSV_COLUMNS = [
   'late',
   'revision',
   'status',
+  'accept',
+  'warn',
+  'fieldsOmitted',
 ] as const;
 
 /**
@@ -299,7 +302,9 @@ export const CSV_COLUMNS = [
 export function reportsToCsv(reports: readonly WindowReport[]): string {
   const lines = [CSV_COLUMNS.join(',')];
   for (const report of reports) {
-    const tail = [report.window, report.messages, report.late, report.revision, report.status];
+    // What the field columns leave out: messages of other levels are in `messages` only, and `fieldsOmitted` counts
+    // numbers not aggregated (beyond 32 fields, or beyond ±1e100), so that a CSV reader sees they exist.
+    const tail = [report.window, report.messages, report.late, report.revision, report.status, report.byOutcome.accept, report.byOutcome.warn, report.fieldsOmitted];
     const fields = Object.entries(report.fields);
     if (fields.length === 0) {
       lines.push([csvCell(report.deviceId), report.windowStart, report.windowEnd, '', 0, '', '', '', '', '', '', '', '', '', ...tail].join(','));
