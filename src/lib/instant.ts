@@ -24,8 +24,9 @@ export function parseInstant(text: string): number | null {
   const zone = stamp?.[8];
   if (zone !== undefined && zone !== 'Z') {
     const sign = zone.startsWith('-') ? -1 : 1;
-    const offsetMinutes = Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6));
-    if (offsetMinutes > 18 * 60) return null;
+    const zoneMinutes = Number(zone.slice(4, 6));
+    const offsetMinutes = Number(zone.slice(1, 3)) * 60 + zoneMinutes;
+    if (zoneMinutes > 59 || offsetMinutes > 18 * 60) return null;
     ms -= sign * offsetMinutes * 60_000;
   }
   return ms;

@@ -45,7 +45,9 @@ describe('parseReportsQuery', () => {
         'window: "5m" is not a configured window (1m, 1h)',
       ],
     });
-    expect(query({ from: '2024-01-01', to: '2024-02-15' })).toEqual({ errors: ['from/to: at most 31 days apart, got 45.0'] });
+    expect(query({ from: '2024-01-01', to: '2024-02-15' })).toEqual({ errors: ['from/to: at most 31 days apart, got 45 days; split the query'] });
+    expect(query({ from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00.001Z' })).toEqual({ errors: ['from/to: at most 31 days apart, got 31 days and 1 s; split the query'] });
+    expect(query({ from: '2024-01-01T00:00:00Z', to: '2024-02-01T06:30:00Z' })).toEqual({ errors: ['from/to: at most 31 days apart, got 31 days and 6.5 hours; split the query'] });
   });
 });
 

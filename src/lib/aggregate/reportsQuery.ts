@@ -60,7 +60,7 @@ export function parseReportsQuery(
   const fromMs = fromGiven ?? toMs - DAY_MS;
   if (toMs <= fromMs) errors.push(`to: must be after from (${new Date(fromMs).toISOString()})`);
   if (toMs - fromMs > MAX_RANGE_DAYS * DAY_MS) {
-    errors.push(`from/to: at most ${MAX_RANGE_DAYS} days apart, got ${((toMs - fromMs) / DAY_MS).toFixed(1)}`);
+    errors.push(`from/to: at most ${MAX_RANGE_DAYS} days apart, got ${formatDays(toMs - fromMs)}; split the query`);
   }
 
   const configured = config.windows.map((w) => w.label).join(', ');
@@ -143,4 +143,13 @@ export function reportsEndpointFromServices(services: Services): ReportsEndpoint
     config: aggregationConfigOf(services.config.routing),
     clock: services.clock,
   });
+}
+
+/** A span just over a whole number of days must not read as that number (31 days and 1 ms is not "31.0"). */
+function formatDays(ms: number): string {
+  const days = Math.floor(ms / DAY_MS);
+  const rest = ms - days * DAY_MS;
+  if (rest === 0) return `${days} days`;
+  const hours = rest / 3_600_000;
+  return `${days} days and ${hours >= 1 ? `${Number(hours.toFixed(2))} hours` : `${Math.ceil(rest / 1000)} s`}`;
 }
