@@ -21,7 +21,8 @@ const T0 = Date.UTC(2024, 2, 1, 10, 0, 0);
 const SPAN_MS = 2 * 3_600_000;
 const LATENESS_S = 600;
 
-const parsed = parseAggregationConfig({ windows: ['1m', '10m', '1h'], allowedLatenessSeconds: LATENESS_S });
+// 2h spans 120 base windows: two roll-up pages (windows.ts, rollupPageOf), under every replay and split below.
+const parsed = parseAggregationConfig({ windows: ['1m', '10m', '1h', '2h'], allowedLatenessSeconds: LATENESS_S });
 if ('errors' in parsed) throw new Error(parsed.errors.join('\n'));
 const CONFIG: AggregationConfig = parsed.value;
 

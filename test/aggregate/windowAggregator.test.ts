@@ -7,8 +7,10 @@ import { createWindowFinalizer } from '../../src/lib/aggregate/windowFinalizer.j
 import {
   blobWindowStore,
   decodeBaseWindowDoc,
+  decodeRollupWindowDoc,
   memoryWindowStore,
   type BaseWindowDoc,
+  type RollupWindowDoc,
   type MemoryWindowStore,
   type WindowStore,
 } from '../../src/lib/aggregate/windowStore.js';
@@ -519,6 +521,68 @@ describe('lateness', () => {
   });
 });
 
+describe('roll-ups spanning more than 60 base windows are kept in pages', () => {
+  const DAY = { label: '1d', ms: 86_400_000 };
+
+  it('1m + 1d: the day report counts every message once, from pages of at most 60 minutes each', async () => {
+    const { handler, reports, windows } = setup({ windows: ['1m', '1d'] });
+    // One device, one message every 7 minutes for 3 hours (across 4 pages), temperatures 0..25.
+    const specs: Spec[] = Array.from({ length: 26 }, (_, i) => ({ at: i * 7 * MINUTE + 1_000, id: `m-${i}`, body: { temperature: i } }));
+    for (let i = 0; i < specs.length; i += 5) await handler.processBatch(batch(specs.slice(i, i + 5)));
+    const [day] = await reports(DAY);
+    expect(day).toMatchObject({ windowStart: '2024-03-01T00:00:00Z', messages: 26, fields: { temperature: { count: 26, sum: 325, min: 0, max: 25, mean: 12.5 } } });
+    const names: string[] = [];
+    for await (const name of windows.list('windows/1d/')) names.push(name);
+    // Minutes 10:00 to 12:55: pages 10, 11 and 12 of the day (page k holds the minutes of hour k).
+    expect(names).toEqual([10, 11, 12].map((k) => `windows/1d/2024-03-01/thermostat-1/2024-03-01T00:00:00Z/0,${k}.json`));
+    for (const name of names) {
+      const page = await windows.get(name, decodeRollupWindowDoc);
+      expect(Object.keys(page!.subs).length).toBeLessThanOrEqual(60);
+    }
+  });
+
+  it('a batch rewrites only the page of its minute, not the whole day', async () => {
+    let written: string[] = [];
+    const { handler } = setup({ windows: ['1m', '1d'] }, undefined, (clock) => {
+      const blobs = new MemoryBlobStore({ clock });
+      const recording = new Proxy(blobs, {
+        get(target, key, receiver) {
+          const value = Reflect.get(target, key, receiver) as unknown;
+          if (typeof value !== 'function' || typeof key !== 'string') return value;
+          return (...args: unknown[]) => {
+            if (key === 'replace' || key === 'create') written.push(String(args[1]));
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      return blobWindowStore(recording, 'reports');
+    });
+    // Two hours of minutes (pages 10 and 11 of the day), then one more message in a minute of 11:30.
+    for (let hour = 0; hour < 2; hour++) {
+      await handler.processBatch(batch(Array.from({ length: 60 }, (_, m) => ({ at: hour * 3_600_000 + m * MINUTE + 1_000, id: `h${hour}-${m}`, body: { temperature: m } }))));
+    }
+    written = [];
+    await handler.processBatch(batch([{ at: 3_600_000 + 30 * MINUTE + 30_000, id: 'one-more', body: { temperature: 1 } }]));
+    expect(written).toEqual([
+      'windows/1m/2024-03-01/thermostat-1/2024-03-01T11:30:00Z/0.json',
+      'windows/1d/2024-03-01/thermostat-1/2024-03-01T00:00:00Z/0,11.json',
+    ]);
+  });
+
+  it('reads a day an earlier build kept in one document together with pages written since, counting each message once', async () => {
+    const { handler, reports, windows } = setup({ windows: ['1m', '1d'] });
+    await handler.processBatch(batch([{ at: 1_000, id: 'a', body: { temperature: 1 } }, { at: 2 * 3_600_000, id: 'b', body: { temperature: 2 } }]));
+    // What an earlier build wrote: the same day in one unpaged document, holding both minutes.
+    const pages: RollupWindowDoc[] = [];
+    for await (const name of windows.list('windows/1d/')) pages.push((await windows.get(name, decodeRollupWindowDoc))!);
+    const merged: RollupWindowDoc = { ...pages[0]!, subs: Object.assign({}, ...pages.map((p) => p.subs)) as RollupWindowDoc['subs'] };
+    windows.update<RollupWindowDoc>('windows/1d/2024-03-01/thermostat-1/2024-03-01T00:00:00Z/0.json', () => merged, decodeRollupWindowDoc);
+    await handler.processBatch(batch([{ at: 2_000, id: 'c', body: { temperature: 3 } }]));
+    const [day] = await reports(DAY);
+    expect(day).toMatchObject({ messages: 3, fields: { temperature: { count: 3, sum: 6 } } });
+  });
+});
+
 describe('the base window a reports container keeps', () => {
   it('refuses another base window over the same container, before writing anything; roll-up sizes may change', async () => {
     const first = setup({ windows: ['1m', '1h'] });
@@ -580,6 +644,27 @@ describe('storage calls (the product store over an in-memory BlobStore)', () => 
     for (const key of Object.keys(calls)) delete calls[key];
     await handler.processBatch(batch([{ at: MINUTE + 1_000, id: 'c' }]));
     expect(calls).toEqual({ create: 1, replace: 2 });
+  });
+
+  it('keeps written documents for the next batch within a size budget, reading again what did not fit', async () => {
+    const runs: Array<Record<string, number>> = [];
+    for (const cachedCharacters of [undefined, 1]) {
+      let counter: ReturnType<typeof counted> | undefined;
+      const { handler } = setup({ windows: ['1m', '1h'] }, undefined, (clock) => {
+        counter = counted(new MemoryBlobStore({ clock }));
+        return blobWindowStore(counter.store, 'reports', cachedCharacters === undefined ? {} : { cachedCharacters });
+      });
+      await handler.processBatch(batch([{ at: 1_000, id: 'a' }]));
+      for (const key of Object.keys(counter!.calls)) delete counter!.calls[key];
+      await handler.processBatch(batch([{ at: 2_000, id: 'b' }]));
+      runs.push({ ...counter!.calls });
+    }
+    expect(runs).toEqual([
+      { replace: 3 },
+      // Nothing kept: each document (the partition claimed, the minute, the hour, the partition advanced) is first
+      // tried as new, refused, and read; the claim then finds nothing to change.
+      { create: 4, get: 4, replace: 3 },
+    ]);
   });
 
   it('a window written by another instance is read and updated after its create is refused', async () => {

@@ -16,7 +16,7 @@
  * identity and contribution (that is what makes dedupe exact). Larger sizes are roll-ups of base windows, so each
  * must be a whole multiple of the base, and every size must divide a day so that windows align to UTC midnight.
  * The base is at most 15 minutes (it bounds the identity set one document holds) and a roll-up spans at most 1440
- * base windows (it bounds the roll-up document).
+ * base windows (it bounds a roll-up's pages: 24 documents of 60 base windows, see `rollupPageOf` in windows.ts).
  */
 import { RoutingError } from '../errors.js';
 

@@ -75,7 +75,8 @@ export const DEFAULT_MAX_REPORTS = 50_000;
 interface WindowGroup {
   deviceId: string;
   startMs: number;
-  partitions: string[];
+  /** The group's documents: one per partition, or per page of a partition for roll-ups split into pages. */
+  docs: Array<{ partition: string; page?: number }>;
 }
 
 export async function readReports(
@@ -109,17 +110,17 @@ export async function readReports(
             `more than ${maxReports} windows match; narrow the time range, give a device id or choose a larger window`,
           );
         }
-        group = { deviceId: address.deviceId, startMs: address.startMs, partitions: [] };
+        group = { deviceId: address.deviceId, startMs: address.startMs, docs: [] };
         groups.set(key, group);
       }
-      group.partitions.push(address.partition);
+      group.docs.push(address.page === undefined ? { partition: address.partition } : { partition: address.partition, page: address.page });
     }
   }
 
   const concurrency = options.concurrency ?? 16;
   const watermarks = new Map<string, number>();
   if (options.assumeFinal !== true) {
-    const partitions = [...new Set([...groups.values()].flatMap((g) => g.partitions))];
+    const partitions = [...new Set([...groups.values()].flatMap((g) => g.docs.map((d) => d.partition)))];
     const docs = await mapLimit(partitions, concurrency, (p) => windows.get(partitionDocName(p), decodePartitionDoc));
     partitions.forEach((p, i) => watermarks.set(p, watermarkOf(docs[i] ?? null, config.allowedLatenessMs)));
   }
@@ -131,11 +132,11 @@ export async function readReports(
     const endMs = group.startMs + size.ms;
     const summary =
       size.ms === base.ms
-        ? await baseSummary(windows, base, group.deviceId, group.startMs, group.partitions, endMs)
+        ? await baseSummary(windows, base, group.deviceId, group.startMs, group.docs.map((d) => d.partition), endMs)
         : await rollupSummary(windows, base, size, group, endMs);
     if (summary === null) return null;
     const final =
-      options.assumeFinal === true || group.partitions.every((p) => endMs <= (watermarks.get(p) ?? -Infinity));
+      options.assumeFinal === true || group.docs.every((d) => endMs <= (watermarks.get(d.partition) ?? -Infinity));
     return toReport(group.deviceId, size, group.startMs, final, summary);
   });
   return reports.filter((r): r is WindowReport => r !== null);
@@ -168,14 +169,17 @@ async function rollupSummary(
   endMs: number,
 ): Promise<WindowSummary | null> {
   const docs = await Promise.all(
-    group.partitions.map((p) => windows.get(windowDocName(size, group.deviceId, group.startMs, p), decodeRollupWindowDoc)),
+    group.docs.map((d) => windows.get(windowDocName(size, group.deviceId, group.startMs, d.partition, d.page), decodeRollupWindowDoc)),
   );
+  // Pages of one partition hold disjoint base windows, so they merge as partitions do. A base window in two
+  // documents of one partition (an unpaged document of an earlier build and a page of this one) is read from its
+  // base partial, like one in two partitions.
   const bySub = new Map<string, Array<{ partition: string; entry: RollupEntry }>>();
   docs.forEach((doc, i) => {
     if (doc === null) return;
     for (const [sub, entry] of Object.entries(doc.subs)) {
       const list = bySub.get(sub) ?? [];
-      list.push({ partition: group.partitions[i]!, entry });
+      list.push({ partition: group.docs[i]!.partition, entry });
       bySub.set(sub, list);
     }
   });
@@ -192,8 +196,9 @@ async function rollupSummary(
     }
     // The same base window in several partitions: its identities may overlap, so merge them, never add counts.
     // (Also where an entry predates totals in roll-ups: the base partials hold them.)
+    const partitions = [...new Set(held.map((h) => h.partition))];
     const docs = await Promise.all(
-      held.map((h) => windows.get(windowDocName(base, group.deviceId, Date.parse(sub), h.partition), decodeBaseWindowDoc)),
+      partitions.map((p) => windows.get(windowDocName(base, group.deviceId, Date.parse(sub), p), decodeBaseWindowDoc)),
     );
     const present = docs.filter((d): d is BaseWindowDoc => d !== null);
     if (present.length === 0) continue;

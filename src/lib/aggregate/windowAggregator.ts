@@ -37,7 +37,7 @@ import {
   type RollupWindowDoc,
   type WindowStore,
 } from './windowStore.js';
-import { isoSeconds, partitionDocName, windowDocName, windowStartOf } from './windows.js';
+import { isoSeconds, partitionDocName, rollupPageOf, windowDocName, windowStartOf } from './windows.js';
 
 export interface WindowAggregatorDeps {
   windows: WindowStore;
@@ -203,7 +203,8 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
         const sub = isoSeconds(group.startMs);
         for (const size of larger) {
           const startMs = windowStartOf(group.startMs, size);
-          const name = docNames.name(size, group.deviceId, startMs, partition);
+          const page = rollupPageOf(size, base, startMs, group.startMs);
+          const name = page === undefined ? docNames.name(size, group.deviceId, startMs, partition) : windowDocName(size, group.deviceId, startMs, partition, page);
           let rollup = rollups.get(name);
           if (rollup === undefined) {
             rollup = { name, deviceId: group.deviceId, size, startMs, subs: [] };

@@ -191,6 +191,8 @@ export interface BlobWindowStoreOptions {
   retries?: number;
   /** Documents whose last version this process wrote are kept (serialised) for the next batch. Default 2000. */
   cachedDocuments?: number;
+  /** ... and at most this many characters of them in all. Default 64 Mi (a 1h roll-up of 32 fields is ~0.4 M). */
+  cachedCharacters?: number;
 }
 
 const JSON_CONTENT_TYPE = 'application/json';
@@ -205,13 +207,23 @@ const JSON_CONTENT_TYPE = 'application/json';
  */
 export function blobWindowStore(store: BlobStore, container: string, options: BlobWindowStoreOptions = {}): WindowStore {
   const capacity = options.cachedDocuments ?? 2000;
+  const characterCapacity = options.cachedCharacters ?? 64 * 1024 * 1024;
   const kept = new Map<string, { body: string; etag: ETag }>();
-  const keep = (name: string, body: string, etag: ETag | undefined): void => {
+  let keptCharacters = 0;
+  const forget = (name: string): void => {
+    const entry = kept.get(name);
+    if (entry === undefined) return;
+    keptCharacters -= entry.body.length;
     kept.delete(name);
-    if (etag === undefined || capacity === 0) return;
+  };
+  const keep = (name: string, body: string, etag: ETag | undefined): void => {
+    forget(name);
+    if (etag === undefined || capacity === 0 || body.length > characterCapacity) return;
     kept.set(name, { body, etag });
-    // Map order is insertion order: the first key is the least recently written.
-    if (kept.size > capacity) kept.delete(kept.keys().next().value!);
+    keptCharacters += body.length;
+    // Map order is insertion order: the first key is the least recently written. Bounded by count and by size,
+    // so that many devices with wide roll-ups cannot hold gigabytes of strings.
+    while (kept.size > capacity || keptCharacters > characterCapacity) forget(kept.keys().next().value!);
   };
   let ready: Promise<void> | undefined;
   const ensure = (): Promise<void> => {
@@ -237,7 +249,7 @@ export function blobWindowStore(store: BlobStore, container: string, options: Bl
           keep(name, body, result.etag);
           return { value: next, changed: true };
         }
-        kept.delete(name);
+        forget(name);
       } else {
         // Not written by this process: usually a new window's first batch, so the document is created without
         // reading first (If-None-Match: *). One that exists (after a restart or an ownership change) refuses the

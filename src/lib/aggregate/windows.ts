@@ -3,6 +3,8 @@
  *
  * Layout:
  *   windows/{size}/{YYYY-MM-DD}/{device}/{windowStart}/{partition}.json   one partial per partition that saw the device
+ *   windows/{size}/{YYYY-MM-DD}/{device}/{windowStart}/{partition},{k}.json
+ *                                        page k of a roll-up spanning more than 60 base windows (see rollupPageOf)
  *   partitions/{partition}.json                                           the partition's watermark
  *
  * The day of the window's start comes before the device so that both "one device over a range" and "every device
@@ -50,8 +52,30 @@ function day(ms: number): string {
   return isoSeconds(Math.floor(ms / DAY_MS) * DAY_MS).slice(0, 10);
 }
 
-export function windowDocName(size: WindowSize, deviceId: string, startMs: number, partition: string): string {
-  return `${WINDOWS_PREFIX}${size.label}/${day(startMs)}/${nameSegment(deviceId)}/${isoSeconds(startMs)}/${encodeURIComponent(partition)}.json`;
+/**
+ * `page` is a roll-up page (see {@link rollupPageOf}); base partials and roll-ups of up to 60 base windows have none.
+ * `,` separates it: percent-encoding always encodes a comma, so no partition id can hold one.
+ */
+export function windowDocName(size: WindowSize, deviceId: string, startMs: number, partition: string, page?: number): string {
+  const file = `${encodeURIComponent(partition)}${page === undefined ? '' : `,${page}`}.json`;
+  return `${WINDOWS_PREFIX}${size.label}/${day(startMs)}/${nameSegment(deviceId)}/${isoSeconds(startMs)}/${file}`;
+}
+
+/** Base windows one roll-up document holds at most; a roll-up spanning more is split into pages of this many. */
+export const ROLLUP_PAGE_SUBS = 60;
+
+/**
+ * The page of the roll-up window of `size` starting at `rollupStartMs` that holds the base window starting at
+ * `subStartMs`; undefined when the roll-up spans at most {@link ROLLUP_PAGE_SUBS} base windows (one document).
+ *
+ * Why pages: a roll-up document holds a copy of every base window's totals, and a batch rewrites the documents it
+ * touches whole. `1m` + `1d` in one document grew to about 1 MB per device by the evening (10 MB with 32 fields),
+ * all rewritten by every batch; a page is the size of a `1h` roll-up whatever the span. Pages of one partition hold
+ * disjoint base windows, so readers merge them as they merge partitions.
+ */
+export function rollupPageOf(size: WindowSize, base: WindowSize, rollupStartMs: number, subStartMs: number): number | undefined {
+  if (size.ms <= ROLLUP_PAGE_SUBS * base.ms) return undefined;
+  return Math.floor((subStartMs - rollupStartMs) / (ROLLUP_PAGE_SUBS * base.ms));
 }
 
 export interface WindowDocAddress {
@@ -59,7 +83,11 @@ export interface WindowDocAddress {
   deviceId: string;
   startMs: number;
   partition: string;
+  /** A roll-up page; absent for base partials and unpaged roll-ups. */
+  page?: number;
 }
+
+const PAGED_FILE = /^(.*),(\d{1,6})\.json$/;
 
 /** The inverse of {@link windowDocName}; null for any other blob that may sit in the container. */
 export function parseWindowDocName(name: string): WindowDocAddress | null {
@@ -70,8 +98,11 @@ export function parseWindowDocName(name: string): WindowDocAddress | null {
   if (!file.endsWith('.json')) return null;
   const startMs = Date.parse(start);
   if (Number.isNaN(startMs)) return null;
+  const paged = PAGED_FILE.exec(file);
   try {
-    return { sizeLabel, deviceId: decodeURIComponent(device), startMs, partition: decodeURIComponent(file.slice(0, -5)) };
+    const deviceId = decodeURIComponent(device);
+    if (paged !== null) return { sizeLabel, deviceId, startMs, partition: decodeURIComponent(paged[1]!), page: Number(paged[2]) };
+    return { sizeLabel, deviceId, startMs, partition: decodeURIComponent(file.slice(0, -5)) };
   } catch {
     return null;
   }
