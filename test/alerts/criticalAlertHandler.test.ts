@@ -201,6 +201,24 @@ describe('criticalAlerts handler: exactly one e-mail per alert', () => {
     expect(new Set(sender.calls.map((c) => c.operationId))).toEqual(new Set([emailOperationId(messageIdentity(m))]));
   });
 
+  it('waits out a Retry-After the e-mail service gave (capped) before handing the message back', async () => {
+    const slept: number[] = [];
+    const { alerts, sender, store } = setup(alertsConfig(), { sleep: async (ms) => void slept.push(ms) });
+    for (const seconds of [20, 600]) {
+      sender.script.push(() => {
+        throw new RoutingError('EmailUnavailable', 'ACS accepted a send, but its status poll was throttled (429)', { retryAfterSeconds: seconds });
+      });
+    }
+    const m = message({ messageId: 'msg-1' });
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable' });
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable' });
+    // 20 s as asked; 600 s capped at 60 s (the lease is 75 s). No wait for the transient failure without one below.
+    expect(slept).toEqual([20_000, 60_000]);
+    expect(await ledgerRecord(store, messageIdentity(m))).toMatchObject({ state: 'in-progress' });
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
+    expect(slept).toEqual([20_000, 60_000]);
+  });
+
   it('releases the alert after a transient e-mail failure so that the redelivery sends it at once', async () => {
     const { alerts, sender, store } = setup();
     sender.script.push(() => {

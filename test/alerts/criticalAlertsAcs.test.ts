@@ -56,7 +56,7 @@ function acsSender(connectionString = standIn.connectionString): EmailSender {
   );
 }
 
-function alertServices(store: BlobStore, clock: ManualClock, sender: EmailSender = acsSender()): AlertServices {
+function alertServices(store: BlobStore, clock: ManualClock, sender: EmailSender = acsSender(), sleep?: (ms: number) => Promise<void>): AlertServices {
   const env = {
     AzureWebJobsStorage: azurite().connectionString,
     ALERTS_CONTAINER: alertsContainer,
@@ -73,7 +73,7 @@ function alertServices(store: BlobStore, clock: ManualClock, sender: EmailSender
     twins: undefined,
     admitDeps: { checks: app.routing.checks, quarantine, twins: undefined, now: () => clock.now() },
   };
-  return createAlertServices(services, { alerts: config(), sender, busyWait: { attempts: 400, intervalMs: 5 } });
+  return createAlertServices(services, { alerts: config(), sender, busyWait: { attempts: 400, intervalMs: 5 }, ...(sleep === undefined ? {} : { sleep }) });
 }
 
 function message(deviceId = 'Contoso-Test-Device', messageId = '4d3c2b1a-0f9e-4d8c-b7a6-5e4f3d2c1b0a'): RoutedMessage {
@@ -159,17 +159,21 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     expect(standIn.sent[0]?.subject).toContain('1 alert between 2026-11-22T09:59:30.000Z and 2026-11-22T09:59:30.000Z');
   });
 
-  it('429 on the status poll of an accepted send: no pause, and the immediate redelivery resumes it, one e-mail', async () => {
+  it('429 on the status poll of an accepted send: no pause, a wait as asked, and the redelivery resumes it, one e-mail', async () => {
     const store = azureStore();
     const clock = new ManualClock(T0);
-    const alerts = alertServices(store, clock);
+    const slept: number[] = [];
+    const alerts = alertServices(store, clock, acsSender(), async (ms) => {
+      slept.push(ms);
+      clock.advance(ms);
+    });
     standIn.scriptPolls({ kind: 'respond', status: 429, headers: { 'retry-after': '20' } });
     const m = message();
     expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable', kind: 'transient', retryAfterSeconds: 20 });
     // Pausing here would fold the redelivery into a digest that mails the accepted alert a second time.
     expect(alerts.stores.gate.peek()?.pausedUntil ?? 0).toBeLessThanOrEqual(T0);
+    expect(slept).toEqual([20_000]);
     expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
-    clock.advance(20_000);
     expect(await alerts.digests.run()).toMatchObject({ due: 0 });
     expect(standIn.sent.map((s) => s.operationId)).toEqual([emailOperationId(messageIdentity(m))]);
   });

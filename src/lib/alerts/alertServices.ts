@@ -41,6 +41,7 @@ export interface AlertServiceOverrides {
   sender?: EmailSender;
   notifier?: DeviceNotifier;
   busyWait?: AlertDeps['busyWait'];
+  sleep?: AlertDeps['sleep'];
 }
 
 /**
@@ -95,6 +96,7 @@ export function createAlertServices(services: Services, overrides: AlertServiceO
     admit: services.admitDeps,
     enrichmentKeys: services.config.routing.enrichments.map((e) => e.key),
     ...(overrides.busyWait === undefined ? {} : { busyWait: overrides.busyWait }),
+    ...(overrides.sleep === undefined ? {} : { sleep: overrides.sleep }),
   };
   return { config, settings, stores, sender, notifier, handler: createCriticalAlertHandler(deps), digests: createDigestRunner(deps) };
 }

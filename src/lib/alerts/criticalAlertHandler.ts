@@ -32,6 +32,9 @@ import type { Claim, DeviceNotificationState, LedgerRecord, LedgerState } from '
 import { renderAlertEmail } from './render.js';
 import type { HoldReason } from './sendGate.js';
 
+/** The longest a delivery waits on a Retry-After before handing the message back; less when the lease is shorter. */
+const MAX_RETRY_AFTER_WAIT_SECONDS = 60;
+
 export interface AlertDeps {
   config: AlertsConfig;
   dashboardUrl: string;
@@ -190,6 +193,11 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
         const seconds = error.retryAfterSeconds ?? DEFAULT_THROTTLE_PAUSE_SECONDS;
         // Every instance holds its alerts back until then (they fold into digests instead of meeting the same 429).
         await gate.pause(new Date(clock.now().getTime() + seconds * 1000)).catch(() => undefined);
+      } else if (isRoutingError(error) && error.code === 'EmailUnavailable' && error.retryAfterSeconds !== undefined) {
+        // The service asked for time (a throttled status poll of a send it accepted, a 503): wait here, holding the
+        // message (its lock renews), before handing it back. Service Bus redelivers at once, and ten redeliveries
+        // meeting the same throttle within seconds would dead-letter an alert that is on its way.
+        await sleep(Math.min(error.retryAfterSeconds, MAX_RETRY_AFTER_WAIT_SECONDS, Math.max(0, config.leaseSeconds - 15)) * 1000);
       }
       await ledger.release(owned, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
       throw error;
