@@ -503,6 +503,22 @@ describe('readAvro on a block over 4 MiB (Capture writes a file as one block): d
     const { messages, ends } = await read(bytes, 65_536);
     expect(ends[0]!.damage).toMatchObject({ code: 'ArchiveCorrupt', byteOffset: blockStart, detail: expect.stringContaining('record 4000 of 5000') });
     expect(ends[0]!.records).toBe(messages.length);
+    // A length past the block's end is damage at once: the rest of the block is not pulled in to find out.
+    expect(ends[0]!.bytes).toBeLessThan(bodyLengthAt + 2 * 1024 * 1024);
+    // A negative length too; and the offset named is the record's in the block, not in the window it was read from.
+    const negative = Buffer.from(fileOf(parts));
+    avroLong(-5).copy(negative, bodyLengthAt);
+    const cut2 = await read(negative, 65_536);
+    // The block: record count, size, records, sync marker; the records start after the two varints.
+    const blockBytes = parts.blocks[0]!.bytes.length;
+    const countLength = avroLong(5000).length;
+    const sizeLength = [1, 2, 3, 4, 5].find((n) => avroLong(blockBytes - countLength - n - DEFAULT_SYNC.length).length === n)!;
+    const recordsStart = blockStart + countLength + sizeLength;
+    expect(cut2.ends[0]!.damage).toMatchObject({ code: 'ArchiveCorrupt', detail: expect.stringMatching(/record 4000 of 5000: length -5 at \d+ is negative/) });
+    const namedAt = Number(/length -5 at (\d+)/.exec(cut2.ends[0]!.damage!.detail)![1]);
+    // (The cursor names where the bytes would start: just after the length.)
+    expect(namedAt).toBe(bodyLengthAt + avroLong(-5).length - recordsStart);
+    expect(cut2.ends[0]!.bytes).toBeLessThan(bodyLengthAt + 2 * 1024 * 1024);
     expect(messages.length).toBeGreaterThan(3000);
     expect(messages.length).toBeLessThanOrEqual(4000);
     expect(messages.every((m, i) => m.deviceId === deviceIdOf(i) && Buffer.from(m.body).equals(padded(i).Body))).toBe(true);

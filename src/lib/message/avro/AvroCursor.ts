@@ -3,6 +3,16 @@ import type { ObjectShapes } from '../objectShapes.js';
 /** Bytes that do not decode as the writer schema says they should. Caught by the reader and turned into damage. */
 export class AvroDataError extends Error {
   override readonly name = 'AvroDataError';
+  /**
+   * Set when a read ran past the end of the cursor's bytes: the cursor offset the value needs bytes up to. A reader
+   * decoding a window of a longer block tries such a record again with more bytes when the block has them.
+   */
+  readonly needs: number | undefined;
+
+  constructor(message: string, needs?: number) {
+    super(message);
+    this.needs = needs;
+  }
 }
 
 export function isAvroDataError(error: unknown): error is AvroDataError {
@@ -124,9 +134,14 @@ export class AvroCursor {
   /** The same bytes, for word-wise comparison with cached strings. */
   readonly bytes: DataView;
 
+  /**
+   * `origin` is where `buf` starts within the block, for the offsets errors name: a reader decoding a window of a
+   * block names offsets in the block, as for a block it holds whole.
+   */
   constructor(
     readonly buf: Buffer,
     pos = 0,
+    private readonly origin = 0,
   ) {
     this.pos = pos;
     this.end = buf.length;
@@ -156,7 +171,7 @@ export class AvroCursor {
         f += (b & 0x7f) * scale;
         scale *= 128;
       } while (b & 0x80 && pos - this.pos < MAX_VARINT_BYTES);
-      if (b & 0x80) throw new AvroDataError(`varint at ${this.pos} is longer than ${MAX_VARINT_BYTES} bytes`);
+      if (b & 0x80) throw new AvroDataError(`varint at ${this.origin + this.pos} is longer than ${MAX_VARINT_BYTES} bytes`);
       this.#advance(pos);
       return negative ? -f - 1 : f;
     }
@@ -226,7 +241,7 @@ export class AvroCursor {
       count = -count;
     }
     if (count > this.end - this.pos) {
-      throw new AvroDataError(`map of ${count} entries cannot fit in the ${this.end - this.pos} bytes left`);
+      throw new AvroDataError(`map of ${count} entries cannot fit in the ${this.end - this.pos} bytes left`, this.pos + count);
     }
     return count;
   }
@@ -248,15 +263,16 @@ export class AvroCursor {
   #lengthPrefixed(): number {
     const length = this.readLong();
     const start = this.pos;
-    if (length < 0 || length > this.end - start) {
-      throw new AvroDataError(`length ${length} at ${start} runs past the ${this.end - start} bytes left`);
+    if (length < 0) throw new AvroDataError(`length ${length} at ${this.origin + start} is negative`);
+    if (length > this.end - start) {
+      throw new AvroDataError(`length ${length} at ${this.origin + start} runs past the ${this.end - start} bytes left`, start + length);
     }
     this.pos = start + length;
     return start;
   }
 
   #advance(pos: number): void {
-    if (pos > this.end) throw new AvroDataError(`value at ${this.pos} runs past the end of the block`);
+    if (pos > this.end) throw new AvroDataError(`value at ${this.origin + this.pos} runs past the end of the block`, pos);
     this.pos = pos;
   }
 }

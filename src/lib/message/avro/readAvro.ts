@@ -175,9 +175,11 @@ function decodeBlock(decode: RecordDecoder, block: RawBlock, firstIndex: number)
 
 /**
  * The records of an uncompressed block as they arrive, in batches of what one window held, without buffering the
- * block. A record is decoded from a window of the input; one that fails where the window ends before the block
- * does may just need more bytes, so it is tried again in a window twice as large, and only a failure with the
- * block's end in view is damage. Bodies are copies: a window may be a view into an input chunk.
+ * block. A record is decoded from a window of the input; one that ran past the window's end (AvroDataError.needs)
+ * while the block goes on is tried again in a window large enough for what it needs (at least twice as large), and
+ * a need beyond the block's end, or any other error, is damage at once: a forged length costs no more than the
+ * block's bytes it claims. Bodies are copies: a window may be a view into an input chunk. Offsets in damage details
+ * count from the start of the block's records, as they do for a buffered block.
  */
 async function* streamBlock(reader: ChunkReader, decode: RecordDecoder, head: BlockHead, firstIndex: number): AsyncGenerator<RoutedMessage[]> {
   const { start, count, size } = head;
@@ -191,17 +193,19 @@ async function* streamBlock(reader: ChunkReader, decode: RecordDecoder, head: Bl
     if (!(await reader.fill(want))) {
       throw damage('ArchiveTruncated', start, `block at byte ${start} needs ${size} data bytes; the input ends after ${size - left + reader.buffered}`);
     }
-    const cursor = new AvroCursor(reader.peek(want));
-    const whole = want === left;
+    const origin = size - left;
+    const cursor = new AvroCursor(reader.peek(want), 0, origin);
     const messages: RoutedMessage[] = [];
+    let needs: number | undefined;
     while (i < count) {
       const at = cursor.pos;
       try {
         messages.push(decode(cursor, firstIndex + i, false));
       } catch (error) {
         if (!isAvroDataError(error)) throw error;
-        if (!whole) {
+        if (error.needs !== undefined && want < left && error.needs <= left) {
           cursor.pos = at;
+          needs = error.needs;
           break;
         }
         throw damage('ArchiveCorrupt', start, `block at byte ${start}: record ${i} of ${count}: ${error.message}`);
@@ -209,8 +213,9 @@ async function* streamBlock(reader: ChunkReader, decode: RecordDecoder, head: Bl
       i++;
     }
     reader.skip(cursor.pos);
-    if (messages.length === 0) windowBytes *= 2;
-    else yield messages;
+    if (messages.length > 0) yield messages;
+    // A record that did not fit: a window from it, large enough for what it needs.
+    if (needs !== undefined) windowBytes = Math.max(STREAM_WINDOW_BYTES, 2 * (needs - cursor.pos), messages.length === 0 ? 2 * windowBytes : 0);
   }
   if (reader.position !== end) {
     throw damage('ArchiveCorrupt', start, `block at byte ${start}: ${end - reader.position} bytes left over after the block's ${count} records`);

@@ -193,7 +193,8 @@ function avscDecoder(recognised: Recognised, blobName: string): RecordDecoder {
     } catch (error) {
       throw new AvroDataError((error as Error).message);
     }
-    if (decoded.offset < 0) throw new AvroDataError('the record runs past the end of the block');
+    // avsc does not say how many bytes it lacked: one more than there are makes a window reader grow its window.
+    if (decoded.offset < 0) throw new AvroDataError('the record runs past the end of the block', cursor.end + 1);
     cursor.pos = decoded.offset;
     const record = decoded.value as Record<string, unknown>;
     const systemProperties = propertyMap(fieldValue(record, 'SystemProperties'));
