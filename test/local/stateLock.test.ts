@@ -1,9 +1,14 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lockStateDirectory, STATE_LOCK_FILE, StateInUseError } from '../../src/local/stateLock.js';
+
+/** The built module (`npm test` builds first): separate processes stand for separate runs. */
+const built = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/src/local/stateLock.js');
 
 const made: string[] = [];
 afterEach(async () => {
@@ -41,4 +46,50 @@ describe('one npm start per state directory', () => {
     expect((await readFile(path.join(state, STATE_LOCK_FILE), 'utf8')).trim()).toBe(String(process.pid));
     await release();
   });
+
+  it('answers a taker that lost the race for a stale lock with StateInUseError, never a raw EEXIST', async () => {
+    for (let trial = 0; trial < 20; trial++) {
+      const state = await stateDirectory();
+      await mkdir(state, { recursive: true });
+      await writeFile(path.join(state, STATE_LOCK_FILE), `${await deadPid()}\n`);
+      // Two takers in one process (one pid, so both may end up holding it: the test below uses processes).
+      const outcomes = await Promise.allSettled([lockStateDirectory(state, 5), lockStateDirectory(state, 5)]);
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected') expect(outcome.reason).toBeInstanceOf(StateInUseError);
+        else await outcome.value();
+      }
+    }
+  });
+
+  it.skipIf(!existsSync(built))('lets exactly one of several runs that take over the same stale lock at once have it; the others are told why', async () => {
+    for (let trial = 0; trial < 3; trial++) {
+      const state = await stateDirectory();
+      await mkdir(state, { recursive: true });
+      await writeFile(path.join(state, STATE_LOCK_FILE), `${await deadPid()}\n`);
+      // Four runs at once, each holding what it got for a second, as npm start would.
+      const script = `const { lockStateDirectory } = await import(${JSON.stringify(pathToFileURL(built).href)});
+        try { const release = await lockStateDirectory(${JSON.stringify(state)}); console.log('locked'); await new Promise((r) => setTimeout(r, 1000)); await release(); }
+        catch (error) { console.log(error.name); }`;
+      const outputs = await Promise.all(
+        [0, 1, 2, 3].map(
+          () =>
+            new Promise<string>((resolve) => {
+              const child = spawn(process.execPath, ['--input-type=module', '-e', script]);
+              let out = '';
+              child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+              child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+              child.once('exit', () => resolve(out.trim()));
+            }),
+        ),
+      );
+      expect(outputs.sort()).toEqual(['StateInUseError', 'StateInUseError', 'StateInUseError', 'locked']);
+    }
+  }, 30_000);
 });
+
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  const pid = child.pid!;
+  await new Promise((resolve) => child.once('exit', resolve));
+  return pid;
+}
