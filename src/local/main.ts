@@ -309,7 +309,15 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     // Outputs on disk outlive the run: the next run on this state starts where this one's clock stops.
     const persistent = options.azurite === undefined && options.inMemoryAzurite !== true;
     const clock = new SimulatedClock(options.startTime ?? (persistent ? await resumeTime(stateDirectory, new Date()) : new Date()), speedup);
-    if (persistent) cleanups.push(() => saveSimulatedEnd(stateDirectory, clock.now()));
+    if (persistent) {
+      // Every few seconds as well as at the end: a forced exit (a second Ctrl+C) runs no cleanup.
+      const saving = setInterval(() => void saveSimulatedEnd(stateDirectory, clock.now()).catch(() => undefined), 5_000);
+      saving.unref();
+      cleanups.push(async () => {
+        clearInterval(saving);
+        await saveSimulatedEnd(stateDirectory, clock.now());
+      });
+    }
     cleanups.push(() => clock.cancelAll());
     cleanups.push(installProcessClock(clock));
     const services = await createServices(env, { root, clock });
