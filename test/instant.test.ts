@@ -8,6 +8,8 @@ describe('parseInstant', () => {
     expect(parseInstant('2024-03-01T12:00:00.5+02:00')).toBe(Date.UTC(2024, 2, 1, 10, 0, 0, 500));
     expect(parseInstant('2024-05-01T12:00:00.1234567Z')).toBe(Date.UTC(2024, 4, 1, 12, 0, 0, 123));
     expect(parseInstant('2024-03-01')).toBe(Date.UTC(2024, 2, 1));
+    // RFC 3339 allows both letters in lower case.
+    expect(parseInstant('2024-03-01t10:00:00z')).toBe(Date.UTC(2024, 2, 1, 10));
   });
 
   it('refuses a time without a zone, one that does not exist, and anything else', () => {

@@ -5,9 +5,10 @@
  * (`2024-02-30`, `24:00`): an error, never another time.
  */
 const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})$/;
+/** RFC 3339 allows `t` and `z` in lower case. */
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})$/i;
 /** A zone offset whose `+` a URL query turned into a space (`...T12:00:00 02:00`). */
-const PLUS_AS_SPACE = /^\d{4}-\d{2}-\d{2}T[\d:.]+ \d{2}:\d{2}$/;
+const PLUS_AS_SPACE = /^\d{4}-\d{2}-\d{2}T[\d:.]+ \d{2}:\d{2}$/i;
 
 /** Epoch milliseconds, or null for anything else. */
 export function parseInstant(text: string): number | null {
@@ -22,7 +23,7 @@ export function parseInstant(text: string): number | null {
   if (new Date(day).getUTCDate() !== d || y < 1970) return null;
   let ms = day + ((h * 60 + mi) * 60 + s) * 1000 + (stamp?.[7] === undefined ? 0 : Math.floor(Number(`0.${stamp[7]}`) * 1000));
   const zone = stamp?.[8];
-  if (zone !== undefined && zone !== 'Z') {
+  if (zone !== undefined && zone.toUpperCase() !== 'Z') {
     const sign = zone.startsWith('-') ? -1 : 1;
     const zoneMinutes = Number(zone.slice(4, 6));
     const offsetMinutes = Number(zone.slice(1, 3)) * 60 + zoneMinutes;

@@ -89,6 +89,9 @@ describe('GET /api/health', () => {
       status: 503,
       body: { status: 'misconfigured', problems: [expect.stringMatching(/holds windows built on a 5m base window, and this configuration's smallest window is 1m/)] },
     });
+    // A record that does not decode is named as what it is, not taken for storage being down.
+    await store.put(container, 'config/base-window.json', Buffer.from('{"kind":"something else"}'));
+    expect(await check()).toMatchObject({ status: 503, body: { status: 'misconfigured', problems: [expect.stringContaining('config/base-window.json')] } });
   });
 
   it('answers ok when the configuration is valid and storage answers', async () => {
