@@ -62,7 +62,6 @@ export function isRoutingError(error: unknown): error is RoutingError {
   );
 }
 
-/** True only for errors that declare themselves transient; unknown errors are not assumed retryable here. */
 /**
  * The problems a ConfigInvalid error names: the items of its list (`...:\n- a\n- b`, how every configuration check
  * reports), or the message itself when it names just one.
@@ -72,6 +71,7 @@ export function configProblems(error: RoutingError): string[] {
   return listed.length > 0 ? listed : [error.message];
 }
 
+/** True only for errors that declare themselves transient; unknown errors are not assumed retryable here. */
 export function isTransient(error: unknown): boolean {
   return isRoutingError(error) && error.kind === 'transient';
 }
