@@ -8,6 +8,7 @@ import { createFormatter, formatAnswer, OUTPUT_FORMATS, type OutputFormat } from
 import { decodeContinuation, queryArchive, type QueryStats } from '../../lib/archive/query.js';
 import type { ChecksConfig } from '../../lib/checks/expectations.js';
 import { loadRoutingConfig } from '../../lib/config.js';
+import { nearest } from '../../lib/editDistance.js';
 import { parseInstant, instantProblem } from '../../lib/instant.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
 import { EXIT, parseCommandArgs, routingConfigPath, UsageError, type CliIo } from '../io.js';
@@ -152,11 +153,14 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
   return stats.damaged.length > 0 ? EXIT.damaged : EXIT.ok;
 }
 
-const CONTAINERS_NAMED = 20;
+/** Containers listed for the "did you mean" of a missing one, and how many of the nearest are named. */
+const CONTAINERS_LISTED = 5000;
+const CONTAINERS_NAMED = 5;
 
 /**
- * Why the query found nothing when `container` does not exist, naming the account's containers (up to 20) so that
- * a typo shows; null when it exists or the credentials cannot tell (a container-scoped SAS may not ask the account).
+ * Why the query found nothing when `container` does not exist, naming the account's containers nearest to it so
+ * that a typo shows; null when it exists or the credentials cannot tell (a container-scoped SAS may not ask the
+ * account).
  */
 async function missingContainerMessage(service: BlobServiceClient, container: string): Promise<string | null> {
   let exists: boolean;
@@ -170,15 +174,12 @@ async function missingContainerMessage(service: BlobServiceClient, container: st
   try {
     for await (const item of service.listContainers()) {
       names.push(item.name);
-      if (names.length > CONTAINERS_NAMED) break;
+      if (names.length >= CONTAINERS_LISTED) break;
     }
   } catch {
     // Listing containers needs account-wide rights; the message still says what is missing.
   }
-  const listed =
-    names.length === 0
-      ? ''
-      : ` (it has ${names.slice(0, CONTAINERS_NAMED).join(', ')}${names.length > CONTAINERS_NAMED ? ', ...' : ''})`;
+  const listed = names.length === 0 ? '' : ` (nearest: ${nearest(container, names, CONTAINERS_NAMED).join(', ')})`;
   return `--container: the storage account has no container "${container}"${listed}`;
 }
 

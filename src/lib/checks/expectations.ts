@@ -21,6 +21,7 @@
  * }
  * ```
  */
+import { editDistance } from '../editDistance.js';
 import {
   ENDPOINT_NAMES,
   ENRICHMENT_KEY,
@@ -102,24 +103,8 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
 }
 
-/** Edit distance, ignoring case: config-time only, to turn a typo into "did you mean". */
-function distance(a: string, b: string): number {
-  const x = a.toLowerCase();
-  const y = b.toLowerCase();
-  let previous = Array.from({ length: y.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= x.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= y.length; j++) {
-      const substitution = previous[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1);
-      current.push(Math.min(substitution, previous[j]! + 1, current[j - 1]! + 1));
-    }
-    previous = current;
-  }
-  return previous[y.length]!;
-}
-
 function suggest(name: string, known: readonly string[]): string {
-  const close = known.find((k) => distance(k, name) <= 2);
+  const close = known.find((k) => editDistance(k, name) <= 2);
   return close === undefined ? `expected one of ${known.join(', ')}` : `did you mean ${close}?`;
 }
 
