@@ -1,4 +1,3 @@
-import { PassThrough } from 'node:stream';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { quarantineCommand } from '../../src/cli/commands/quarantine.js';
@@ -8,6 +7,7 @@ import { systemClock } from '../../src/lib/ports.js';
 import { AzureBlobStore } from '../../src/lib/storage/azureBlobStore.js';
 import { createQuarantine, reasonFor } from '../../src/lib/storage/quarantine.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
+import { runCommand, type CliRun } from '../support/cli.js';
 
 const azurite = useAzurite();
 const container = uniqueContainerName('quarantine');
@@ -21,15 +21,8 @@ beforeAll(async () => {
   await quarantine.putMessage(message!, 'events', [reasonFor('BodyNotJson', 'the body ends after "temperature":')]);
 });
 
-async function quarantineCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => out.push(c));
-  stderr.on('data', (c: Buffer) => err.push(c));
-  const code = await quarantineCommand([...args, '--container', container], { stdout, stderr, env: { AzureWebJobsStorage: azurite().connectionString } });
-  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+function quarantineCli(args: string[]): Promise<CliRun> {
+  return runCommand(quarantineCommand, [...args, '--container', container], { AzureWebJobsStorage: azurite().connectionString });
 }
 
 describe('iot-routing quarantine', () => {
