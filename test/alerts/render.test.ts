@@ -71,9 +71,12 @@ describe('rendering', () => {
     expect(email.subject).toBe('[critical] Contoso-Test-Device: critical alert at 2026-11-22T09:59:00.123Z');
     expect(email.text).toContain('temperature: 30.1');
     expect(email.text).toContain('deviceLocation: Building 43');
-    expect(email.text).toContain('Dashboard: https://dash.contoso.example/app?tab=devices&deviceId=Contoso-Test-Device');
+    // The link opens the half hour either side of the alert, however much later it is followed.
+    expect(email.text).toContain(
+      'Dashboard: https://dash.contoso.example/app?tab=devices&deviceId=Contoso-Test-Device&from=2026-11-22T09%3A29%3A00.123Z&to=2026-11-22T10%3A29%3A00.123Z',
+    );
     expect(email.html).toContain('<tr><th align="left">temperature</th><td>30.1</td></tr>');
-    expect(email.html).toContain('href="https://dash.contoso.example/app?tab=devices&amp;deviceId=Contoso-Test-Device"');
+    expect(email.html).toContain('href="https://dash.contoso.example/app?tab=devices&amp;deviceId=Contoso-Test-Device&amp;from=2026-11-22T09%3A29%3A00.123Z&amp;to=2026-11-22T10%3A29%3A00.123Z"');
     expect(email.to).toEqual(['b43@contoso.example', 'ops@contoso.example']);
     expect(checkEmailMessage(email).ok).toBe(true);
   });
@@ -148,6 +151,13 @@ describe('rendering', () => {
     expect(email.subject).toBe('[critical, emergency] dev-1: 99 alerts between 2026-11-22T10:00:01.000Z and 2026-11-22T10:00:59.000Z');
     expect(email.text).toContain('temperature: 20.5 .. 97.5');
     expect(email.text).toContain('pointInfo: overheating');
+    // The link spans the digest's alerts, half an hour either side.
+    expect(email.text).toContain('deviceId=dev-1&from=2026-11-22T09%3A30%3A01.000Z&to=2026-11-22T10%3A30%3A59.000Z');
+  });
+
+  it('says "(none)" in the text part where a list is empty, as the HTML part does', () => {
+    const email = renderAlertEmail(alertFactsOf(message({}), config()), context());
+    expect(email.text).toContain('Readings\n(none)\n');
   });
 
   it('adds the device to the dashboard URL without losing its own query', () => {

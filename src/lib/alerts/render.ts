@@ -41,15 +41,24 @@ export interface DigestFacts {
   recipients: string[];
 }
 
-export function dashboardLink(base: string, deviceId: string): string {
+/** Half an hour either side of the alert (or the digest's span), so the link still shows it when opened later. */
+const LINK_MARGIN_MS = 30 * 60_000;
+
+export function dashboardLink(base: string, deviceId: string, first: string | null = null, last: string | null = first): string {
   const url = new URL(base);
   url.searchParams.set('deviceId', deviceId);
+  const from = first === null ? NaN : Date.parse(first);
+  const to = last === null ? NaN : Date.parse(last);
+  if (!Number.isNaN(from) && !Number.isNaN(to)) {
+    url.searchParams.set('from', new Date(from - LINK_MARGIN_MS).toISOString());
+    url.searchParams.set('to', new Date(to + LINK_MARGIN_MS).toISOString());
+  }
   return url.toString();
 }
 
 export function renderAlertEmail(facts: AlertFacts, context: RenderContext): EmailMessage {
   const { templates, from } = context.config;
-  const link = dashboardLink(context.dashboardUrl, facts.deviceId);
+  const link = dashboardLink(context.dashboardUrl, facts.deviceId, facts.enqueuedTime);
   const readingRows = facts.readings.map((r): [string, string] => [r.name, shown(r.value)]);
   const raw = (name: AlertPlaceholder): string => {
     switch (name) {
@@ -79,7 +88,7 @@ export function renderAlertEmail(facts: AlertFacts, context: RenderContext): Ema
 
 export function renderDigestEmail(digest: DigestFacts, context: RenderContext): EmailMessage {
   const { templates, from } = context.config;
-  const link = dashboardLink(context.dashboardUrl, digest.deviceId);
+  const link = dashboardLink(context.dashboardUrl, digest.deviceId, digest.firstTime, digest.lastTime);
   const readingRows = digest.readings.map((r): [string, string] =>
     'min' in r ? [r.name, r.min === r.max ? String(r.min) : `${r.min} .. ${r.max}`] : [r.name, shown(r.latest)],
   );
@@ -146,6 +155,7 @@ function composeEmail<P extends string>(
 
 /** One `name: value` line per entry; each entry folded to one line first, so a value cannot add lines. */
 function lines(rows: ReadonlyArray<readonly [string, string]>): string {
+  if (rows.length === 0) return '(none)';
   return rows.map(([k, v]) => `${oneLine(k)}: ${oneLine(v)}`).join('\n');
 }
 
