@@ -157,16 +157,29 @@ async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> 
   expect(await page.locator('#key-form').isHidden()).toBe(true);
   await keyless.goto(`${runtime.baseUrl}/dashboard?deviceId=pump-1`);
   await keyless.getByLabel('Function key').waitFor();
-  expect(await keyless.locator('#error').innerText()).toContain("The dashboard's data needs one of the app's function keys");
+  // The message alone: nothing else (a null child once showed as the text "null").
+  expect(await keyless.locator('#error').textContent()).toBe(
+    "The dashboard's data needs one of the app's function keys (in the Azure portal: the function app, App keys): enter it.",
+  );
   await keyless.getByLabel('Function key').fill('wrong-key');
   await keyless.getByRole('button', { name: 'Show the data' }).click();
-  await expect.poll(() => keyless.locator('#error').innerText()).toContain('The function key was not accepted: enter another one.');
+  await expect.poll(() => keyless.locator('#error').textContent()).toBe('The function key was not accepted: enter another one.');
+  // A second wrong key is said again (the alert region is rewritten), not swallowed as a repeat.
+  await keyless.evaluate(() => {
+    const box = document.getElementById('error') as unknown as { textContent: string | null };
+    box.textContent = '';
+  });
+  await keyless.getByLabel('Function key').fill('wrong-again');
+  await keyless.getByRole('button', { name: 'Show the data' }).click();
+  await expect.poll(() => keyless.locator('#error').textContent()).toBe('The function key was not accepted: enter another one.');
   await keyless.getByLabel('Function key').fill('typed-key');
   await keyless.getByRole('button', { name: 'Show the data' }).click();
   await keyless.waitForSelector('#charts svg.plot path.line');
   expect(await keyless.locator('#key-form').isHidden()).toBe(true);
   expect(await keyless.locator('#error').isHidden()).toBe(true);
-  expect(keyed.slice(0, 3)).toEqual([undefined, 'wrong-key', 'typed-key']);
+  // Focus was in the form that just closed: it goes to the status line, not to the body.
+  expect(await keyless.evaluate(() => (document as unknown as { activeElement: { id: string } | null }).activeElement?.id)).toBe('updated');
+  expect(keyed.slice(0, 4)).toEqual([undefined, 'wrong-key', 'wrong-again', 'typed-key']);
   expect(new URL(keyless.url()).searchParams.get('code')).toBe('typed-key');
   await keyless.close();
 
@@ -174,9 +187,10 @@ async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> 
   const bounded = await context.newPage();
   await bounded.route('**/dashboard/data?**', async (route) => {
     const response = await route.fetch();
-    const data = (await response.json()) as { lowerBounds: string[] };
+    const data = (await response.json()) as { lowerBounds: string[]; coverage: object };
     expect(data.lowerBounds).toEqual([]);
-    await route.fulfill({ response, json: { ...data, lowerBounds: ['criticalQueue'] } });
+    // As when the newest ledger records used up the read budget before the range was reached.
+    await route.fulfill({ response, json: { ...data, lowerBounds: ['criticalQueue'], alerts: [], coverage: { ...data.coverage, alerts: { listed: 900, read: 500, limited: true } } } });
   });
   await bounded.goto(`${runtime.baseUrl}/dashboard?code=${KEY}`);
   const criticalRow = bounded.locator('#counts tr', { hasText: 'Critical queue' });
@@ -185,6 +199,8 @@ async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> 
   expect(await criticalRow.locator('td.num [aria-hidden="true"]').textContent()).toBe('\u2265\u2009');
   expect(await criticalRow.locator('td.num [title]').getAttribute('title')).toBe('At least: a scan stopped at its limit (see the notes below)');
   expect(await bounded.locator('#counts tr', { hasText: 'Events (built-in endpoint)' }).locator('td.num').innerText()).toMatch(/^\d[\d,]*$/);
+  // No alert found in a cut scan is not "no alerts".
+  expect(await bounded.locator('#alerts').innerText()).toMatch(/^None found among the newest 500 alert records; older ones in .* were not read \(see the notes\)\.$/);
   await bounded.close();
 
   // A phone: one column, nothing wider than the screen.

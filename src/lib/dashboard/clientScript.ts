@@ -270,12 +270,15 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
     if (text === state.errorText) return;
     state.errorText = text;
     const box = byId('error');
-    box.replaceChildren(el('p', null, [title]), problems.length > 0 ? el('ul', null, problems.map((p) => el('li', null, [p]))) : null);
+    // replaceChildren turns null into the text "null": pass only nodes.
+    box.replaceChildren(el('p', null, [title]), ...(problems.length > 0 ? [el('ul', null, problems.map((p) => el('li', null, [p])))] : []));
     box.hidden = false;
   }
 
   function hideError() {
     state.errorText = '';
+    // Hiding the focused key form would drop focus to the body: move it to the status line first.
+    if (!keyForm.hidden && keyForm.contains(document.activeElement)) byId('updated').focus();
     keyForm.hidden = true;
     const box = byId('error');
     box.hidden = true;
@@ -524,6 +527,10 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
   function renderAlerts(data) {
     const box = byId('alerts');
     if (data.alerts.length === 0) {
+      if (data.coverage.alerts.limited) {
+        box.replaceChildren(el('p', { class: 'caption' }, ['None found among the newest ' + data.coverage.alerts.read + ' alert records; older ones in ' + rangeText(data) + ' were not read (see the notes).']));
+        return;
+      }
       box.replaceChildren(el('p', { class: 'caption' }, ['No critical alerts ' + (state.selected.length > 0 ? 'for the chosen devices ' : '') + 'from ' + rangeText(data) + '.']));
       return;
     }
@@ -626,6 +633,8 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
     if (key === '') return;
     functionKey = key;
     keyInput.value = '';
+    // A second rejected key must be announced again, not swallowed as a repeat of the first.
+    state.errorText = '';
     // Kept in the address as if the page had been opened with it, so a reload keeps working.
     const url = new URL(location.href);
     url.searchParams.set('code', key);

@@ -97,7 +97,7 @@ ${DASHBOARD_CSS}
 <a class="skip" href="#telemetry">Skip to the charts</a>
 <header class="top">
   <h1>IoT routing dashboard</h1>
-  <p class="status-line" id="updated">Loading…</p>
+  <p class="status-line" id="updated" tabindex="-1">Loading…</p>
 </header>
 <p id="live" class="visually-hidden" role="status" aria-live="polite"></p>
 <div id="error" class="error" role="alert" hidden></div>
