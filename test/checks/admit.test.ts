@@ -13,6 +13,7 @@ const clock = new ManualClock('2026-11-22T10:00:00Z');
 
 function message(overrides: {
   deviceId?: string | null;
+  moduleId?: string;
   properties?: Record<string, PropertyValue>;
   body?: string;
   messageId?: string;
@@ -24,6 +25,7 @@ function message(overrides: {
   };
   if (overrides.deviceId !== null) sys['iothub-connection-device-id'] = overrides.deviceId ?? 'dev-1';
   if (overrides.messageId !== undefined) sys['message-id'] = overrides.messageId;
+  if (overrides.moduleId !== undefined) sys['iothub-connection-module-id'] = overrides.moduleId;
   return toRoutedMessage({
     systemProperties: sys,
     properties: overrides.properties ?? { level: 'critical' },
@@ -117,6 +119,26 @@ describe('admit', () => {
     expect(reads).toBe(1);
     // The decoded message handed in is not mutated: replays see the original properties.
     expect(m.properties['DeviceLocation']).toBe('$twin.tags.location');
+
+    // A module's message: IoT Hub enriches it from the module twin, so the device twin's value is not stamped.
+    const fromModule = message({ moduleId: 'sensorModule', properties: { level: 'critical', DeviceLocation: '$twin.tags.location' } });
+    const moduleResult = await admit([fromModule], 'criticalQueue', d);
+    expect(reads).toBe(1);
+    expect(moduleResult.findings.EnrichmentUnresolved).toBe(1);
+    expect(moduleResult.admitted.map((a) => a.message.properties['DeviceLocation'])).toEqual(['$twin.tags.location']);
+  });
+
+  it('gives a quarantined message only the findings that quarantined it as reasons', async () => {
+    const d = deps();
+    // No device id (quarantine) and no level (a warning on the critical queue).
+    const result = await admit([message({ deviceId: null, properties: {} })], 'criticalQueue', d);
+    expect(result.quarantinedBy).toEqual({ DeviceIdMissing: 1 });
+    expect(result.findings.LevelMissing).toBe(1);
+    const [record] = await quarantined(d.store);
+    expect(record!.reasons.map((r) => r.code)).toEqual(['DeviceIdMissing']);
+    const listed: string[][] = [];
+    for await (const item of d.quarantine.list({ reason: 'LevelMissing' })) listed.push(item.reasons);
+    expect(listed).toEqual([]);
   });
 
   it('throws transient storage failures so the trigger retries the batch', async () => {

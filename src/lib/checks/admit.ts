@@ -50,7 +50,10 @@ export async function admit(messages: readonly RoutedMessage[], endpoint: Endpoi
   for (const original of messages) {
     let message = original;
     let twinResolved: readonly string[] = NONE_RESOLVED;
-    if (deps.twins !== undefined && message.deviceId !== null && hasPlaceholder(message)) {
+    // A module's message is enriched from its module twin, which inherits nothing from the device twin: the device
+    // twin (the only one the resolver reads) would give a value IoT Hub would not have stamped. Its placeholders stay
+    // unresolved, and the checks say so.
+    if (deps.twins !== undefined && message.deviceId !== null && message.moduleId === undefined && hasPlaceholder(message)) {
       // Transient twin failures throw (TwinUnavailable) so the trigger retries the batch: nothing is half-done here.
       const resolution = await deps.twins.resolveProperties(message.deviceId, message.properties);
       if (resolution.resolved.length > 0) {

@@ -137,7 +137,7 @@ export interface Quarantine {
 
 /** Findings with the outcome `quarantine` as reasons; the others stay with the processed message. */
 export function reasonsFromFindings(findings: readonly Finding[]): QuarantineReason[] {
-  return findings.map((f) => ({
+  return findings.filter((f) => f.outcome === 'quarantine').map((f) => ({
     code: f.code,
     detail: f.detail,
     hint: f.hint,
