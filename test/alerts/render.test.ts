@@ -52,7 +52,11 @@ describe('alert policy', () => {
 
   it('reads the body as bounded readings: primitives, nested objects flattened, long values cut', () => {
     const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`r${i}`, i]));
-    expect(readingsOf(message(many))).toHaveLength(FACT_LIMITS.readings);
+    // Cut at the limit, and the cut said: the reading that raised the alert may be one of those left out.
+    const bounded = readingsOf(message(many));
+    expect(bounded).toHaveLength(FACT_LIMITS.readings + 1);
+    expect(bounded.at(-1)).toEqual({ name: '\u2026', value: '20 more readings not shown' });
+    expect(readingsOf(message({ ...many, nested: { a: 1, b: 2 } })).at(-1)).toEqual({ name: '\u2026', value: '22 more readings not shown' });
     expect(readingsOf(message({ temperature: 30.1, gps: { lat: 45.7, lon: 4.8 }, tags: ['a'], note: 'x'.repeat(500) }))).toEqual([
       { name: 'temperature', value: 30.1 },
       { name: 'gps.lat', value: 45.7 },
@@ -153,6 +157,15 @@ describe('rendering', () => {
     expect(email.text).toContain('pointInfo: overheating');
     // The link spans the digest's alerts, half an hour either side.
     expect(email.text).toContain('deviceId=dev-1&from=2026-11-22T09%3A30%3A01.000Z&to=2026-11-22T10%3A30%3A59.000Z');
+  });
+
+  it('says how many properties it left out, and marks an enrichment IoT Hub could not resolve', () => {
+    const properties = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`p${String(i).padStart(2, '0')}`, 'v']));
+    const facts = alertFactsOf(message({ temperature: 30.1 }, { ...properties, deviceLocation: '$twin.tags.location' }), config());
+    expect(facts.properties.at(-1)).toEqual(['\u2026', '12 more properties not shown']);
+    expect(facts.properties).toContainEqual(['deviceLocation', '$twin.tags.location (not resolved: the device twin has no such value)']);
+    const email = renderAlertEmail(facts, context());
+    expect(email.text).toContain('\u2026: 12 more properties not shown');
   });
 
   it('says "(none)" in the text part where a list is empty, as the HTML part does', () => {

@@ -112,20 +112,29 @@ export function readingsOf(message: Pick<RoutedMessage, 'decoded' | 'body'>): Re
   const value = decoded.value;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return [{ name: 'body', value: readingValue(value) }];
   const out: Reading[] = [];
-  flatten(value, '', 1, out);
+  const omitted = flatten(value, '', 1, out);
+  // Said, not dropped in silence: the reading that raised the alert may be one of those not shown.
+  if (omitted > 0) out.push({ name: OMITTED_NAME, value: `${omitted} more reading${omitted === 1 ? '' : 's'} not shown` });
   return out;
 }
 
-function flatten(object: { [key: string]: JsonValue }, prefix: string, depth: number, out: Reading[]): void {
+/** The name of the last entry of a list cut at its limit, which says how many were left out. */
+const OMITTED_NAME = '\u2026';
+
+/** Fills `out` up to the limit; returns how many readings did not fit. */
+function flatten(object: { [key: string]: JsonValue }, prefix: string, depth: number, out: Reading[]): number {
+  let omitted = 0;
   for (const [key, value] of Object.entries(object)) {
-    if (out.length >= FACT_LIMITS.readings) return;
     const name = boundText(`${prefix}${key}`, FACT_LIMITS.nameChars);
     if (value !== null && typeof value === 'object' && !Array.isArray(value) && depth < FACT_LIMITS.depth) {
-      flatten(value, `${name}.`, depth + 1, out);
+      omitted += flatten(value, `${name}.`, depth + 1, out);
+    } else if (out.length >= FACT_LIMITS.readings) {
+      omitted += 1;
     } else {
       out.push({ name, value: readingValue(value) });
     }
   }
+  return omitted;
 }
 
 function readingValue(value: JsonValue): Reading['value'] {
@@ -137,13 +146,26 @@ function readingValue(value: JsonValue): Reading['value'] {
 
 /** The properties shown, in name order: all, or over the limit the preferred ones (ignoring case) first. */
 function propertiesOf(properties: Readonly<Record<string, PropertyValue>>, preferred: readonly string[]): Array<[string, string]> {
-  let keys = Object.keys(properties).sort();
+  const all = Object.keys(properties).sort();
+  let keys = all;
   if (keys.length > FACT_LIMITS.properties) {
     const wanted = new Set(preferred.map((k) => k.toLowerCase()));
     const first = keys.filter((k) => wanted.has(k.toLowerCase()));
     keys = [...first, ...keys.filter((k) => !wanted.has(k.toLowerCase()))].slice(0, FACT_LIMITS.properties).sort();
   }
-  return keys.map((key) => [boundText(key, FACT_LIMITS.nameChars), shortText(String(properties[key]))]);
+  const shown: Array<[string, string]> = keys.map((key) => [boundText(key, FACT_LIMITS.nameChars), propertyText(properties[key]!)]);
+  const omitted = all.length - keys.length;
+  if (omitted > 0) shown.push([OMITTED_NAME, `${omitted} more propert${omitted === 1 ? 'y' : 'ies'} not shown`]);
+  return shown;
+}
+
+/**
+ * A property as the e-mail shows it. An enrichment IoT Hub could not resolve keeps its `$twin.` placeholder as the
+ * value; shown bare, it reads like a location or a group.
+ */
+function propertyText(value: PropertyValue): string {
+  const text = String(value);
+  return shortText(/^\$twin\./i.test(text) ? `${text} (not resolved: the device twin has no such value)` : text);
 }
 
 /** The properties the alert configuration decides by: level, the group property, the rules' conditions. */
