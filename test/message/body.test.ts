@@ -162,6 +162,12 @@ describe('decodeBody: declared bodies', () => {
     expect(decoded.decodedFrom.problem?.code).toBe('BodyNotJson');
   });
 
+  it.each(['us-ascii', 'ASCII', 'System.Text.UTF8Encoding'])('reads contentEncoding %j as the UTF-8 it is', (contentEncoding) => {
+    const decoded = decodeBody(encode(json(reading), 'utf-8'), { contentType: 'application/json', contentEncoding });
+    expect(decoded).toMatchObject({ kind: 'json', value: reading, decodedFrom: { charset: 'utf-8', declared: true } });
+    expect(decoded.decodedFrom.problem).toBeUndefined();
+  });
+
   it.each([
     ['gzip', /contentEncoding "gzip" is not a character set/],
     ['latin9', /contentEncoding "latin9" is not a character set/],

@@ -308,8 +308,15 @@ class LazyJsonBody {
 /** `utf-16` and `utf-32` leave the byte order to the bytes. */
 type RequestedCharset = Charset | 'utf-16' | 'utf-32';
 
-/** A Map, not an object literal: a device's `contentEncoding: "constructor"` must not find Object's. */
+/**
+ * A Map, not an object literal: a device's `contentEncoding: "constructor"` must not find Object's. ASCII is read as
+ * the subset of UTF-8 it is, and `System.Text.UTF8Encoding` (what .NET's `Encoding.UTF8.ToString()` gives, which
+ * devices send) as what it names: their bytes decode exactly, where refusing them quarantined every such message.
+ */
 const CHARSET_LABELS: ReadonlyMap<string, RequestedCharset> = new Map([
+  ['ascii', 'utf-8'],
+  ['usascii', 'utf-8'],
+  ['systemtextutf8encoding', 'utf-8'],
   ['utf8', 'utf-8'],
   ['utf16', 'utf-16'],
   ['utf16le', 'utf-16le'],
@@ -320,7 +327,7 @@ const CHARSET_LABELS: ReadonlyMap<string, RequestedCharset> = new Map([
 ]);
 
 function charsetFromLabel(label: string): RequestedCharset | undefined {
-  return memo(charsetLabels, label, (l) => CHARSET_LABELS.get(l.toLowerCase().replace(/[-_\s]/g, '')));
+  return memo(charsetLabels, label, (l) => CHARSET_LABELS.get(l.toLowerCase().replace(/[-_.\s]/g, '')));
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
