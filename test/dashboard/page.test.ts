@@ -48,7 +48,8 @@ describe('renderDashboardPage', () => {
     expect(page.match(/<main\b/g)).toHaveLength(1);
     expect(page).toContain('<html lang="en">');
     expect(page).toContain('role="status" aria-live="polite"');
-    expect(page).toContain('start devices with <code>npm start</code> or wait for the first window to close.');
+    expect(page).toContain('<strong>No reports in this range.</strong>');
+    expect(page).toContain('Locally, <code>npm start</code> runs simulated devices.');
   });
 });
 

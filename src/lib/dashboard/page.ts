@@ -133,7 +133,7 @@ ${DASHBOARD_CSS}
     <h2 id="telemetry-heading">Telemetry</h2>
     <p class="caption" id="telemetry-caption"></p>
     <div class="empty" id="empty" hidden>
-      <p><strong>No reports yet:</strong> start devices with <code>npm start</code> or wait for the first window to close.</p>
+      <p><strong>No reports in this range.</strong> A window is reported once its first message is counted; if devices are sending, check the time range, the device filter and the quarantine below. Locally, <code>npm start</code> runs simulated devices.</p>
       <p id="empty-detail"></p>
     </div>
     <div class="charts" id="charts"></div>
