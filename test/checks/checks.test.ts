@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkMessage, isUnresolvedPlaceholder, type CheckResult } from '../../src/lib/checks/checks.js';
 import { defaultChecksConfig, parseChecksConfig, type ChecksConfig } from '../../src/lib/checks/expectations.js';
-import { REASON_CODES, REASONS, type EndpointName, type ReasonCode } from '../../src/lib/checks/reasons.js';
+import { BODY_BASE64_NOT_JSON_HINT, REASON_CODES, REASONS, type EndpointName, type ReasonCode } from '../../src/lib/checks/reasons.js';
 import type { BodyDecoding, DecodedBody, PropertyValue, RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 
 const NOW = new Date('2024-05-01T12:00:00Z');
@@ -119,6 +119,14 @@ describe('body checks', () => {
       'the endpoint stored the body as base64 (contentType: not set, contentEncoding: not set); decoded as json',
     );
     expect(result.findings[0]!.hint).toContain('set contentType=application/json and contentEncoding=UTF-8 on the device');
+  });
+
+  it('BodyBase64 from storage of a body that is not JSON: says that is expected, not to declare it JSON', () => {
+    const m = message({ decoded: { kind: 'text', value: 'Ping from Az CLI', decodedFrom: decoding({ base64: 'storage', declared: false }) } });
+    const [finding] = check(m).findings;
+    expect(finding).toMatchObject({ code: 'BodyBase64', outcome: 'warn' });
+    expect(finding!.hint).toMatch(/^IoT Hub stores a body it was not told is UTF-8 JSON as base64; this one is not JSON, so that is expected/);
+    expect(finding!.hint).not.toContain('set contentType=application/json and contentEncoding=UTF-8 on the device');
   });
 
   it('BodyBase64 detected in the bytes the device sent is told apart from the storage layer', () => {
@@ -467,7 +475,8 @@ describe('properties', () => {
           for (const finding of result.findings) {
             expect(REASON_CODES).toContain(finding.code);
             expect(finding.outcome).toBe(c.endpoints[endpoint].outcomes[finding.code]);
-            expect(finding.hint).toBe(REASONS[finding.code].hint);
+            // The code's hint; BodyBase64 has a second one for bodies that are not JSON.
+            expect(finding.code === 'BodyBase64' ? [REASONS.BodyBase64.hint, BODY_BASE64_NOT_JSON_HINT] : [REASONS[finding.code].hint]).toContain(finding.hint);
           }
         },
       ),

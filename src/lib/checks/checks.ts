@@ -7,7 +7,7 @@ import { lookupProperty } from '../message/normalize.js';
 import type { PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { ChecksConfig, EndpointChecks, EnrichmentExpectation } from './expectations.js';
 import { looseKey } from './expectations.js';
-import { ENRICHMENT_KEY, REASONS, moreSevere, type EndpointName, type Outcome, type ReasonCode } from './reasons.js';
+import { BODY_BASE64_NOT_JSON_HINT, ENRICHMENT_KEY, REASONS, moreSevere, type EndpointName, type Outcome, type ReasonCode } from './reasons.js';
 
 export interface Finding {
   code: ReasonCode;
@@ -61,8 +61,9 @@ function add(
   code: ReasonCode,
   detail: string,
   property?: string,
+  hint: string = REASONS[code].hint,
 ): Finding[] {
-  const finding: Finding = { code, outcome: endpoint.outcomes[code], detail, hint: REASONS[code].hint };
+  const finding: Finding = { code, outcome: endpoint.outcomes[code], detail, hint };
   if (property !== undefined) finding.property = property;
   if (findings === undefined) return [finding];
   findings.push(finding);
@@ -161,6 +162,9 @@ export function checkMessage(message: RoutedMessage, endpointName: EndpointName,
       'BodyBase64',
       `the endpoint stored the body as base64 (contentType: ${message.contentType ?? 'not set'}, contentEncoding: ` +
         `${message.contentEncoding ?? 'not set'}); decoded as ${decoded.kind}`,
+      undefined,
+      // Declaring a text body as JSON would make the events path refuse it as BodyNotJson: the JSON advice is for JSON.
+      decoded.kind === 'json' ? undefined : BODY_BASE64_NOT_JSON_HINT,
     );
   } else if (from.base64 === 'detected') {
     findings = add(

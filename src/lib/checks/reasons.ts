@@ -181,6 +181,12 @@ export const REASONS: Readonly<Record<ReasonCode, ReasonInfo>> = {
 
 export const REASON_CODES = Object.keys(REASONS) as readonly ReasonCode[];
 
+/** BodyBase64's hint for a body that is not JSON: the JSON declaration its own hint advises would not fit it. */
+export const BODY_BASE64_NOT_JSON_HINT =
+  'IoT Hub stores a body it was not told is UTF-8 JSON as base64; this one is not JSON, so that is expected and it was ' +
+  'decoded. If it should be JSON, fix the device serializer and set contentType=application/json and ' +
+  'contentEncoding=UTF-8; otherwise nothing needs to change (routing queries cannot read $body of non-JSON messages).';
+
 export function isReasonCode(value: string): value is ReasonCode {
   return Object.hasOwn(REASONS, value);
 }
