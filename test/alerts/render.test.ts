@@ -155,6 +155,8 @@ describe('rendering', () => {
     expect(email.subject).toBe('[critical, emergency] dev-1: 99 alerts between 2026-11-22T10:00:01.000Z and 2026-11-22T10:00:59.000Z');
     expect(email.text).toContain('temperature: 20.5 .. 97.5');
     expect(email.text).toContain('pointInfo: overheating');
+    // Why they were held: a quiet period is one reason of three, not the only one.
+    expect(email.text).toContain('the device was in its quiet period after an alert e-mail, the send budget was\nspent, or the e-mail service asked to wait.');
     // The link spans the digest's alerts, half an hour either side.
     expect(email.text).toContain('deviceId=dev-1&from=2026-11-22T09%3A30%3A01.000Z&to=2026-11-22T10%3A30%3A59.000Z');
   });

@@ -119,7 +119,8 @@ export const DEFAULT_TEMPLATES = {
   digestSubject: '[{{severity}}] {{deviceId}}: {{alerts}} between {{firstTime}} and {{lastTime}}',
   digestText: [
     'Device {{deviceId}} sent {{alerts}} between {{firstTime}} and {{lastTime}}. They were held back and',
-    'folded into this digest so that one device cannot flood your inbox.',
+    'folded into this digest: the device was in its quiet period after an alert e-mail, the send budget was',
+    'spent, or the e-mail service asked to wait.',
     '',
     'Readings (lowest .. highest)',
     '{{readings}}',
@@ -133,7 +134,7 @@ export const DEFAULT_TEMPLATES = {
   ].join('\n'),
   digestHtml: [
     '<p>Device <strong>{{deviceId}}</strong> sent <strong>{{alerts}}</strong> between {{firstTime}} and {{lastTime}}.',
-    'They were held back and folded into this digest so that one device cannot flood your inbox.</p>',
+    'They were held back and folded into this digest: the device was in its quiet period after an alert e-mail, the send budget was spent, or the e-mail service asked to wait.</p>',
     '<h3>Readings (lowest .. highest)</h3>',
     '{{readings}}',
     '<h3>Latest message properties</h3>',
