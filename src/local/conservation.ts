@@ -22,6 +22,7 @@ export function identityOn(endpoint: EndpointName, message: HubMessage): string 
   const messageId = endpoint === 'criticalQueue' ? serviceBusMessageIdOf(message) : message.messageId;
   return messageIdentity({
     deviceId: message.deviceId,
+    ...(message.moduleId !== undefined ? { moduleId: message.moduleId } : {}),
     ...(messageId !== undefined ? { messageId } : {}),
     // The endpoints carry IoT Hub's enqueued time to the millisecond (Avro's seven digits end in zeros here).
     enqueuedTime: message.enqueuedTime,

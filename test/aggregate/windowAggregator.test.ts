@@ -34,6 +34,8 @@ interface Spec {
   body?: unknown;
   properties?: Record<string, unknown>;
   time?: string | null;
+  /** An IoT Edge module of the device. */
+  module?: string;
 }
 
 let sequence = 0;
@@ -45,6 +47,7 @@ function batch(specs: readonly Spec[], partition = '0'): RoutedMessage[] {
     ...(s.device === null ? {} : { 'iothub-connection-device-id': s.device ?? 'thermostat-1' }),
     ...(s.time === null ? {} : { 'iothub-enqueuedtime': s.time ?? new Date(T0 + s.at).toISOString() }),
     ...(s.id === undefined ? {} : { 'message-id': s.id }),
+    ...(s.module === undefined ? {} : { 'iothub-connection-module-id': s.module }),
     'content-type': 'application/json',
     'content-encoding': 'UTF-8',
     'x-opt-sequence-number': (sequence += 1),
@@ -367,6 +370,19 @@ describe('windowed aggregation: effectively once', () => {
     const [hour] = await reports({ label: '1h', ms: 3_600_000 });
     expect(hour).toMatchObject({ messages: 3 });
     expect(hour?.fields['temperature']).toMatchObject({ count: 3, sum: 6 });
+  });
+});
+
+describe('windowed aggregation: IoT Edge modules', () => {
+  it('counts two modules of one device that both number their messages from 1, and dedupes each one\'s replays', async () => {
+    const { handler, reports } = setup();
+    const specs: Spec[] = [
+      { at: 1_000, id: '1', module: 'sensorA', body: { temperature: 10 } },
+      { at: 2_000, id: '1', module: 'sensorB', body: { temperature: 30 } },
+    ];
+    expect(await handler.processBatch(batch(specs))).toMatchObject({ aggregated: 2, duplicates: 0 });
+    expect(await handler.processBatch(batch(specs))).toMatchObject({ aggregated: 0, duplicates: 2 });
+    expect((await reports())[0]).toMatchObject({ messages: 2, fields: { temperature: { count: 2, sum: 40 } } });
   });
 });
 

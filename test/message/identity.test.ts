@@ -58,6 +58,28 @@ describe('messageIdentity', () => {
   });
 });
 
+describe('identities of module messages (IoT Edge)', () => {
+  const base = { deviceId: 'edge-1', enqueuedTime: new Date(0), body: new Uint8Array([1]) };
+
+  it('keep two modules of one device apart when both count message ids from 1, and device messages unchanged', () => {
+    const a = messageIdentity({ ...base, moduleId: 'sensorA', messageId: '1' });
+    const b = messageIdentity({ ...base, moduleId: 'sensorB', messageId: '1' });
+    const device = messageIdentity({ ...base, messageId: '1' });
+    expect(new Set([a, b, device]).size).toBe(3);
+    expect(device).toBe(definition({ ...base, messageId: '1' }));
+    // The module stands for the device: as if `edge-1/sensorA` had sent it (no device or module id holds '/').
+    expect(a).toBe(definition({ ...base, deviceId: 'edge-1/sensorA', messageId: '1' }));
+    expect(messageIdentity({ ...base, moduleId: 'sensorA' })).toBe(definition({ ...base, deviceId: 'edge-1/sensorA' }));
+  });
+
+  it('scope within the device documents by module, and map back', () => {
+    const message = { ...base, moduleId: 'sensorA', messageId: '7/x' };
+    expect(deviceScopedIdentity(message)).toBe('mid:sensorA/7/x');
+    expect(deviceScopedIdentity({ ...base, messageId: '7/x' })).toBe('id:7/x');
+    expect(identityOfDeviceScoped('edge-1', 'mid:sensorA/7/x')).toBe(messageIdentity(message));
+  });
+});
+
 describe('deviceScopedIdentity', () => {
   const input = fc.record({
     deviceId: text,

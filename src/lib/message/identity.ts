@@ -25,12 +25,15 @@ function sha256Hex(data: string | Uint8Array): string {
  * Never random and never a partition offset or sequence number: those change on failover and on re-send, which
  * would turn every replay into a new record.
  *
+ * - A module's message (IoT Edge) is its module's: `{device}/{module}` stands for the device in both forms, since
+ *   modules of one device count their message ids independently. Device and module ids cannot hold `/`.
+ *
  * The hashed bytes are the UTF-8 of `{device}\0id\0{message id}`, or of `{device}\0content\0{time}\0` followed by the
  * body. Every joint has an ASCII character on one side, so encoding the joined text gives the same bytes as encoding
  * the pieces one by one (a lone surrogate cannot pair up across a joint): identities stored before are unchanged.
  */
-export function messageIdentity(message: Pick<RoutedMessage, 'deviceId' | 'messageId' | 'enqueuedTime' | 'body'>): string {
-  const device = message.deviceId ?? '\u0000no-device';
+export function messageIdentity(message: Pick<RoutedMessage, 'deviceId' | 'messageId' | 'enqueuedTime' | 'body'> & { moduleId?: string | undefined }): string {
+  const device = sourceOf(message.deviceId ?? '\u0000no-device', message.moduleId);
   let digest: string;
   if (message.messageId !== undefined && message.messageId !== '') {
     digest = sha256Hex(`${device}\u0000id\u0000${message.messageId}`);
@@ -53,14 +56,26 @@ export function messageIdentity(message: Pick<RoutedMessage, 'deviceId' | 'messa
  * duplicates are recognised as with `messageIdentity`, without hashing on the hot path; the prefixes keep a
  * message id that looks like a hash from meeting one.
  */
-export function deviceScopedIdentity(message: Pick<RoutedMessage, 'deviceId' | 'messageId' | 'enqueuedTime' | 'body'>): string {
+export function deviceScopedIdentity(message: Pick<RoutedMessage, 'deviceId' | 'moduleId' | 'messageId' | 'enqueuedTime' | 'body'>): string {
   const id = message.messageId;
-  return id !== undefined && id !== '' ? `id:${id}` : `h:${messageIdentity(message)}`;
+  if (id === undefined || id === '') return `h:${messageIdentity(message)}`;
+  const module = message.moduleId;
+  return module === undefined || module === '' ? `id:${id}` : `mid:${module}/${id}`;
 }
 
 /** The `messageIdentity` of the message that `deviceId`'s documents list as `scoped` (see `deviceScopedIdentity`). */
 export function identityOfDeviceScoped(deviceId: string, scoped: string): string {
   if (scoped.startsWith('h:')) return scoped.slice(2);
+  const empty = { enqueuedTime: null, body: new Uint8Array(0) };
+  if (scoped.startsWith('mid:')) {
+    const slash = scoped.indexOf('/');
+    return messageIdentity({ deviceId, moduleId: scoped.slice(4, slash), messageId: scoped.slice(slash + 1), ...empty });
+  }
   const messageId = scoped.startsWith('id:') ? scoped.slice(3) : scoped;
-  return messageIdentity({ deviceId, messageId, enqueuedTime: null, body: new Uint8Array(0) });
+  return messageIdentity({ deviceId, messageId, ...empty });
+}
+
+/** What stands for the device in an identity: the device, or its module as `{device}/{module}`. */
+function sourceOf(device: string, moduleId: string | undefined): string {
+  return moduleId === undefined || moduleId === '' ? device : `${device}/${moduleId}`;
 }
