@@ -384,6 +384,14 @@ describe('windowed aggregation: IoT Edge modules', () => {
     expect(await handler.processBatch(batch(specs))).toMatchObject({ aggregated: 0, duplicates: 2 });
     expect((await reports())[0]).toMatchObject({ messages: 2, fields: { temperature: { count: 2, sum: 40 } } });
   });
+
+  it('finds a module message counted before identities named the module (a replay across the upgrade) as a duplicate', async () => {
+    const { handler, reports } = setup();
+    // What the earlier build stored for sensorA's message 1: the device-scoped form, `id:1`.
+    await handler.processBatch(batch([{ at: 1_000, id: '1', body: { temperature: 10 } }]));
+    expect(await handler.processBatch(batch([{ at: 1_000, id: '1', module: 'sensorA', body: { temperature: 10 } }]))).toMatchObject({ aggregated: 0, duplicates: 1 });
+    expect((await reports())[0]).toMatchObject({ messages: 1 });
+  });
 });
 
 describe('windowed aggregation: bad input never throws', () => {

@@ -68,10 +68,11 @@ function setup(config: AlertsConfig = alertsConfig(), overrides: AlertServiceOve
 
 let sequence = 0;
 /** A message as the Functions host hands it to criticalAlerts (first letters of property keys lower-cased). */
-function message(options: { deviceId?: string; messageId?: string; body?: unknown; level?: string; enqueuedTime?: number; deliveryCount?: number } = {}): RoutedMessage {
+function message(options: { deviceId?: string; moduleId?: string; messageId?: string; body?: unknown; level?: string; enqueuedTime?: number; deliveryCount?: number } = {}): RoutedMessage {
   sequence += 1;
   const properties: Record<string, unknown> = { level: options.level ?? 'critical', iotHubName: 'ContosoHub', deviceLocation: 'Building 43' };
   if (options.deviceId !== '') properties['iothub-connection-device-id'] = options.deviceId ?? 'dev-1';
+  if (options.moduleId !== undefined) properties['iothub-connection-module-id'] = options.moduleId;
   return decodeServiceBusMessage(
     Buffer.isBuffer(options.body) ? options.body : Buffer.from(JSON.stringify(options.body ?? { temperature: 97.5 })),
     {
@@ -217,6 +218,26 @@ describe('criticalAlerts handler: exactly one e-mail per alert', () => {
     expect(await ledgerRecord(store, messageIdentity(m))).toMatchObject({ state: 'in-progress' });
     expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
     expect(slept).toEqual([20_000, 60_000]);
+  });
+
+  it('takes a module alert handled before identities named the module as a duplicate, and waits while it is in flight', async () => {
+    const { alerts, sender, clock } = setup();
+    // The earlier build keyed sensorA's message m-1 without the module: the same key as the device's m-1.
+    const before = message({ messageId: 'm-1' });
+    const fromModule = message({ messageId: 'm-1', moduleId: 'sensorA' });
+    expect(messageIdentity(fromModule)).not.toBe(messageIdentity(before));
+    expect(await alerts.handler.handle(before)).toMatchObject({ outcome: 'sent' });
+    expect(await alerts.handler.handle(fromModule)).toMatchObject({ outcome: 'duplicate', state: 'sent' });
+    expect(sender.delivered.size).toBe(1);
+
+    // In flight under the earlier key (another instance's lease): not sent a second time now, redelivered later.
+    const inFlight = message({ messageId: 'm-2' });
+    await alerts.stores.ledger.claim(messageIdentity(inFlight), { kind: 'alert', deviceId: 'dev-1', operationId: 'op' });
+    await expect(alerts.handler.handle(message({ messageId: 'm-2', moduleId: 'sensorA' }))).rejects.toMatchObject({ code: 'StorageConflict' });
+    // Its lease ran out (the earlier instance died): this one handles it under its own key (folded into the digest
+    // here, the device being in its quiet period after the first e-mail).
+    clock.advance(alertsConfig().leaseSeconds * 1000);
+    expect(await alerts.handler.handle(message({ messageId: 'm-2', moduleId: 'sensorA' }))).toMatchObject({ outcome: 'digested' });
   });
 
   it('releases the alert after a transient e-mail failure so that the redelivery sends it at once', async () => {

@@ -8,7 +8,7 @@
  */
 import type { AdmittedMessage } from '../checks/admit.js';
 import type { CheckResult } from '../checks/checks.js';
-import { deviceScopedIdentity } from '../message/identity.js';
+import { deviceScopedIdentity, legacyDeviceScopedIdentity } from '../message/identity.js';
 import { ObjectShapes, setOwnProperty } from '../message/objectShapes.js';
 import type { DecodedBody, JsonValue, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { Clock } from '../ports.js';
@@ -73,6 +73,7 @@ const LAST_BATCH_REFRESH_MS = 10_000;
 
 interface PendingMessage {
   identity: string;
+  legacy: string | undefined;
   contribution: Contribution;
   /** The partition's watermark when the message arrived, if its window had closed by then. */
   lateWatermark: number | null;
@@ -145,7 +146,7 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
       const group = groupOf(groups, groupsByDevice, deviceId, startMs);
       const identity = deviceScopedIdentity(message);
       const contribution = contributionOf(message, time, check, config.fields, aggregateLevels);
-      group.pending.push({ identity, contribution, lateWatermark: startMs + base.ms <= watermark ? watermark : null });
+      group.pending.push({ identity, legacy: legacyDeviceScopedIdentity(message), contribution, lateWatermark: startMs + base.ms <= watermark ? watermark : null });
       const eventTime = Math.min(time, now + FUTURE_SKEW_MS);
       if (maxEventTime === null || eventTime > maxEventTime) maxEventTime = eventTime;
       watermark = Math.max(watermark, eventTime - config.allowedLatenessMs);
@@ -272,8 +273,9 @@ function applyToBase(current: BaseWindowDoc | undefined, group: BaseGroup, size:
   };
   let changed = current === undefined;
   let replaced = false;
-  for (const { identity, contribution, lateWatermark } of group.pending) {
-    const at = findMessage(doc.ids, identity);
+  for (const { identity, legacy, contribution, lateWatermark } of group.pending) {
+    let at = findMessage(doc.ids, identity);
+    if (at < 0 && legacy !== undefined) at = findMessage(doc.ids, legacy);
     if (at >= 0) {
       effect.duplicates += 1;
       if (converges(contribution, doc.contributions[at]!)) {
@@ -289,7 +291,7 @@ function applyToBase(current: BaseWindowDoc | undefined, group: BaseGroup, size:
     if (contribution.values === undefined) effect.countedOtherLevel += 1;
     else effect.aggregated += 1;
     if (lateWatermark !== null) {
-      // Identities start with `id:` or `h:`, so plain assignment stores them as data (never `__proto__`).
+      // Identities start with `id:`, `mid:` or `h:`, so plain assignment stores them as data (never `__proto__`).
       doc.late[identity] = lateWatermark;
       effect.late += 1;
     }

@@ -20,6 +20,7 @@
 
 import { admit, type AdmitDeps } from '../checks/admit.js';
 import { isRoutingError, isTransient, RoutingError } from '../errors.js';
+import { legacyMessageIdentity } from '../message/identity.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
 import type { Clock, ETag } from '../ports.js';
 import type { Quarantine, QuarantineReason } from '../storage/quarantine.js';
@@ -244,6 +245,18 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
       if (!isAlert(admitted, config)) return { outcome: 'notAlert', alertKey: alertKeyOf(admitted), deviceId: admitted.deviceId };
 
       const facts = alertFactsOf(admitted, config, deps.enrichmentKeys);
+      // A module's alert handled before identities named the module is recorded under its key of then: found there,
+      // a delivery in flight across the upgrade is the duplicate it is (its own key would send a second e-mail).
+      const legacyKey = legacyMessageIdentity(admitted);
+      if (legacyKey !== undefined) {
+        const earlier = await ledger.get(legacyKey);
+        if (earlier !== null && earlier.record.state !== 'in-progress') return duplicate(facts, earlier);
+        const lease = earlier === null || earlier.record.expiresAt === null ? 0 : Date.parse(earlier.record.expiresAt);
+        if (lease > clock.now().getTime()) {
+          // An instance of the earlier build is sending it: let Service Bus redeliver once it is done.
+          throw new RoutingError('StorageConflict', `alert ${legacyKey} of device '${facts.deviceId}' is being handled under its earlier key; Service Bus will redeliver`);
+        }
+      }
       const operationId = emailOperationId(facts.alertKey);
       let claim = await ledger.claim(facts.alertKey, { kind: 'alert', deviceId: facts.deviceId, operationId });
       if (claim.status === 'busy') claim = await waitForOwner(facts, claim, operationId);

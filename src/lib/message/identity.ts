@@ -63,6 +63,23 @@ export function deviceScopedIdentity(message: Pick<RoutedMessage, 'deviceId' | '
   return module === undefined || module === '' ? `id:${id}` : `mid:${module}/${id}`;
 }
 
+/**
+ * What a module's message was scoped as before identities named the module; undefined for a device's message.
+ * Readers of documents written before that change look it up too, so a message in flight across the upgrade (a
+ * replayed batch, a redelivered alert) is found as the duplicate it is. In those documents two modules' message 1
+ * still meet, as they did when they were written.
+ */
+export function legacyDeviceScopedIdentity(message: Pick<RoutedMessage, 'deviceId' | 'moduleId' | 'messageId' | 'enqueuedTime' | 'body'>): string | undefined {
+  if (message.moduleId === undefined || message.moduleId === '') return undefined;
+  return deviceScopedIdentity({ deviceId: message.deviceId, messageId: message.messageId, enqueuedTime: message.enqueuedTime, body: message.body });
+}
+
+/** {@link messageIdentity} as it was before identities named the module; undefined for a device's message. */
+export function legacyMessageIdentity(message: Pick<RoutedMessage, 'deviceId' | 'moduleId' | 'messageId' | 'enqueuedTime' | 'body'>): string | undefined {
+  if (message.moduleId === undefined || message.moduleId === '') return undefined;
+  return messageIdentity({ deviceId: message.deviceId, messageId: message.messageId, enqueuedTime: message.enqueuedTime, body: message.body });
+}
+
 /** The `messageIdentity` of the message that `deviceId`'s documents list as `scoped` (see `deviceScopedIdentity`). */
 export function identityOfDeviceScoped(deviceId: string, scoped: string): string {
   if (scoped.startsWith('h:')) return scoped.slice(2);
