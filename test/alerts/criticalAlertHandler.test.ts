@@ -334,6 +334,21 @@ describe('criticalAlerts handler: quiet periods and digests', () => {
     expect(await alerts.stores.digests.get('dev-1')).toBeNull();
   });
 
+  it('folds the readings of wide messages into the digest without one alert\'s "N more not shown" count', async () => {
+    const { alerts, sender, clock } = setup();
+    const wide = (prefix: string) => Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`${prefix}${String(i).padStart(2, '0')}`, i]));
+    for (const [i, prefix] of ['x', 'a', 'b'].entries()) {
+      clock.set(T0 + i * 1000);
+      await alerts.handler.handle(message({ enqueuedTime: T0 + i * 1000, body: wide(prefix) }));
+    }
+    // The first alert's e-mail says what it left out; the digest of the other two does not borrow that count.
+    expect(sender.calls[0]!.text).toContain('\u2026: 5 more readings not shown');
+    clock.set(T0 + 15 * MINUTE);
+    expect(await alerts.digests.run()).toMatchObject({ sent: 1 });
+    expect(sender.calls[1]!.text).not.toContain('more readings not shown');
+    expect(sender.calls[1]!.text).toContain('a00: 0');
+  });
+
   it('a storm that goes on gets one digest per quiet period, not one e-mail per message', async () => {
     const { alerts, sender, clock } = setup();
     for (let minute = 0; minute < 60; minute += 1) {

@@ -118,8 +118,8 @@ export function readingsOf(message: Pick<RoutedMessage, 'decoded' | 'body'>): Re
   return out;
 }
 
-/** The name of the last entry of a list cut at its limit, which says how many were left out. */
-const OMITTED_NAME = '\u2026';
+/** The name of the last entry of a list cut at its limit, which says how many were left out (of one alert). */
+export const OMITTED_NAME = '\u2026';
 
 /** Fills `out` up to the limit; returns how many readings did not fit. */
 function flatten(object: { [key: string]: JsonValue }, prefix: string, depth: number, out: Reading[]): number {

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { RoutingError } from '../errors.js';
 import type { BlobStore, ETag } from '../ports.js';
 import { encodeJson, getJson } from '../storage/jsonDocuments.js';
-import { FACT_LIMITS, type AlertFacts } from './alertPolicy.js';
+import { FACT_LIMITS, OMITTED_NAME, type AlertFacts } from './alertPolicy.js';
 import { EMAIL_LIMITS } from './email.js';
 import type { DigestFacts, DigestReading } from './render.js';
 
@@ -220,9 +220,10 @@ function openWindow(facts: AlertFacts, dueAt: Date): DigestWindow {
     count: 1,
     firstTime: facts.enqueuedTime,
     lastTime: facts.enqueuedTime,
-    readings: facts.readings.map((r): DigestReading =>
-      typeof r.value === 'number' ? { name: r.name, min: r.value, max: r.value } : { name: r.name, latest: r.value },
-    ),
+    // An alert's "N more not shown" counts that alert's readings, not the digest's: it is not a reading to fold.
+    readings: facts.readings
+      .filter((r) => r.name !== OMITTED_NAME)
+      .map((r): DigestReading => (typeof r.value === 'number' ? { name: r.name, min: r.value, max: r.value } : { name: r.name, latest: r.value })),
     severities: [facts.severity],
     recipients: [...facts.recipients],
     group: facts.group,
@@ -242,6 +243,7 @@ function foldInto(window: DigestWindow, facts: AlertFacts): void {
     if (window.lastTime === null || time > window.lastTime) window.lastTime = time;
   }
   for (const reading of facts.readings) {
+    if (reading.name === OMITTED_NAME) continue;
     const index = window.readings.findIndex((r) => r.name === reading.name);
     const existing = window.readings[index];
     if (typeof reading.value === 'number') {
