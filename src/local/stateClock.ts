@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export const STATE_CLOCK_FILE = 'clock.json';
@@ -20,6 +20,10 @@ export async function resumeTime(stateDirectory: string, now: Date): Promise<Dat
   return Number.isFinite(ended) && ended > now.getTime() ? new Date(ended) : now;
 }
 
+/** Written aside and renamed into place: a forced exit mid-write must not leave an empty file, read as no stop. */
 export async function saveSimulatedEnd(stateDirectory: string, end: Date): Promise<void> {
-  await writeFile(path.join(stateDirectory, STATE_CLOCK_FILE), `${JSON.stringify({ simulatedEnd: end.toISOString() })}\n`);
+  const file = path.join(stateDirectory, STATE_CLOCK_FILE);
+  const temporary = `${file}.${process.pid}`;
+  await writeFile(temporary, `${JSON.stringify({ simulatedEnd: end.toISOString() })}\n`);
+  await rename(temporary, file);
 }

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export const STATE_LOCK_FILE = 'npm-start.lock';
@@ -27,7 +27,7 @@ export async function lockStateDirectory(stateDirectory: string, settleMs = TAKE
     new StateInUseError(`${stateDirectory} is in use by another npm start (pid ${pid}): stop it, or give this one --state DIR or --in-memory`);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     try {
-      await writeFile(file, `${process.pid}\n`, { flag: 'wx' });
+      await createWithPid(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const pid = await owner();
@@ -43,6 +43,21 @@ export async function lockStateDirectory(stateDirectory: string, settleMs = TAKE
     return () => rm(file, { force: true });
   }
   throw inUse(await owner());
+}
+
+/**
+ * Creates `file` holding this pid in one step: written under a name of its own, then hard-linked into place, which
+ * fails if `file` exists. A file created empty and written after (`wx`) could be read empty in between, taken for a
+ * dead run's, and removed.
+ */
+async function createWithPid(file: string): Promise<void> {
+  const temporary = `${file}.${process.pid}`;
+  await writeFile(temporary, `${process.pid}\n`);
+  try {
+    await link(temporary, file);
+  } finally {
+    await rm(temporary, { force: true });
+  }
 }
 
 function isAlive(pid: number): boolean {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -44,6 +44,15 @@ describe('one npm start per state directory', () => {
     await writeFile(path.join(state, STATE_LOCK_FILE), `${pid}\n`);
     const release = await lockStateDirectory(state);
     expect((await readFile(path.join(state, STATE_LOCK_FILE), 'utf8')).trim()).toBe(String(process.pid));
+    await release();
+  });
+
+  it('creates the lock with its pid in one step, so no other run can read it empty and take it for a dead run\'s', async () => {
+    const state = await stateDirectory();
+    const release = await lockStateDirectory(state);
+    // No moment where the file exists without the pid: it is linked into place whole (no leftovers beside it).
+    expect((await readFile(path.join(state, STATE_LOCK_FILE), 'utf8')).trim()).toBe(String(process.pid));
+    expect((await readdir(state)).filter((name) => name.startsWith(STATE_LOCK_FILE))).toEqual([STATE_LOCK_FILE]);
     await release();
   });
 
