@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -23,7 +24,7 @@ export async function resumeTime(stateDirectory: string, now: Date): Promise<Dat
 /** Written aside and renamed into place: a forced exit mid-write must not leave an empty file, read as no stop. */
 export async function saveSimulatedEnd(stateDirectory: string, end: Date): Promise<void> {
   const file = path.join(stateDirectory, STATE_CLOCK_FILE);
-  const temporary = `${file}.${process.pid}`;
+  const temporary = `${file}.${process.pid}.${randomUUID()}`;
   await writeFile(temporary, `${JSON.stringify({ simulatedEnd: end.toISOString() })}\n`);
   await rename(temporary, file);
 }

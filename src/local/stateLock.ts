@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -51,7 +52,7 @@ export async function lockStateDirectory(stateDirectory: string, settleMs = TAKE
  * dead run's, and removed.
  */
 async function createWithPid(file: string): Promise<void> {
-  const temporary = `${file}.${process.pid}`;
+  const temporary = `${file}.${process.pid}.${randomUUID()}`;
   await writeFile(temporary, `${process.pid}\n`);
   try {
     await link(temporary, file);
