@@ -1,4 +1,4 @@
-import { configProblems, isRoutingError, isTransient } from './errors.js';
+import { configProblems, isRoutingError } from './errors.js';
 import type { Services } from './runtime.js';
 
 export interface HealthReport {
@@ -44,10 +44,6 @@ export async function healthReport(
     for await (const _ of loaded.store.list(loaded.config.settings.quarantineContainer, '', { pageSize: 1 })) break;
     await stored(loaded);
   } catch (error) {
-    // Storage answered but refused what it holds for good (a stored document that does not decode): not an outage.
-    if (isRoutingError(error) && !isTransient(error) && error.code !== 'ConfigInvalid') {
-      return { status: 503, body: { status: 'misconfigured', version, problems: [error.message] } };
-    }
     return misconfigured(error) ?? { status: 503, body: { status: 'storage-unavailable', version, storage: 'unreachable' } };
   }
   return { status: 200, body: { status: 'ok', version, storage: 'reachable' } };

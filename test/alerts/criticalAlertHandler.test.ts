@@ -220,6 +220,18 @@ describe('criticalAlerts handler: exactly one e-mail per alert', () => {
     expect(slept).toEqual([20_000, 60_000]);
   });
 
+  it('waits no longer than its lease allows when the send itself took most of it', async () => {
+    const slept: number[] = [];
+    const { alerts, sender, clock } = setup(alertsConfig(), { sleep: async (ms) => void slept.push(ms) });
+    sender.script.push(() => {
+      clock.advance(55_000); // a slow poll: 20 of the lease's 75 seconds are left
+      throw new RoutingError('EmailUnavailable', 'ACS accepted a send, but its status poll was throttled (429)', { retryAfterSeconds: 20 });
+    });
+    await routingRejection(alerts.handler.handle(message({ messageId: 'msg-1' })));
+    // 20 s left, less 15 s so that the release comes before any other delivery could take over.
+    expect(slept).toEqual([5_000]);
+  });
+
   it('takes a module alert handled before identities named the module as a duplicate, and waits while it is in flight', async () => {
     const { alerts, sender, clock } = setup();
     // The earlier build keyed sensorA's message m-1 without the module: the same key as the device's m-1.

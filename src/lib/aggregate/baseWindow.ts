@@ -6,7 +6,7 @@
  * or counted twice, and replayed batches counted again, because the new partials do not hold the old identities.
  * A container therefore keeps one base size for good; changing it takes a new REPORTS_CONTAINER.
  */
-import { RoutingError } from '../errors.js';
+import { isRoutingError, RoutingError } from '../errors.js';
 import type { Decode } from '../storage/jsonDocuments.js';
 import type { WindowSize } from './aggregationConfig.js';
 import type { WindowStore } from './windowStore.js';
@@ -55,6 +55,17 @@ export async function claimBaseWindow(windows: WindowStore, base: WindowSize, no
 
 /** What `GET /api/health` says of it: ConfigInvalid when the container holds another base; nothing is written. */
 export async function verifyBaseWindow(windows: WindowStore, base: WindowSize): Promise<void> {
-  const stored = await windows.get(BASE_WINDOW_DOC, decodeBaseWindowRecord);
+  let stored: BaseWindowRecord | null;
+  try {
+    stored = await windows.get(BASE_WINDOW_DOC, decodeBaseWindowRecord);
+  } catch (error) {
+    // A record that does not decode is a problem to name, not storage being down.
+    if (!isRoutingError(error) || error.code !== 'StorageRejected') throw error;
+    throw new RoutingError(
+      'ConfigInvalid',
+      `${BASE_WINDOW_DOC} in the reports container (REPORTS_CONTAINER) is not a base window record: restore it, or delete ` +
+        `it if every window there was written with this configuration's smallest window (${base.label})`,
+    );
+  }
   if (stored !== null && stored.base !== base.label) throw mismatch(stored.base, base);
 }

@@ -33,7 +33,7 @@ import type { Claim, DeviceNotificationState, LedgerRecord, LedgerState } from '
 import { renderAlertEmail } from './render.js';
 import type { HoldReason } from './sendGate.js';
 
-/** The longest a delivery waits on a Retry-After before handing the message back; less when the lease is shorter. */
+/** The longest a delivery waits on a Retry-After before handing the message back; less when its lease ends sooner. */
 const MAX_RETRY_AFTER_WAIT_SECONDS = 60;
 
 export interface AlertDeps {
@@ -198,7 +198,10 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
         // The service asked for time (a throttled status poll of a send it accepted, a 503): wait here, holding the
         // message (its lock renews), before handing it back. Service Bus redelivers at once, and ten redeliveries
         // meeting the same throttle within seconds would dead-letter an alert that is on its way.
-        await sleep(Math.min(error.retryAfterSeconds, MAX_RETRY_AFTER_WAIT_SECONDS, Math.max(0, config.leaseSeconds - 15)) * 1000);
+        // Within what is left of the lease (the send may have used most of it), so no other delivery takes over
+        // while this one waits.
+        const leaseLeftSeconds = owned.record.expiresAt === null ? 0 : (Date.parse(owned.record.expiresAt) - clock.now().getTime()) / 1000;
+        await sleep(Math.max(0, Math.min(error.retryAfterSeconds, MAX_RETRY_AFTER_WAIT_SECONDS, leaseLeftSeconds - 15)) * 1000);
       }
       await ledger.release(owned, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
       throw error;
