@@ -91,6 +91,21 @@ describe('iot-routing check-routes', () => {
     expect(result.stdout).toBe('');
   });
 
+  it('warns about typographic quotes, which IoT Hub accepts as part of a name (a route that never matches)', async () => {
+    const config = await file('curly.json', {
+      routes: [{ name: 'CriticalRoute', condition: 'level = \u201ccritical\u201d', endpoint: 'criticalQueue' }],
+    });
+    const messages = await file('curly.ndjson', ndjson({ deviceId: 'd', properties: { level: 'critical' } }));
+    const result = await run([messages, '--config', config]);
+    // Accepted, as IoT Hub accepts it, and evaluated as IoT Hub would: the message falls back.
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(
+      'warning: routes[0] ("CriticalRoute").condition holds a typographic quote (\u201c at 8): IoT Hub reads it as part of a property name, so the route never matches; use straight quotes',
+    );
+    expect(result.stdout).toContain('line 1: d → events');
+    expect(result.stdout).toContain('\u201ccritical\u201d is not an application property of the message');
+  });
+
   it('names the line of input that is not a message', async () => {
     const messages = await file('bad.ndjson', `${JSON.stringify({ deviceId: 'd' })}\nnot json\n`);
     const result = await run([messages, '--config', 'routing.config.json']);

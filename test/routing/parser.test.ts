@@ -244,10 +244,6 @@ describe('syntax errors carry the offset', () => {
     ["$body.a['b'] = 1", "unexpected '[' after '$body.a' at 7 (only array indexes such as [0] may follow a name)", 7],
     ['a b', "unexpected token 'b' at 2", 2],
     ['STARTS_WITH(a, 1', "unexpected end of condition at 16 (expected ',' or ')' in the call to STARTS_WITH)", 16],
-    // The tutorial's condition after a word processor: IoT Hub would compare two property names and never match.
-    ['level = \u201ccritical\u201d', "unexpected character '\u201c' at 8 (use straight quotes: \"critical\" or 'critical')", 8],
-    ['level = \u2018critical\u2019', "unexpected character '\u2018' at 8 (use straight quotes: \"critical\" or 'critical')", 8],
-    ['level = \u00abcritical\u00bb', "unexpected character '\u00ab' at 8 (use straight quotes: \"critical\" or 'critical')", 8],
   ];
   it.each(cases)('%j → %s', (text, message, position) => {
     const e = error(text);

@@ -5,7 +5,7 @@ import { decodeBody } from '../../lib/message/body.js';
 import { applyEnrichments, classifyEnrichmentValue } from '../../lib/routing/enrich.js';
 import { bodyAvailability, type RouteMessage, type RouteTwin } from '../../lib/routing/evaluate.js';
 import { parseRouteQuery } from '../../lib/routing/parser.js';
-import { compileRoutes, evaluateRoutes, type CompiledRoute } from '../../lib/routing/routes.js';
+import { compileRoutes, evaluateRoutes, routeWarnings, type CompiledRoute } from '../../lib/routing/routes.js';
 import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const checkRoutesUsage = `iot-routing check-routes <messages.ndjson> [--config PATH] [--format text|ndjson]
@@ -74,6 +74,8 @@ async function loadRoutes(file: string, io: CliIo): Promise<Loaded | number> {
     io.stderr.write(`${file}: IoT Hub would refuse ${unparsable.length === 1 ? 'this route' : 'these routes'}:\n${unparsable.join('\n')}\n`);
     return EXIT.usage;
   }
+  const shaped = routes.map((route: unknown) => (typeof route === 'object' && route !== null ? (route as { name?: unknown; condition?: unknown }) : {}));
+  for (const warning of routeWarnings(shaped)) io.stderr.write(`${file}: warning: ${warning}\n`);
   const problems: string[] = [];
   const routing = parseRoutingConfig(Object.fromEntries(Object.entries(doc).filter(([k]) => ROUTING_KEYS.includes(k))), problems);
   if (problems.length > 0) {

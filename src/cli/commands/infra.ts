@@ -4,6 +4,7 @@ import { isRoutingError, RoutingError } from '../../lib/errors.js';
 import { checkArmTemplate } from '../../lib/infra/arm.js';
 import { buildArmTemplate, infraProblems, type ArmTemplateOptions } from '../../lib/infra/template.js';
 import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
+import { routeWarnings } from '../../lib/routing/routes.js';
 
 export const infraUsage = `iot-routing infra [--config PATH] [--out FILE]
   Generates the ARM template (JSON) for everything the app runs on, from routing.config.json (default
@@ -51,6 +52,7 @@ export async function infraCommand(args: string[], io: CliIo): Promise<number> {
       throw new RoutingError('ConfigInvalid', `${file} cannot be deployed (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`);
     }
 
+    for (const warning of routeWarnings(routing.routes)) io.stderr.write(`iot-routing infra: warning: ${warning}\n`);
     const template = buildArmTemplate(routing, options);
     const structural = checkArmTemplate(template);
     // A structural problem is a defect of the generator, not of the config: refuse to print a template ARM rejects.

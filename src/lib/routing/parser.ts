@@ -183,11 +183,6 @@ function isNameStart(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f /* _ */ || (c >= 0x80 && !isSpace(c));
 }
 
-/** ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›: quotes that word processors put in place of ' and ". */
-function isTypographicQuote(c: number): boolean {
-  return (c >= 0x2018 && c <= 0x201f) || c === 0xab || c === 0xbb || c === 0x2039 || c === 0x203a;
-}
-
 function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;
 }
@@ -216,11 +211,6 @@ class Lexer {
     const ch = text[start]!;
 
     if (c === 0x27 || c === 0x22) return this.#string(start, ch);
-    if (isTypographicQuote(c)) {
-      // IoT Hub would read `level = “critical”` as two property names compared (a route that never matches): the
-      // tutorial's condition after a trip through a word processor or chat client.
-      throw new ParseFailure(`unexpected character ${quoteChar(c)}`, start, `use straight quotes: "critical" or 'critical'`);
-    }
     if (isDigit(c) || (c === 0x2e && isDigit(text.charCodeAt(start + 1)))) return this.#number(start);
     if (c === 0x24 /* $ */ || isNameStart(c)) return this.#name(start);
 

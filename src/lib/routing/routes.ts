@@ -65,6 +65,30 @@ function compileOne(route: RouteConfig, ast: Expr): CompiledRoute {
  * whose query does not parse, enabled or not. Errors name the route by index, in the form config validation
  * reports: `routes[2].condition: unexpected token ')' at 14`.
  */
+/** ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›: quotes that word processors and chat clients put in place of ' and ". */
+const TYPOGRAPHIC_QUOTES = /[\u2018-\u201f\u00ab\u00bb\u2039\u203a]/;
+
+/**
+ * Conditions IoT Hub accepts but almost surely not as meant: typographic quotes parse as part of property names
+ * (the route compares two names and never matches), which is how `level="critical"` comes out of a word processor.
+ * Warnings, not errors: IoT Hub saves such a route, and the app must load a config the hub accepts.
+ */
+export function routeWarnings(routes: ReadonlyArray<{ name?: unknown; condition?: unknown }>): string[] {
+  const warnings: string[] = [];
+  routes.forEach((route, i) => {
+    const condition = route.condition;
+    if (typeof condition !== 'string') return;
+    const at = condition.search(TYPOGRAPHIC_QUOTES);
+    if (at < 0) return;
+    const name = typeof route.name === 'string' ? ` ("${route.name}")` : '';
+    warnings.push(
+      `routes[${i}]${name}.condition holds a typographic quote (${condition[at]!} at ${at}): IoT Hub reads it as part of a ` +
+        `property name, so the route never matches; use straight quotes: "critical" or 'critical'`,
+    );
+  });
+  return warnings;
+}
+
 export function compileRoutes(routes: readonly RouteConfig[]): CompileResult {
   const compiled: CompiledRoute[] = [];
   const errors: string[] = [];
