@@ -204,8 +204,7 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
         const sub = isoSeconds(group.startMs);
         for (const size of larger) {
           const startMs = windowStartOf(group.startMs, size);
-          const page = rollupPageOf(size, base, startMs, group.startMs);
-          const name = page === undefined ? docNames.name(size, group.deviceId, startMs, partition) : windowDocName(size, group.deviceId, startMs, partition, page);
+          const name = docNames.name(size, group.deviceId, startMs, partition, rollupPageOf(size, base, startMs, group.startMs));
           let rollup = rollups.get(name);
           if (rollup === undefined) {
             rollup = { name, deviceId: group.deviceId, size, startMs, subs: [] };
@@ -389,24 +388,26 @@ const NAMED_DEVICES = 10_000;
  * windows, and one string instance (hashed once) is cheaper to build and to look up than a new one each time.
  */
 class DocNames {
-  readonly #last = new Map<WindowSize, Map<string, { startMs: number; partition: string; name: string }>>();
+  readonly #last = new Map<WindowSize, Map<string, { startMs: number; partition: string; page: number | undefined; name: string }>>();
 
-  name(size: WindowSize, deviceId: string, startMs: number, partition: string): string {
+  /** `page`: a roll-up page (see `rollupPageOf`), undefined for a base partial or an unpaged roll-up. */
+  name(size: WindowSize, deviceId: string, startMs: number, partition: string, page?: number): string {
     let bySize = this.#last.get(size);
     if (bySize === undefined) {
       bySize = new Map();
       this.#last.set(size, bySize);
     }
     const last = bySize.get(deviceId);
-    if (last !== undefined && last.startMs === startMs && last.partition === partition) return last.name;
-    const name = windowDocName(size, deviceId, startMs, partition);
+    if (last !== undefined && last.startMs === startMs && last.partition === partition && last.page === page) return last.name;
+    const name = windowDocName(size, deviceId, startMs, partition, page);
     if (last !== undefined) {
       last.startMs = startMs;
       last.partition = partition;
+      last.page = page;
       last.name = name;
     } else {
       if (bySize.size >= NAMED_DEVICES) bySize.clear();
-      bySize.set(deviceId, { startMs, partition, name });
+      bySize.set(deviceId, { startMs, partition, page, name });
     }
     return name;
   }
