@@ -16,6 +16,11 @@ afterEach(() => {
   vi.unstubAllEnvs();
 });
 
+/** The app settings of one test: the ones named, and the two others health reads left empty unless named. */
+function settings(values: Record<string, string>): void {
+  for (const [name, value] of Object.entries({ QUARANTINE_CONTAINER: '', IOTHUB_SERVICE_CONNECTION: '', ...values })) vi.stubEnv(name, value);
+}
+
 async function call(): Promise<{ status?: number; jsonBody?: unknown }> {
   const request = new HttpRequest({ method: 'GET', url: 'http://localhost:7071/api/health' });
   return (await health.options.handler(request, new InvocationContext({ functionName: 'health' }))) as {
@@ -33,9 +38,7 @@ describe('GET /api/health', () => {
   });
 
   it('reports every configuration problem at once, naming settings and never their values', async () => {
-    vi.stubEnv('AzureWebJobsStorage', '');
-    vi.stubEnv('QUARANTINE_CONTAINER', 'Not_Valid');
-    vi.stubEnv('IOTHUB_SERVICE_CONNECTION', 'SharedAccessKey=supersecret');
+    settings({ AzureWebJobsStorage: '', QUARANTINE_CONTAINER: 'Not_Valid', IOTHUB_SERVICE_CONNECTION: 'SharedAccessKey=supersecret' });
     const response = await call();
     expect(response.status).toBe(503);
     const body = response.jsonBody as { status: string; problems: string[] };
@@ -51,9 +54,7 @@ describe('GET /api/health', () => {
   });
 
   it('names the problem of a connection string it cannot read', async () => {
-    vi.stubEnv('AzureWebJobsStorage', 'DefaultEndpointsProtocol=https;AccountName=x');
-    vi.stubEnv('QUARANTINE_CONTAINER', '');
-    vi.stubEnv('IOTHUB_SERVICE_CONNECTION', '');
+    settings({ AzureWebJobsStorage: 'DefaultEndpointsProtocol=https;AccountName=x' });
     const response = await call();
     expect(response.status).toBe(503);
     expect(response.jsonBody).toMatchObject({
@@ -63,13 +64,8 @@ describe('GET /api/health', () => {
   });
 
   it('reports what only the alert path meets: e-mail through ACS without an ACS setting', async () => {
-    vi.stubEnv('AzureWebJobsStorage', azurite().connectionString);
-    vi.stubEnv('QUARANTINE_CONTAINER', '');
-    vi.stubEnv('IOTHUB_SERVICE_CONNECTION', '');
     // routing.config.json says alerts.sender "acs"; neither ACS_ENDPOINT nor ACS_CONNECTION_STRING is set.
-    vi.stubEnv('ALERT_SENDER', '');
-    vi.stubEnv('ACS_ENDPOINT', '');
-    vi.stubEnv('ACS_CONNECTION_STRING', '');
+    settings({ AzureWebJobsStorage: azurite().connectionString, ALERT_SENDER: '', ACS_ENDPOINT: '', ACS_CONNECTION_STRING: '' });
     const response = await call();
     expect(response.status).toBe(503);
     expect(response.jsonBody).toMatchObject({ status: 'misconfigured', problems: [expect.stringMatching(/neither ACS_CONNECTION_STRING nor ACS_ENDPOINT is set/)] });
@@ -95,10 +91,7 @@ describe('GET /api/health', () => {
   });
 
   it('answers ok when the configuration is valid and storage answers', async () => {
-    vi.stubEnv('AzureWebJobsStorage', azurite().connectionString);
-    vi.stubEnv('QUARANTINE_CONTAINER', '');
-    vi.stubEnv('IOTHUB_SERVICE_CONNECTION', '');
-    vi.stubEnv('ALERT_SENDER', 'outbox');
+    settings({ AzureWebJobsStorage: azurite().connectionString, ALERT_SENDER: 'outbox' });
     const response = await call();
     expect(response).toMatchObject({ status: 200, jsonBody: { status: 'ok', storage: 'reachable' } });
   });

@@ -18,6 +18,17 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const builtLauncher = path.join(root, 'dist/src/local/azurite.js');
 
 
+/** What an Azurite started again on `location` holds in kept/checkpoint. */
+async function checkpointAfterRestart(location: string): Promise<string> {
+  const next = await startAzurite({ location });
+  try {
+    const blob = BlobServiceClient.fromConnectionString(next.connectionString).getContainerClient('kept').getBlobClient('checkpoint');
+    return (await blob.downloadToBuffer()).toString('utf8');
+  } finally {
+    await next.stop();
+  }
+}
+
 describe('startAzurite', () => {
   it('keeps on disk what was written before stop(): the next start finds it', async () => {
     const location = await mkdtemp(path.join(tmpdir(), 'azurite-persist-'));
@@ -29,13 +40,7 @@ describe('startAzurite', () => {
       await first.stop();
       expect(await listening(first.port)).toBe(false);
 
-      const second = await startAzurite({ location });
-      try {
-        const blob = BlobServiceClient.fromConnectionString(second.connectionString).getContainerClient('kept').getBlobClient('checkpoint');
-        expect((await blob.downloadToBuffer()).toString('utf8')).toBe('42');
-      } finally {
-        await second.stop();
-      }
+      expect(await checkpointAfterRestart(location)).toBe('42');
     } finally {
       await rm(location, { recursive: true, force: true });
     }
@@ -95,13 +100,7 @@ describe('startAzurite', () => {
       // The orphaned child saves and exits by itself; wait for it to let go of its port and its data.
       expect(await eventually(async () => !(await listening(port)), 15_000)).toBe(true);
 
-      const next = await startAzurite({ location });
-      try {
-        const blob = BlobServiceClient.fromConnectionString(next.connectionString).getContainerClient('kept').getBlobClient('checkpoint');
-        expect((await blob.downloadToBuffer()).toString('utf8')).toBe('42');
-      } finally {
-        await next.stop();
-      }
+      expect(await checkpointAfterRestart(location)).toBe('42');
     },
     60_000,
   );
