@@ -9,5 +9,7 @@ export default defineConfig({
     maxWorkers: 2,
     // One Azurite for the whole run (test/support/azurite.ts); each test uses its own containers.
     globalSetup: ['test/support/azuriteGlobalSetup.ts'],
+    // Decoded bodies compare by their fields (a lazily parsed one keeps `value` on its prototype).
+    setupFiles: ['test/support/equality.ts'],
   },
 });

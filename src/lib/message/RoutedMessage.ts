@@ -43,6 +43,11 @@ export interface BodyProblem {
   detail: string;
 }
 
+/**
+ * Read a decoded body by its fields: `value` may be an accessor that parses on first read (body.ts, `LazyJsonBody`),
+ * so a spread or `Object.keys` need not show it. `JSON.stringify` writes every body alike, and `plainBody` gives the
+ * plain object.
+ */
 export type DecodedBody =
   | {
       kind: 'json';
@@ -50,7 +55,7 @@ export type DecodedBody =
       decodedFrom: BodyDecoding;
       /**
        * The top-level numeric members, when the decoder scanned them; the aggregation reads these instead of walking
-       * `value`. Non-enumerable, so it never appears in serialized output (JSON.stringify, spreads, toEqual).
+       * `value`. Not enumerable, never serialized.
        */
       numbers?: TopLevelNumbers;
     }

@@ -1,3 +1,4 @@
+import { plainBody } from './body.js';
 import type { DecodedBody, MessageSource, PropertyValue, RoutedMessage } from './RoutedMessage.js';
 
 /** The normalized message as printed by the CLI and returned by queries: plain JSON, times in ISO-8601 UTC. */
@@ -25,7 +26,7 @@ export function toMessageRecord(message: RoutedMessage): MessageRecord {
     ...(message.contentEncoding !== undefined ? { contentEncoding: message.contentEncoding } : {}),
     properties: message.properties,
     systemProperties: message.systemProperties,
-    body: message.decoded,
+    body: plainBody(message.decoded),
     source: message.source,
   };
 }
