@@ -178,6 +178,25 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     expect(standIn.sent.map((s) => s.operationId)).toEqual([emailOperationId(messageIdentity(m))]);
   });
 
+  it('an accepted send whose poll failed is resumed by the redelivery even while sending is paused: one e-mail, no digest', async () => {
+    const store = azureStore();
+    const clock = new ManualClock(T0);
+    const alerts = alertServices(store, clock, acsSender(), async (ms) => clock.advance(ms));
+    standIn.scriptPolls({ kind: 'respond', status: 503 });
+    const m = message();
+    const key = messageIdentity(m);
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable', accepted: true });
+    expect(await ledgerRecord(store, key)).toMatchObject({ state: 'in-progress', sendAccepted: true });
+    // Another alert met a 429 meanwhile: every instance holds new alerts back for a minute.
+    await alerts.stores.gate.pause(new Date(T0 + 60_000));
+    // Before, the redelivery was folded into a digest ('paused'), which mailed the alert again after the accepted send.
+    expect(await alerts.handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
+    clock.advance(60_000);
+    expect(await alerts.digests.run()).toMatchObject({ due: 0 });
+    expect(standIn.sent.map((s) => s.operationId)).toEqual([emailOperationId(key)]);
+    expect(await ledgerRecord(store, key)).toMatchObject({ state: 'sent', sendAccepted: true });
+  });
+
   it('503: thrown as transient, and the redelivery sends exactly one', async () => {
     const store = azureStore();
     const alerts = alertServices(store, new ManualClock(T0));

@@ -10,6 +10,7 @@
  * | 202, operation Failed / Canceled              | `{ status: 'failed' }` with the operation's error  |
  * | 400, 401, 403, 404, 413, other 4xx on send    | `{ status: 'failed' }` with the service's code     |
  * | 4xx but 429 on a status poll (send accepted)  | throw `EmailUnavailable`: the e-mail may be sent   |
+ * | any transient failure once the send was accepted | the same, with `accepted` set (resume, never hold) |
  * | 409 on send (our Operation-Id already exists) | poll that existing operation, report its outcome   |
  * | 429                                           | throw `EmailThrottled` with `retryAfterSeconds`    |
  * | 408, 5xx, network error, still Running at the deadline | throw `EmailUnavailable`                  |
@@ -102,7 +103,8 @@ export function createAcsEmailSender(connection: AcsEmailConnection, options: Ac
         const poller = await client.beginSend(toAcsMessage(email), { ...common, operationId: email.operationId });
         return succeeded(email.operationId, await poller.pollUntilDone({ abortSignal }));
       } catch (error) {
-        if (!isConflict(error)) return settle(error, email.operationId, lastStatus, maxWaitMs);
+        // An operation status (the 202's body, or a poll's) means the service holds the send: it may complete.
+        if (!isConflict(error)) return settle(error, email.operationId, lastStatus, maxWaitMs, lastStatus !== undefined);
         // Invariant: an Operation-Id is derived from one alert key, so an existing operation with our id *is* this
         // alert's send (made earlier, perhaps with a differently rendered body). Report its outcome; never send again.
         try {
@@ -110,7 +112,7 @@ export function createAcsEmailSender(connection: AcsEmailConnection, options: Ac
           const poller = await client.beginSend(toAcsMessage(email), { ...common, resumeFrom });
           return succeeded(email.operationId, await poller.pollUntilDone({ abortSignal }));
         } catch (resumeError) {
-          return settle(resumeError, email.operationId, lastStatus, maxWaitMs);
+          return settle(resumeError, email.operationId, lastStatus, maxWaitMs, true);
         }
       }
     },
@@ -143,9 +145,30 @@ function failedOperation(operationId: string, result: EmailSendResult): SendResu
 }
 
 /**
- * Turns anything `beginSend`/`pollUntilDone` threw into a permanent result or a transient throw.
+ * Turns anything `beginSend`/`pollUntilDone` threw into a permanent result or a transient throw. `accepted`: the
+ * service had accepted the send (an operation exists), so what is thrown says so (`RoutingError.accepted`): the
+ * caller must resume it, never hold it back in favour of another e-mail.
  */
 function settle(
+  error: unknown,
+  operationId: string,
+  lastStatus: EmailSendResult | undefined,
+  maxWaitMs: number,
+  accepted: boolean,
+): SendResult {
+  try {
+    return settleAs(error, operationId, lastStatus, maxWaitMs);
+  } catch (thrown) {
+    if (!accepted || !isRoutingError(thrown) || thrown.kind !== 'transient' || thrown.accepted) throw thrown;
+    throw new RoutingError(thrown.code, thrown.message, {
+      cause: thrown.cause,
+      ...(thrown.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: thrown.retryAfterSeconds }),
+      accepted: true,
+    });
+  }
+}
+
+function settleAs(
   error: unknown,
   operationId: string,
   lastStatus: EmailSendResult | undefined,
@@ -175,6 +198,7 @@ function settle(
     // no rejection. The redelivery sends the same Operation-Id and polls the existing operation again.
     throw new RoutingError('EmailUnavailable', `ACS accepted send ${operationId}, but its status poll answered HTTP ${status}: ${error.message}`, {
       cause: error,
+      accepted: true,
     });
   }
   const failed: SendResult = { status: 'failed', operationId, error: error.message, httpStatus: status };
@@ -197,6 +221,7 @@ const surfaceThrottlingPolicy: PipelinePolicy = {
       const seconds = retryAfterSeconds(response.headers, new Date());
       throw new RoutingError('EmailUnavailable', `ACS accepted a send, but its status poll was throttled (429): ${serviceMessage(response)}`, {
         ...(seconds === undefined ? {} : { retryAfterSeconds: seconds }),
+        accepted: true,
       });
     }
     if (response.status === 429) {

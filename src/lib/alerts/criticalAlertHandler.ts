@@ -11,6 +11,8 @@
  *             sent     ─▶ notify the device (optional) ─▶ ledger: sent
  *             failed   ─▶ quarantine (EmailRejected) ─▶ ledger: failed         (permanent: never thrown)
  *             throws   ─▶ 429: pause the gate; release the ledger; rethrow     (transient: redelivered)
+ *                          accepted by the service first: release marking sendAccepted; every later attempt
+ *                          resumes the send, skipping gate and digests
  *     any failure after the claim (storage, e-mail) ─▶ release the ledger; rethrow (redelivered, taken over at once)
  * ```
  *
@@ -203,7 +205,8 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
         const leaseLeftSeconds = owned.record.expiresAt === null ? 0 : (Date.parse(owned.record.expiresAt) - clock.now().getTime()) / 1000;
         await sleep(Math.max(0, Math.min(error.retryAfterSeconds, MAX_RETRY_AFTER_WAIT_SECONDS, leaseLeftSeconds - 15)) * 1000);
       }
-      await ledger.release(owned, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+      // If-Match on our claim, so the catch in `handle` releasing again afterwards writes nothing.
+      await ledger.release(owned, error instanceof Error ? `${error.name}: ${error.message}` : String(error), isRoutingError(error) && error.accepted);
       throw error;
     }
     if (result.status === 'failed') return rejected(owned, facts, message, result);
@@ -267,6 +270,9 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
 
       const owned = claim;
       try {
+        // Invariant: once the e-mail service accepted this alert's send, every attempt resumes that send (same
+        // operation id) and none holds it back: a digest would mail the alert again while the accepted send delivers.
+        if (owned.record.sendAccepted === true) return await send(owned, facts, admitted, owned.takeover);
         if (owned.takeover) {
           // The earlier attempt may have folded the alert before it crashed; finish that instead of also sending it.
           const pending = await digests.get(facts.deviceId);

@@ -68,6 +68,8 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     expect(error.code).toBe('EmailThrottled');
     expect(isTransient(error)).toBe(true);
     expect(error.retryAfterSeconds).toBe(37);
+    // Refused, not accepted: holding the alert back (a digest) cannot lead to a second e-mail.
+    expect(error.accepted).toBe(false);
     expect(standIn.count('POST')).toBe(1);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(standIn.sent).toHaveLength(0);
@@ -84,7 +86,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     standIn.scriptPolls({ kind: 'respond', status: 429, headers: { 'retry-after': '5' } });
     const email = sampleEmail();
     const error = await routingRejection(sender().send(email));
-    expect(error).toMatchObject({ code: 'EmailUnavailable', retryAfterSeconds: 5 });
+    expect(error).toMatchObject({ code: 'EmailUnavailable', retryAfterSeconds: 5, accepted: true });
 
     const retried = await sender().send(email);
     expect(retried.status).toBe('sent');
@@ -95,7 +97,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     standIn.scriptPolls({ kind: 'respond', status: 404, error: { code: 'NotFound', message: 'Operation not found.' } });
     const email = sampleEmail();
     const error = await routingRejection(sender().send(email));
-    expect(error).toMatchObject({ code: 'EmailUnavailable' });
+    expect(error).toMatchObject({ code: 'EmailUnavailable', accepted: true });
     expect(isTransient(error)).toBe(true);
 
     expect((await sender().send(email)).status).toBe('sent');
@@ -108,6 +110,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
 
     expect(error.code).toBe('EmailUnavailable');
     expect(isTransient(error)).toBe(true);
+    expect(error.accepted).toBe(false);
     expect(standIn.sent).toHaveLength(0);
   });
 
@@ -207,6 +210,8 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
 
     expect(error.code).toBe('EmailUnavailable');
     expect(error.message).toMatch(/did not finish within 150 ms/);
+    // The service holds the send: a retry must resume it, never replace it with a digest.
+    expect(error.accepted).toBe(true);
   });
 
   it('refuses a message that breaks local rules without calling the service', async () => {
