@@ -181,7 +181,9 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
   it('an accepted send whose poll failed is resumed by the redelivery even while sending is paused: one e-mail, no digest', async () => {
     const store = azureStore();
     const clock = new ManualClock(T0);
-    const alerts = alertServices(store, clock, acsSender(), async (ms) => clock.advance(ms));
+    const alerts = alertServices(store, clock, acsSender(), async (ms) => {
+      clock.advance(ms);
+    });
     standIn.scriptPolls({ kind: 'respond', status: 503 });
     const m = message();
     const key = messageIdentity(m);
