@@ -6,6 +6,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { aggregationConfigOf } from '../../src/lib/aggregate/aggregationConfig.js';
 import { archiveFromServices } from '../../src/lib/archive/archiveDeps.js';
+import { createAlertLedger } from '../../src/lib/alerts/ledger.js';
 import { REASONS } from '../../src/lib/checks/reasons.js';
 import {
   createDashboardDataSource,
@@ -156,13 +157,43 @@ describe('createDashboardDataSource', () => {
   });
 
   it('stops reading the ledger at the first record last written before the range', async () => {
-    // The range starts after the seeded alerts were created: none is in it, and the walk stops at the newest.
+    // The range starts after the seeded alerts were created: none is in it, and their listing says so (no reads).
     const later = await createDashboardDataSource(deps({ limits: { concurrency: 1 } }))(query(`from=${new Date(END).toISOString()}`));
     expect(later.alerts).toEqual([]);
+    expect(later.coverage.alerts).toEqual({ listed: 4, read: 0, limited: false });
+    const all = await createDashboardDataSource(deps({ limits: { concurrency: 1 } }))(query());
+    expect(all.alerts).toHaveLength(3);
+    // The fourth record is the digest, which the listing marks as such.
+    expect(all.coverage.alerts).toEqual({ listed: 4, read: 3, limited: false });
+  });
+
+  it('reads records of earlier builds (no listing metadata) and stops at the first written before the range', async () => {
+    for await (const item of store.list(services.config.settings.alerts.container, 'ledger/')) {
+      const document = (await store.get(services.config.settings.alerts.container, item.name))!;
+      await store.put(services.config.settings.alerts.container, item.name, document.body, { contentType: 'application/json' });
+    }
+    const later = await createDashboardDataSource(deps({ limits: { concurrency: 1 } }))(query(`from=${new Date(END).toISOString()}`));
     expect(later.coverage.alerts).toEqual({ listed: 4, read: 1, limited: false });
     const all = await createDashboardDataSource(deps({ limits: { concurrency: 1 } }))(query());
     expect(all.alerts).toHaveLength(3);
     expect(all.coverage.alerts).toEqual({ listed: 4, read: 4, limited: false });
+  });
+
+  it('finds the alerts of a past range without spending its reads on the many created since', async () => {
+    const container = services.config.settings.alerts.container;
+    const ledger = createAlertLedger({ store, container, clock, leaseMs: 75_000, ready: async () => undefined });
+    const before = await createDashboardDataSource(deps())(query());
+    for (let i = 0; i < 600; i++) {
+      clock.advance(1_000);
+      const claim = await ledger.claim(`id:later-${i}`, { kind: 'alert', deviceId: 'pump-1', operationId: `op-${i}` });
+      if (claim.status !== 'claimed') throw new Error('not claimed');
+      await ledger.finish(claim, { state: 'sent', recipients: 1, deviceNotification: 'not-requested' });
+    }
+    store.gets = 0;
+    const past = await createDashboardDataSource(deps())(query(`from=${new Date(END - 3_600_000).toISOString()}&to=${new Date(END).toISOString()}`));
+    expect(past.alerts).toEqual(before.alerts);
+    expect(past.coverage.alerts).toEqual({ listed: 604, read: 3, limited: false });
+    expect(past.notes.join(' ')).not.toMatch(/older alerts in the range are not counted/);
   });
 
   it('takes quarantine entries by their enqueued day, and damaged archive blobs by the day they were quarantined', async () => {

@@ -118,6 +118,26 @@ export function ledgerBlobName(key: string): string {
   return `ledger/${key}.json`;
 }
 
+/**
+ * What every write of a record also stores as blob metadata, so that a listing of `ledger/` says when each record
+ * was created and last written without downloading it (the dashboard skips records outside its range this way).
+ * Replacing a blob replaces its metadata, so every write passes it.
+ */
+export type LedgerMetadata = Record<'kind' | 'createdat' | 'updatedat', string>;
+
+function writeOptions(record: LedgerRecord): { metadata: LedgerMetadata } {
+  return { metadata: { kind: record.kind, createdat: record.createdAt, updatedat: record.updatedAt } };
+}
+
+/** A listed record's metadata as written by {@link writeOptions}, as epoch ms; undefined for records written before it. */
+export function ledgerListingTimes(metadata: Readonly<Record<string, string>>): { kind: string; createdMs: number; updatedMs: number } | undefined {
+  const kind = metadata['kind'];
+  const createdMs = Date.parse(metadata['createdat'] ?? '');
+  const updatedMs = Date.parse(metadata['updatedat'] ?? '');
+  if (kind === undefined || Number.isNaN(createdMs) || Number.isNaN(updatedMs)) return undefined;
+  return { kind, createdMs, updatedMs };
+}
+
 export function createAlertLedger(options: AlertLedgerOptions): AlertLedger {
   const { store, container, clock, leaseMs, ready } = options;
 
@@ -146,7 +166,7 @@ export function createAlertLedger(options: AlertLedgerOptions): AlertLedger {
         };
         // Invariant: one record per alert key. If-None-Match: * lets exactly one delivery create it; every other
         // delivery of the same message (redelivered, re-sent by IoT Hub, racing on another instance) lands below.
-        const created = await createJson(store, container, name, fresh);
+        const created = await createJson(store, container, name, fresh, writeOptions(fresh));
         if (created.created) return { status: 'claimed', record: fresh, etag: created.etag, takeover: false };
 
         const existing = await read(key);
@@ -163,7 +183,7 @@ export function createAlertLedger(options: AlertLedgerOptions): AlertLedger {
         };
         // Invariant: an expired attempt is taken over by exactly one delivery. If-Match on the version we judged
         // expired; a concurrent taker changes the ETag, and we go round again to find it owned (busy) or finished.
-        const replaced = await replaceJson(store, container, name, taken, etag);
+        const replaced = await replaceJson(store, container, name, taken, etag, writeOptions(taken));
         if (replaced.ok) return { status: 'claimed', record: taken, etag: replaced.etag, takeover: true };
       }
       throw new RoutingError('StorageConflict', `ledger ${name}: lost ${MAX_CLAIM_ROUNDS} races for this alert in a row`);
@@ -174,7 +194,7 @@ export function createAlertLedger(options: AlertLedgerOptions): AlertLedger {
       const next: LedgerRecord = { ...owned.record, ...outcome, expiresAt: null, updatedAt: now };
       // Invariant: only the current owner records an outcome. If-Match on the version it claimed; if a taker
       // replaced it, the taker owns the alert now and records instead.
-      return replaceJson(store, container, ledgerBlobName(owned.record.key), next, owned.etag);
+      return replaceJson(store, container, ledgerBlobName(owned.record.key), next, owned.etag, writeOptions(next));
     },
 
     async recordNotification(done, state, error) {
@@ -183,7 +203,7 @@ export function createAlertLedger(options: AlertLedgerOptions): AlertLedger {
       else delete next.deviceNotificationError;
       // If-Match: two deliveries retrying the same pending notification record it once; the loser's copy of the
       // message had the same message id, so the device can drop it.
-      return replaceJson(store, container, ledgerBlobName(done.record.key), next, done.etag);
+      return replaceJson(store, container, ledgerBlobName(done.record.key), next, done.etag, writeOptions(next));
     },
 
     async release(owned, error, sendAccepted = false) {
@@ -192,7 +212,7 @@ export function createAlertLedger(options: AlertLedgerOptions): AlertLedger {
       if (sendAccepted) next.sendAccepted = true;
       try {
         // If-Match: release only our own attempt; a taker's newer lease must not be cut short.
-        await replaceJson(store, container, ledgerBlobName(owned.record.key), next, owned.etag);
+        await replaceJson(store, container, ledgerBlobName(owned.record.key), next, owned.etag, writeOptions(next));
       } catch {
         // The caller is already failing with the error that matters; an unreleased lease only delays the next
         // delivery until it expires.

@@ -19,7 +19,7 @@ import { readReports, type WindowReport } from '../aggregate/reports.js';
 import type { WindowStore } from '../aggregate/windowStore.js';
 import { windowListPrefixes } from '../aggregate/windows.js';
 import { EMAIL_REJECTED_HINT } from '../alerts/criticalAlertHandler.js';
-import type { LedgerState } from '../alerts/ledger.js';
+import { ledgerListingTimes, type LedgerState } from '../alerts/ledger.js';
 import type { ResolvedArchive } from '../archive/archiveDeps.js';
 import { listArchiveBlobs, nameMinuteWindow } from '../archive/fileNameFormat.js';
 import { readManifest, type ArchiveManifest } from '../archive/manifest.js';
@@ -382,15 +382,33 @@ async function readAlerts(
   // records' last writes, which is the order of their `updatedAt`.
   items.sort((a, b) => b.lastModified.getTime() - a.lastModified.getTime() || (a.name < b.name ? -1 : 1));
 
+  // Records whose listing metadata (every write stores it, see ledger.ts) shows them outside the range are not
+  // downloaded: a range in the past, with many alerts since, used to spend every read on records created after it
+  // and then count nothing. The walk stops at the first one last written before the range, as below. Records of
+  // earlier builds have no such metadata and are read.
+  let candidates: BlobItem[] = items;
+  if (items.some((item) => ledgerListingTimes(item.metadata) !== undefined)) {
+    candidates = [];
+    for (const item of items) {
+      const times = ledgerListingTimes(item.metadata);
+      if (times === undefined) {
+        candidates.push(item);
+        continue;
+      }
+      if (times.updatedMs < query.fromMs) break;
+      if (times.kind === 'alert' && times.createdMs >= query.fromMs && times.createdMs < query.toMs) candidates.push(item);
+    }
+  }
+
   const inRange: LedgerView[] = [];
   let read = 0;
   let passed = false;
-  for (let start = 0; start < items.length && !passed; start += limits.concurrency) {
+  for (let start = 0; start < candidates.length && !passed; start += limits.concurrency) {
     if (read >= limits.ledgerReads) {
       limited = true;
       break;
     }
-    const batch = items.slice(start, Math.min(start + limits.concurrency, start + limits.ledgerReads - read));
+    const batch = candidates.slice(start, Math.min(start + limits.concurrency, start + limits.ledgerReads - read));
     const records = await mapLimit(batch, limits.concurrency, (item) => cachedJson(deps, deps.alertsContainer, item, decodeLedgerView));
     read += batch.length;
     for (const record of records) {
