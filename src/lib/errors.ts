@@ -36,11 +36,6 @@ export interface RoutingErrorOptions {
   cause?: unknown;
   /** Seconds the caller should wait before retrying (from a Retry-After header, for example). */
   retryAfterSeconds?: number;
-  /**
-   * The service had accepted the request this error is about (an e-mail send running as an operation): it may
-   * still complete, a retry resumes it, and holding the retry back would not stop it.
-   */
-  accepted?: boolean;
 }
 
 export class RoutingError extends Error {
@@ -48,15 +43,12 @@ export class RoutingError extends Error {
   readonly code: ErrorCode;
   readonly kind: ErrorKind;
   readonly retryAfterSeconds: number | undefined;
-  /** See `RoutingErrorOptions.accepted`. */
-  readonly accepted: boolean;
 
   constructor(code: ErrorCode, message: string, options: RoutingErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.kind = KIND_OF[code];
     this.retryAfterSeconds = options.retryAfterSeconds;
-    this.accepted = options.accepted === true;
   }
 }
 

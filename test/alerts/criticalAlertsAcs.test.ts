@@ -178,7 +178,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     expect(standIn.sent.map((s) => s.operationId)).toEqual([emailOperationId(messageIdentity(m))]);
   });
 
-  it('an accepted send whose poll failed is resumed by the redelivery even while sending is paused: one e-mail, no digest', async () => {
+  it('an accepted send whose poll failed is taken over by asking ACS, even while sending is paused: one e-mail, no digest', async () => {
     const store = azureStore();
     const clock = new ManualClock(T0);
     const alerts = alertServices(store, clock, acsSender(), async (ms) => {
@@ -187,8 +187,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     standIn.scriptPolls({ kind: 'respond', status: 503 });
     const m = message();
     const key = messageIdentity(m);
-    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable', accepted: true });
-    expect(await ledgerRecord(store, key)).toMatchObject({ state: 'in-progress', sendAccepted: true });
+    expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable' });
     // Another alert met a 429 meanwhile: every instance holds new alerts back for a minute.
     await alerts.stores.gate.pause(new Date(T0 + 60_000));
     // Before, the redelivery was folded into a digest ('paused'), which mailed the alert again after the accepted send.
@@ -196,9 +195,106 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     clock.advance(60_000);
     expect(await alerts.digests.run()).toMatchObject({ due: 0 });
     expect(standIn.sent.map((s) => s.operationId)).toEqual([emailOperationId(key)]);
-    expect(await ledgerRecord(store, key)).toMatchObject({ state: 'sent', sendAccepted: true });
+    expect(await ledgerRecord(store, key)).toMatchObject({ state: 'sent' });
   });
 
+  it('a release lost to a storage error: the takeover after the lease asks ACS, finds the accepted send, one e-mail', async () => {
+    const clock = new ManualClock(T0);
+    const m = message();
+    const key = messageIdentity(m);
+    let failedOnce = false;
+    const store = faultyStore(azureStore(), (operation, _i, name) => {
+      if (!failedOnce && operation === 'replace' && name === ledgerBlobName(key)) {
+        failedOnce = true;
+        return true;
+      }
+      return false;
+    });
+    const alerts = alertServices(store, clock, acsSender(), async (ms) => {
+      clock.advance(ms);
+    });
+    standIn.scriptPolls({ kind: 'respond', status: 503 });
+    await routingRejection(alerts.handler.handle(m));
+    expect(failedOnce).toBe(true);
+    // The lease (75 s) runs out, and sending is paused when the redelivery takes the alert over.
+    clock.advance(76_000);
+    await alerts.stores.gate.pause(new Date(clock.now().getTime() + 60_000));
+    const second = await alerts.handler.handle(m);
+    expect(await ledgerRecord(store, key)).toMatchObject({ state: 'sent' });
+    clock.advance(16 * 60_000);
+    await alerts.digests.run();
+    expect({ second: second.outcome, sent: standIn.sent.length }).toEqual({ second: 'sent', sent: 1 });
+  });
+
+  it('a redelivery of an accepted send polls it without posting again, so a 429 on new sends cannot burn its deliveries', async () => {
+    const store = azureStore();
+    const clock = new ManualClock(T0);
+    const alerts = alertServices(store, clock, acsSender(), async (ms) => {
+      clock.advance(ms);
+    });
+    standIn.scriptPolls({ kind: 'respond', status: 503 });
+    const m = message();
+    const key = messageIdentity(m);
+    await routingRejection(alerts.handler.handle(m));
+    // Another alert met a 429: sending is paused for a minute, and ACS keeps answering POSTs 429 meanwhile.
+    await alerts.stores.gate.pause(new Date(T0 + 60_000));
+    for (let i = 0; i < 10; i += 1) standIn.script(acs.throttled('60'));
+    const outcomes: string[] = [];
+    // Service Bus redelivers an abandoned message at once; ten deliveries (maxDeliveryCount) then dead-letter.
+    for (let delivery = 2; delivery <= 10; delivery += 1) {
+      try {
+        outcomes.push((await alerts.handler.handle(m)).outcome);
+        break;
+      } catch (error) {
+        outcomes.push((error as { code?: string }).code ?? String(error));
+      }
+    }
+    const record = await ledgerRecord(store, key);
+    const posts = standIn.count('POST');
+    // The accepted operation exists: resuming it needs no new send. Expected: an outcome within the deliveries,
+    // no POSTs while sending is paused.
+    expect({ last: outcomes.at(-1), state: record?.state, posts, clockAdvancedMs: clock.now().getTime() - T0 }).toEqual({
+      last: 'sent',
+      state: 'sent',
+      posts: 1,
+      clockAdvancedMs: expect.any(Number),
+    });
+  });
+
+  it('a duplicate that takes the alert over while the first send still runs asks ACS instead of folding it: one e-mail', async () => {
+    const store = azureStore();
+    const clock = new ManualClock(T0);
+    const m = message();
+    const inner = acsSender();
+    let alerts!: AlertServices;
+    let second: string | undefined;
+    const sender: EmailSender = {
+      lookup: (email) => inner.lookup(email),
+      async send(email) {
+        // The send outlives the lease (alerts.leaseSeconds may be as low as 10, the adapter waits up to 60 s), and
+        // sending was paused meanwhile; a duplicate delivery takes the alert over.
+        try {
+          return await inner.send(email);
+        } catch (error) {
+          // ACS accepted the POST; its polls failed after the lease had run out. Meanwhile the duplicate took over.
+          clock.advance(76_000);
+          await alerts.stores.gate.pause(new Date(clock.now().getTime() + 60_000));
+          if (second === undefined) second = (await alerts.handler.handle(m)).outcome;
+          throw error;
+        }
+      },
+    };
+    alerts = alertServices(store, clock, sender, async (ms) => {
+      clock.advance(ms);
+    });
+    standIn.scriptPolls({ kind: 'respond', status: 503 });
+    await routingRejection(alerts.handler.handle(m));
+    clock.advance(16 * 60_000);
+    await alerts.digests.run();
+    expect({ second, sent: standIn.sent.length }).toEqual({ second: expect.any(String), sent: 1 });
+    // The duplicate found the send at ACS (or handed the alert back); it never folded it into a digest.
+    expect(second).not.toBe('digested');
+  });
   it('503: thrown as transient, and the redelivery sends exactly one', async () => {
     const store = azureStore();
     const alerts = alertServices(store, new ManualClock(T0));
@@ -249,7 +345,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     expect(standIn.count('POST')).toBe(1);
   });
 
-  it('a crash between the send and the ledger update: the redelivery repeats the same operation, one e-mail', async () => {
+  it('a crash between the send and the ledger update: the redelivery finds the operation at ACS, one e-mail', async () => {
     let failAfterSend = true;
     const store = faultyStore(azureStore(), (operation, _i, name) => {
       if (failAfterSend && operation === 'replace' && name.startsWith('ledger/') && standIn.sent.length > 0) {
@@ -267,10 +363,8 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     // A new instance (the crashed one is gone) gets the message once its lock and the alert's lease have expired.
     clock.advance(config().leaseSeconds * 1000);
     expect(await alertServices(store, clock).handler.handle(m)).toMatchObject({ outcome: 'sent', takeover: true });
-    expect(standIn.requests.filter((r) => r.method === 'POST').map((r) => [r.operationId, r.status])).toEqual([
-      [emailOperationId(key), 202],
-      [emailOperationId(key), 202],
-    ]);
+    // The takeover polled the existing operation (no second POST) and recorded its outcome.
+    expect(standIn.requests.filter((r) => r.method === 'POST').map((r) => [r.operationId, r.status])).toEqual([[emailOperationId(key), 202]]);
     expect(standIn.sent).toHaveLength(1);
     expect(await ledgerRecord(store, key)).toMatchObject({ state: 'sent', attempts: 2 });
   });

@@ -127,7 +127,7 @@ describe.runIf(hasOpenssl())('IoT Hub device notifier (real service Client, loop
     const app = buildAppConfig(env, {});
     const quarantine = createQuarantine(store, 'quarantine', clock);
     const sent: EmailMessage[] = [];
-    const sender: EmailSender = { send: async (m) => (sent.push(m), { status: 'sent', operationId: m.operationId }) };
+    const sender: EmailSender = { send: async (m) => (sent.push(m), { status: 'sent', operationId: m.operationId }), lookup: async () => null };
     const parsed = parseAlertsConfig({ from: 'alerts@contoso.example', recipients: { default: ['ops@contoso.example'] }, notifyDevice: true });
     if ('errors' in parsed) throw new Error(parsed.errors.join());
     const alerts = createAlertServices(

@@ -59,6 +59,7 @@ function alerts(sent: EmailMessage[], result: 'sent' | 'failed' = 'sent'): Alert
       sent.push(m);
       return result === 'sent' ? { status: 'sent', operationId: m.operationId } : { status: 'failed', operationId: m.operationId, error: 'Denied', httpStatus: 403 };
     },
+    lookup: async () => null,
   };
   return createAlertServices(
     { env, config: app, clock, store, quarantine, twins: undefined, admitDeps: { checks: app.routing.checks, quarantine, twins: undefined, now: () => clock.now() } },

@@ -10,7 +10,6 @@
  * | 202, operation Failed / Canceled              | `{ status: 'failed' }` with the operation's error  |
  * | 400, 401, 403, 404, 413, other 4xx on send    | `{ status: 'failed' }` with the service's code     |
  * | 4xx but 429 on a status poll (send accepted)  | throw `EmailUnavailable`: the e-mail may be sent   |
- * | any transient failure once the send was accepted | the same, with `accepted` set (resume, never hold) |
  * | 409 on send (our Operation-Id already exists) | poll that existing operation, report its outcome   |
  * | 429                                           | throw `EmailThrottled` with `retryAfterSeconds`    |
  * | 408, 5xx, network error, still Running at the deadline | throw `EmailUnavailable`                  |
@@ -84,39 +83,71 @@ export function createAcsEmailSender(connection: AcsEmailConnection, options: Ac
       ? new EmailClient(connection.connectionString, clientOptions)
       : new EmailClient(connection.endpoint, connection.credential ?? new DefaultAzureCredential(), clientOptions);
 
-  return {
-    async send(message: EmailMessage): Promise<SendResult> {
-      const checked = checkEmailMessage(message);
-      if (!checked.ok) return localRejection(message, checked.problems);
-      const email = checked.message;
-      const abortSignal = AbortSignal.timeout(maxWaitMs);
-      // The poller reports a Failed operation as a bare Error; the status body with the service's error code is
-      // only visible to the response callback.
-      let lastStatus: EmailSendResult | undefined;
-      const onResponse = (raw: { parsedBody?: unknown }): void => {
-        const body = raw.parsedBody as Partial<EmailSendResult> | undefined;
-        if (typeof body?.status === 'string' && typeof body.id === 'string') lastStatus = body as EmailSendResult;
-      };
-      const common = { updateIntervalInMs: pollIntervalMs, abortSignal, onResponse };
+  const endpoint = 'connectionString' in connection ? connectionStringEndpoint(connection.connectionString) : connection.endpoint;
 
+  /** One send, or a lookup of the operation under the message's id, polled until it ends or `maxWaitMs` passes. */
+  const run = async (message: EmailMessage, lookup: boolean): Promise<SendResult | null> => {
+    const checked = checkEmailMessage(message);
+    if (!checked.ok) return localRejection(message, checked.problems);
+    const email = checked.message;
+    const abortSignal = AbortSignal.timeout(maxWaitMs);
+    // The poller reports a Failed operation as a bare Error; the status body with the service's error code is
+    // only visible to the response callback.
+    let lastStatus: EmailSendResult | undefined;
+    const onResponse = (raw: { parsedBody?: unknown }): void => {
+      const body = raw.parsedBody as Partial<EmailSendResult> | undefined;
+      if (typeof body?.status === 'string' && typeof body.id === 'string') lastStatus = body as EmailSendResult;
+    };
+    const common = { updateIntervalInMs: pollIntervalMs, abortSignal, onResponse };
+    const poll = async (sendUrl: string): Promise<SendResult> => {
+      const poller = await client.beginSend(toAcsMessage(email), { ...common, resumeFrom: serializedOperation(sendUrl, email.operationId) });
+      return succeeded(email.operationId, await poller.pollUntilDone({ abortSignal }));
+    };
+
+    if (lookup) {
       try {
-        const poller = await client.beginSend(toAcsMessage(email), { ...common, operationId: email.operationId });
-        return succeeded(email.operationId, await poller.pollUntilDone({ abortSignal }));
+        return await poll(new URL(`/emails:send?api-version=${ACS_EMAIL_API_VERSION}`, endpoint).toString());
       } catch (error) {
-        // An operation status (the 202's body, or a poll's) means the service holds the send: it may complete.
-        if (!isConflict(error)) return settle(error, email.operationId, lastStatus, maxWaitMs, lastStatus !== undefined);
-        // Invariant: an Operation-Id is derived from one alert key, so an existing operation with our id *is* this
-        // alert's send (made earlier, perhaps with a differently rendered body). Report its outcome; never send again.
-        try {
-          const resumeFrom = serializedOperation(error.request.url, email.operationId);
-          const poller = await client.beginSend(toAcsMessage(email), { ...common, resumeFrom });
-          return succeeded(email.operationId, await poller.pollUntilDone({ abortSignal }));
-        } catch (resumeError) {
-          return settle(resumeError, email.operationId, lastStatus, maxWaitMs, true);
-        }
+        // No operation under this id: the service never accepted a send of it.
+        if (isRestError(error) && error.statusCode === 404 && lastStatus === undefined) return null;
+        return settle(error, email.operationId, lastStatus, maxWaitMs);
       }
-    },
+    }
+    try {
+      const poller = await client.beginSend(toAcsMessage(email), { ...common, operationId: email.operationId });
+      return succeeded(email.operationId, await poller.pollUntilDone({ abortSignal }));
+    } catch (error) {
+      // An operation status (the 202's body, or a poll's) means the service holds the send: it may complete.
+      if (!isConflict(error)) return settle(error, email.operationId, lastStatus, maxWaitMs);
+      // Invariant: an Operation-Id is derived from one alert key, so an existing operation with our id *is* this
+      // alert's send (made earlier, perhaps with a differently rendered body). Report its outcome; never send again.
+      try {
+        return await poll(error.request.url);
+      } catch (resumeError) {
+        return settle(resumeError, email.operationId, lastStatus, maxWaitMs);
+      }
+    }
   };
+
+  return {
+    send: async (message) => (await run(message, false))!,
+    lookup: (message) => run(message, true),
+  };
+}
+
+/**
+ * The api-version this SDK release sends (its generated client's default), for the operation URL a resume polls
+ * without having posted first. A test checks it against what the SDK puts on its own requests.
+ */
+export const ACS_EMAIL_API_VERSION = '2025-09-01';
+
+/** The `endpoint=` of an ACS connection string. */
+function connectionStringEndpoint(connectionString: string): string {
+  for (const part of connectionString.split(';')) {
+    const at = part.indexOf('=');
+    if (at > 0 && part.slice(0, at).trim().toLowerCase() === 'endpoint') return part.slice(at + 1).trim();
+  }
+  return '';
 }
 
 function toAcsMessage(email: EmailMessage): AcsEmailMessage {
@@ -145,30 +176,9 @@ function failedOperation(operationId: string, result: EmailSendResult): SendResu
 }
 
 /**
- * Turns anything `beginSend`/`pollUntilDone` threw into a permanent result or a transient throw. `accepted`: the
- * service had accepted the send (an operation exists), so what is thrown says so (`RoutingError.accepted`): the
- * caller must resume it, never hold it back in favour of another e-mail.
+ * Turns anything `beginSend`/`pollUntilDone` threw into a permanent result or a transient throw.
  */
 function settle(
-  error: unknown,
-  operationId: string,
-  lastStatus: EmailSendResult | undefined,
-  maxWaitMs: number,
-  accepted: boolean,
-): SendResult {
-  try {
-    return settleAs(error, operationId, lastStatus, maxWaitMs);
-  } catch (thrown) {
-    if (!accepted || !isRoutingError(thrown) || thrown.kind !== 'transient' || thrown.accepted) throw thrown;
-    throw new RoutingError(thrown.code, thrown.message, {
-      cause: thrown.cause,
-      ...(thrown.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: thrown.retryAfterSeconds }),
-      accepted: true,
-    });
-  }
-}
-
-function settleAs(
   error: unknown,
   operationId: string,
   lastStatus: EmailSendResult | undefined,
@@ -198,7 +208,6 @@ function settleAs(
     // no rejection. The redelivery sends the same Operation-Id and polls the existing operation again.
     throw new RoutingError('EmailUnavailable', `ACS accepted send ${operationId}, but its status poll answered HTTP ${status}: ${error.message}`, {
       cause: error,
-      accepted: true,
     });
   }
   const failed: SendResult = { status: 'failed', operationId, error: error.message, httpStatus: status };
@@ -221,7 +230,6 @@ const surfaceThrottlingPolicy: PipelinePolicy = {
       const seconds = retryAfterSeconds(response.headers, new Date());
       throw new RoutingError('EmailUnavailable', `ACS accepted a send, but its status poll was throttled (429): ${serviceMessage(response)}`, {
         ...(seconds === undefined ? {} : { retryAfterSeconds: seconds }),
-        accepted: true,
       });
     }
     if (response.status === 429) {

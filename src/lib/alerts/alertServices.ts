@@ -106,7 +106,10 @@ function senderFor(config: AlertsConfig, settings: AlertSettings, services: Serv
   if (kind === 'outbox') return createOutboxSender({ directory: resolve(config.outboxDirectory), clock: services.clock });
   const acs = settings.acs;
   if (acs === null) throw new RoutingError('ConfigInvalid', 'ACS_CONNECTION_STRING or ACS_ENDPOINT is required for alerts.sender "acs"');
-  return createAcsEmailSender(acs.kind === 'connectionString' ? { connectionString: acs.value } : { endpoint: acs.endpoint });
+  // A send gives up (EmailUnavailable, the alert handed back) 15 s before its lease ends: a send still polling when
+  // the lease ran out would let a duplicate delivery take the alert over without knowing the service had accepted it.
+  const maxWaitMs = Math.min(60_000, Math.max(1_000, config.leaseSeconds * 1000 - 15_000));
+  return createAcsEmailSender(acs.kind === 'connectionString' ? { connectionString: acs.value } : { endpoint: acs.endpoint }, { maxWaitMs });
 }
 
 let shared: Promise<AlertServices> | undefined;

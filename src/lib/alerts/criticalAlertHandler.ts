@@ -11,8 +11,8 @@
  *             sent     ─▶ notify the device (optional) ─▶ ledger: sent
  *             failed   ─▶ quarantine (EmailRejected) ─▶ ledger: failed         (permanent: never thrown)
  *             throws   ─▶ 429: pause the gate; release the ledger; rethrow     (transient: redelivered)
- *                          accepted by the service first: release marking sendAccepted; every later attempt
- *                          resumes the send, skipping gate and digests
+ *     claimed as a takeover ─▶ ask the e-mail service for the earlier attempt's send (operation id, no new send):
+ *                              accepted ─▶ its outcome is the alert's (sent or quarantined), the gate is not asked
  *     any failure after the claim (storage, e-mail) ─▶ release the ledger; rethrow (redelivered, taken over at once)
  * ```
  *
@@ -181,6 +181,18 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
     return { outcome: 'quarantined', alertKey: facts.alertKey, deviceId: facts.deviceId, reasons: ['EmailRejected'], detail };
   };
 
+  /**
+   * Waits out what the e-mail service asked for (a throttled status poll, a 503 with Retry-After) before the alert
+   * is handed back, holding the message (its lock renews): Service Bus redelivers at once, and ten redeliveries
+   * meeting the same throttle within seconds would dead-letter an alert that is on its way. Within what is left of
+   * the lease, so no other delivery takes over while this one waits.
+   */
+  const waitAsAsked = async (owned: { record: LedgerRecord }, error: unknown): Promise<void> => {
+    if (!isRoutingError(error) || error.retryAfterSeconds === undefined) return;
+    const leaseLeftSeconds = owned.record.expiresAt === null ? 0 : (Date.parse(owned.record.expiresAt) - clock.now().getTime()) / 1000;
+    await sleep(Math.max(0, Math.min(error.retryAfterSeconds, MAX_RETRY_AFTER_WAIT_SECONDS, leaseLeftSeconds - 15)) * 1000);
+  };
+
   const send = async (
     owned: { record: LedgerRecord; etag: ETag },
     facts: AlertFacts,
@@ -196,19 +208,42 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
         const seconds = error.retryAfterSeconds ?? DEFAULT_THROTTLE_PAUSE_SECONDS;
         // Every instance holds its alerts back until then (they fold into digests instead of meeting the same 429).
         await gate.pause(new Date(clock.now().getTime() + seconds * 1000)).catch(() => undefined);
-      } else if (isRoutingError(error) && error.code === 'EmailUnavailable' && error.retryAfterSeconds !== undefined) {
-        // The service asked for time (a throttled status poll of a send it accepted, a 503): wait here, holding the
-        // message (its lock renews), before handing it back. Service Bus redelivers at once, and ten redeliveries
-        // meeting the same throttle within seconds would dead-letter an alert that is on its way.
-        // Within what is left of the lease (the send may have used most of it), so no other delivery takes over
-        // while this one waits.
-        const leaseLeftSeconds = owned.record.expiresAt === null ? 0 : (Date.parse(owned.record.expiresAt) - clock.now().getTime()) / 1000;
-        await sleep(Math.max(0, Math.min(error.retryAfterSeconds, MAX_RETRY_AFTER_WAIT_SECONDS, leaseLeftSeconds - 15)) * 1000);
+      } else {
+        await waitAsAsked(owned, error);
       }
-      // If-Match on our claim, so the catch in `handle` releasing again afterwards writes nothing.
-      await ledger.release(owned, error instanceof Error ? `${error.name}: ${error.message}` : String(error), isRoutingError(error) && error.accepted);
       throw error;
     }
+    return record(owned, facts, message, email, result, takeover);
+  };
+
+  /**
+   * A takeover: an earlier attempt ended without an outcome (it crashed, its lease ran out, or it handed the alert
+   * back after a transient error). Invariant: if the e-mail service accepted that attempt's send, that send is this
+   * alert's e-mail, whatever the gate says now; folding the alert into a digest would mail it a second time. The
+   * service is asked (a lookup of the operation id, no new send), not the ledger, so that a crash, a lease that ran
+   * out mid-send or a lost release cannot hide an accepted send. Undefined when it has none.
+   */
+  const earlierSend = async (owned: { record: LedgerRecord; etag: ETag }, facts: AlertFacts, message: RoutedMessage): Promise<AlertOutcome | undefined> => {
+    const email = renderAlertEmail(facts, { config, dashboardUrl: deps.dashboardUrl });
+    let result: SendResult | null;
+    try {
+      result = await sender.lookup(email);
+    } catch (error) {
+      await waitAsAsked(owned, error);
+      throw error;
+    }
+    return result === null ? undefined : record(owned, facts, message, email, result, true);
+  };
+
+  /** Records what the service did with the alert's e-mail: refused (quarantined) or sent (then the device told). */
+  const record = async (
+    owned: { record: LedgerRecord; etag: ETag },
+    facts: AlertFacts,
+    message: RoutedMessage,
+    email: { subject: string; to: readonly string[]; operationId: string },
+    result: SendResult,
+    takeover: boolean,
+  ): Promise<AlertOutcome> => {
     if (result.status === 'failed') return rejected(owned, facts, message, result);
 
     const notification = await notify(facts, email.subject);
@@ -270,10 +305,9 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
 
       const owned = claim;
       try {
-        // Invariant: once the e-mail service accepted this alert's send, every attempt resumes that send (same
-        // operation id) and none holds it back: a digest would mail the alert again while the accepted send delivers.
-        if (owned.record.sendAccepted === true) return await send(owned, facts, admitted, owned.takeover);
         if (owned.takeover) {
+          const sent = await earlierSend(owned, facts, admitted);
+          if (sent !== undefined) return sent;
           // The earlier attempt may have folded the alert before it crashed; finish that instead of also sending it.
           const pending = await digests.get(facts.deviceId);
           const window = pending?.windows.find((w) => w.recentKeys.includes(facts.alertKey));

@@ -57,6 +57,11 @@ export type SendResult = SendSucceeded | SendFailed;
 
 export interface EmailSender {
   send(message: EmailMessage): Promise<SendResult>;
+  /**
+   * What became of an earlier send under `message.operationId`, without sending: the operation's outcome, waited
+   * for as `send` waits, or null when the service has none under that id (nothing was accepted). Thrown like `send`.
+   */
+  lookup(message: EmailMessage): Promise<SendResult | null>;
 }
 
 /**

@@ -8,8 +8,7 @@
  * ```
  *   (none) ──create, If-None-Match:*──▶ in-progress(expiresAt = now + lease, attempts = 1)
  *   in-progress ──replace, If-Match──▶ sent | digested | failed          (the owner records the outcome)
- *   in-progress ──replace, If-Match──▶ in-progress(expiresAt = now)      (the owner hit a transient error: released,
- *                                                                        sendAccepted if the service held its send)
+ *   in-progress ──replace, If-Match──▶ in-progress(expiresAt = now)      (the owner hit a transient error: released)
  *   in-progress, expired ──replace, If-Match──▶ in-progress(attempts + 1) (another delivery takes over)
  *   sent | digested | failed: final; every later delivery is a duplicate and changes nothing
  *   sent with deviceNotification 'pending' ──replace, If-Match──▶ deviceNotification 'sent' | 'failed'
@@ -54,12 +53,6 @@ export interface LedgerRecord {
   deviceNotificationError?: string;
   /** The transient error that released the last attempt, for diagnosis. */
   lastError?: string;
-  /**
-   * An earlier attempt's send was accepted by the e-mail service before it failed (a status poll refused, say):
-   * the operation under `operationId` may still deliver. Kept by every later attempt, which resumes that send and
-   * never folds the alert into a digest (the digest would mail it a second time).
-   */
-  sendAccepted?: true;
 }
 
 export type Claim =
@@ -94,11 +87,8 @@ export interface AlertLedger {
     state: DeviceNotificationState,
     error?: string,
   ): Promise<{ ok: true; etag: ETag } | { ok: false }>;
-  /**
-   * Gives up ownership after a transient error so the next delivery can take over at once. Best effort.
-   * `sendAccepted`: the e-mail service had accepted this attempt's send (recorded, see `LedgerRecord.sendAccepted`).
-   */
-  release(owned: { record: LedgerRecord; etag: ETag }, error: string, sendAccepted?: boolean): Promise<void>;
+  /** Gives up ownership after a transient error so the next delivery can take over at once. Best effort. */
+  release(owned: { record: LedgerRecord; etag: ETag }, error: string): Promise<void>;
   get(key: string): Promise<{ record: LedgerRecord; etag: ETag } | null>;
 }
 
@@ -206,10 +196,9 @@ export function createAlertLedger(options: AlertLedgerOptions): AlertLedger {
       return replaceJson(store, container, ledgerBlobName(done.record.key), next, done.etag, writeOptions(next));
     },
 
-    async release(owned, error, sendAccepted = false) {
+    async release(owned, error) {
       const now = clock.now().toISOString();
       const next: LedgerRecord = { ...owned.record, expiresAt: now, lastError: error.slice(0, 500), updatedAt: now };
-      if (sendAccepted) next.sendAccepted = true;
       try {
         // If-Match: release only our own attempt; a taker's newer lease must not be cut short.
         await replaceJson(store, container, ledgerBlobName(owned.record.key), next, owned.etag, writeOptions(next));

@@ -28,6 +28,15 @@ const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'ENOSYS', 'EXDEV', 'EOPNOT
 export function createOutboxSender(options: OutboxSenderOptions): EmailSender {
   const clock = options.clock ?? systemClock;
   return {
+    async lookup(message: EmailMessage): Promise<SendResult | null> {
+      const fileName = `${message.operationId.toLowerCase()}.eml`;
+      try {
+        return (await exists(join(options.directory, fileName))) ? { status: 'sent', operationId: message.operationId, providerId: fileName } : null;
+      } catch (error) {
+        throw new RoutingError('EmailUnavailable', `outbox ${options.directory}: cannot look for ${fileName}: ${String(error)}`, { cause: error });
+      }
+    },
+
     async send(message: EmailMessage): Promise<SendResult> {
       const checked = checkEmailMessage(message);
       if (!checked.ok) return localRejection(message, checked.problems);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EmailClientOptions } from '@azure/communication-email';
-import { createAcsEmailSender, retryAfterSeconds } from '../../../src/lib/alerts/acsEmailSender.js';
+import { ACS_EMAIL_API_VERSION, createAcsEmailSender, retryAfterSeconds } from '../../../src/lib/alerts/acsEmailSender.js';
 import { emailOperationId, type EmailSender } from '../../../src/lib/alerts/email.js';
 import { isRoutingError, isTransient } from '../../../src/lib/errors.js';
 import { acs, startAcsEmailStandIn, type AcsEmailStandIn } from '../../support/acsEmailStandIn.js';
@@ -68,8 +68,6 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     expect(error.code).toBe('EmailThrottled');
     expect(isTransient(error)).toBe(true);
     expect(error.retryAfterSeconds).toBe(37);
-    // Refused, not accepted: holding the alert back (a digest) cannot lead to a second e-mail.
-    expect(error.accepted).toBe(false);
     expect(standIn.count('POST')).toBe(1);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(standIn.sent).toHaveLength(0);
@@ -86,7 +84,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     standIn.scriptPolls({ kind: 'respond', status: 429, headers: { 'retry-after': '5' } });
     const email = sampleEmail();
     const error = await routingRejection(sender().send(email));
-    expect(error).toMatchObject({ code: 'EmailUnavailable', retryAfterSeconds: 5, accepted: true });
+    expect(error).toMatchObject({ code: 'EmailUnavailable', retryAfterSeconds: 5 });
 
     const retried = await sender().send(email);
     expect(retried.status).toBe('sent');
@@ -97,7 +95,7 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     standIn.scriptPolls({ kind: 'respond', status: 404, error: { code: 'NotFound', message: 'Operation not found.' } });
     const email = sampleEmail();
     const error = await routingRejection(sender().send(email));
-    expect(error).toMatchObject({ code: 'EmailUnavailable', accepted: true });
+    expect(error).toMatchObject({ code: 'EmailUnavailable' });
     expect(isTransient(error)).toBe(true);
 
     expect((await sender().send(email)).status).toBe('sent');
@@ -110,7 +108,6 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
 
     expect(error.code).toBe('EmailUnavailable');
     expect(isTransient(error)).toBe(true);
-    expect(error.accepted).toBe(false);
     expect(standIn.sent).toHaveLength(0);
   });
 
@@ -210,8 +207,34 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
 
     expect(error.code).toBe('EmailUnavailable');
     expect(error.message).toMatch(/did not finish within 150 ms/);
-    // The service holds the send: a retry must resume it, never replace it with a digest.
-    expect(error.accepted).toBe(true);
+  });
+
+  it('lookup: null for an id ACS never accepted, the outcome of one it did, and never a POST', async () => {
+    const email = sampleEmail();
+    expect(await sender().lookup(email)).toBeNull();
+    expect(standIn.count('POST')).toBe(0);
+
+    expect((await sender().send(email)).status).toBe('sent');
+    expect(await sender().lookup(email)).toMatchObject({ status: 'sent', operationId: email.operationId });
+    expect(standIn.count('POST')).toBe(1);
+    expect(standIn.sent).toHaveLength(1);
+    // The operation URL a lookup builds carries the api-version the SDK itself sends (the stand-in refuses none).
+    expect(ACS_EMAIL_API_VERSION).toBe(standIn.sent[0]?.apiVersion);
+    const gets = standIn.requests.filter((r) => r.method === 'GET');
+    expect(gets.length).toBeGreaterThan(0);
+    expect(gets.every((r) => r.url.includes(`api-version=${ACS_EMAIL_API_VERSION}`) && r.authenticated)).toBe(true);
+  });
+
+  it('lookup of an operation that ended Failed is that failure, and one whose poll is refused is transient', async () => {
+    standIn.script(acs.failOperation());
+    const email = sampleEmail();
+    expect((await sender().send(email)).status).toBe('failed');
+    expect(await sender().lookup(email)).toMatchObject({ status: 'failed', operationId: email.operationId });
+
+    const other = sampleEmail({ operationId: emailOperationId('other') });
+    expect((await sender().send(other)).status).toBe('sent');
+    standIn.scriptPolls({ kind: 'respond', status: 503 });
+    expect(await routingRejection(sender().lookup(other))).toMatchObject({ code: 'EmailUnavailable' });
   });
 
   it('refuses a message that breaks local rules without calling the service', async () => {
