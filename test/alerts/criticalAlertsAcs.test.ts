@@ -266,7 +266,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     const clock = new ManualClock(T0);
     const m = message();
     const inner = acsSender();
-    let alerts!: AlertServices;
+    const built: { alerts?: AlertServices } = {};
     let second: string | undefined;
     const sender: EmailSender = {
       lookup: (email) => inner.lookup(email),
@@ -278,15 +278,16 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
         } catch (error) {
           // ACS accepted the POST; its polls failed after the lease had run out. Meanwhile the duplicate took over.
           clock.advance(76_000);
-          await alerts.stores.gate.pause(new Date(clock.now().getTime() + 60_000));
-          if (second === undefined) second = (await alerts.handler.handle(m)).outcome;
+          await built.alerts!.stores.gate.pause(new Date(clock.now().getTime() + 60_000));
+          if (second === undefined) second = (await built.alerts!.handler.handle(m)).outcome;
           throw error;
         }
       },
     };
-    alerts = alertServices(store, clock, sender, async (ms) => {
+    const alerts = alertServices(store, clock, sender, async (ms) => {
       clock.advance(ms);
     });
+    built.alerts = alerts;
     standIn.scriptPolls({ kind: 'respond', status: 503 });
     await routingRejection(alerts.handler.handle(m));
     clock.advance(16 * 60_000);
