@@ -119,6 +119,16 @@ async function sendAndParse(email: EmailMessage, clock = new ManualClock('2025-0
 }
 
 describe('outbox sender', () => {
+  it('looks an operation up by its file: null before the send, sent after, and writes nothing', async () => {
+    const email = sampleEmail();
+    const sender = createOutboxSender({ directory });
+    expect(await sender.lookup(email)).toBeNull();
+    await expect(readdir(directory)).resolves.toEqual([]);
+    await sender.send(email);
+    expect(await sender.lookup(email)).toEqual({ status: 'sent', operationId: email.operationId, providerId: `${email.operationId}.eml` });
+    expect(await readdir(directory)).toEqual([`${email.operationId}.eml`]);
+  });
+
   it('writes <operationId>.eml as a multipart/alternative message that parses back', async () => {
     const email = sampleEmail();
     const { raw, eml } = await sendAndParse(email);
