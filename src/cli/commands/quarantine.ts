@@ -1,14 +1,27 @@
+import { resolve } from 'node:path';
+import { telemetryStreamFromServices, type TelemetryStreamHandler } from '../../lib/aggregate/telemetryStream.js';
+import { createAlertServices } from '../../lib/alerts/alertServices.js';
+import type { CriticalAlertHandler } from '../../lib/alerts/criticalAlertHandler.js';
 import { ENDPOINT_NAMES } from '../../lib/checks/reasons.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
+import { REPLAYABLE_ENDPOINTS, replayQuarantined, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
+import { createServices } from '../../lib/runtime.js';
 import { createQuarantine, quarantineReasonCodes } from '../../lib/storage/quarantine.js';
-import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
+import { EXIT, parseCommandArgs, routingConfigPath, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const quarantineUsage = `iot-routing quarantine list [--endpoint E] [--reason CODE] [--device ID] [--format table|ndjson]
 iot-routing quarantine show <name>
   Reads the quarantine container. Storage: --connection-string CS, else the AzureWebJobsStorage setting (or its
   identity-based AzureWebJobsStorage__accountName form). Container: --container, else QUARANTINE_CONTAINER, else
-  quarantine. \`show\` prints the whole record: reasons with hints, properties, provenance and the original body.`;
+  quarantine. \`show\` prints the whole record: reasons with hints, properties, provenance and the original body.
+iot-routing quarantine replay [--endpoint events|criticalQueue] [--reason CODE] [--device ID] [--dry-run] [--config PATH]
+  After fixing the cause (the device, or routing.config.json's checks), hands each quarantined message back to the
+  handler of its endpoint with today's configuration (--config, else ./routing.config.json) and the app settings in
+  the environment (AzureWebJobsStorage, REPORTS_CONTAINER, and the alert settings for criticalQueue). A message the
+  handler takes is deleted from the quarantine; one the checks still refuse stays, with today's reasons. Replaying
+  twice changes nothing (reports and alerts dedupe by message identity). --dry-run only runs the checks. Exit 0
+  when every message went through, 3 when some stay quarantined, 1 for usage and configuration errors.`;
 
 export async function quarantineCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs({
@@ -21,16 +34,23 @@ export async function quarantineCommand(args: string[], io: CliIo): Promise<numb
       reason: { type: 'string' },
       device: { type: 'string' },
       format: { type: 'string', default: 'table' },
+      'dry-run': { type: 'boolean', default: false },
+      config: { type: 'string' },
     },
   });
   const [action, ...rest] = positionals;
-  if (action !== 'list' && action !== 'show') throw new UsageError('quarantine takes list or show');
+  if (action !== 'list' && action !== 'show' && action !== 'replay') throw new UsageError('quarantine takes list, show or replay');
   if (values.format !== 'table' && values.format !== 'ndjson') throw new UsageError('--format must be table or ndjson');
   const settings = values['connection-string'] === undefined ? io.env : { AzureWebJobsStorage: values['connection-string'] };
   if (settings['AzureWebJobsStorage'] === undefined && settings['AzureWebJobsStorage__accountName'] === undefined) {
     throw new UsageError('no storage: pass --connection-string or set AzureWebJobsStorage');
   }
   const container = values.container ?? io.env['QUARANTINE_CONTAINER'] ?? 'quarantine';
+  if (action === 'replay') {
+    if (rest.length > 0) throw new UsageError('quarantine replay takes no positional arguments');
+    return replay(io, { ...io.env, ...settings, QUARANTINE_CONTAINER: container }, values);
+  }
+  if (values['dry-run'] || values.config !== undefined) throw new UsageError('--dry-run and --config are for quarantine replay');
   const quarantine = createQuarantine(new AzureBlobStore(blobServiceClientFromSettings(settings)), container, systemClock);
 
   if (action === 'show') {
@@ -70,4 +90,55 @@ export async function quarantineCommand(args: string[], io: CliIo): Promise<numb
   }
   io.stderr.write(`${count} quarantined record${count === 1 ? '' : 's'} in ${container}\n`);
   return EXIT.ok;
+}
+
+async function replay(
+  io: CliIo,
+  env: Record<string, string | undefined>,
+  values: { endpoint?: string | undefined; reason?: string | undefined; device?: string | undefined; format: string; 'dry-run': boolean; config?: string | undefined },
+): Promise<number> {
+  if (values.endpoint !== undefined && !(REPLAYABLE_ENDPOINTS as readonly string[]).includes(values.endpoint)) {
+    throw new UsageError(`--endpoint must be one of ${REPLAYABLE_ENDPOINTS.join(', ')} for replay, not "${values.endpoint}"`);
+  }
+  const codes = quarantineReasonCodes();
+  if (values.reason !== undefined && !(codes as readonly string[]).includes(values.reason)) {
+    throw new UsageError(`--reason must be a reason code (${codes.join(', ')}), not "${values.reason}"`);
+  }
+  // The replay applies the configuration that is meant to let these messages through: it must be the one given.
+  const configPath = await routingConfigPath(values.config);
+  if (configPath === undefined) throw new UsageError('replay applies routing.config.json: pass --config PATH or run it where that file is');
+  const services = await createServices({ ...env, ROUTING_CONFIG_PATH: resolve(configPath) }, { root: process.cwd() });
+  const handlers: { events?: TelemetryStreamHandler; criticalQueue?: CriticalAlertHandler } = {};
+  const results = replayQuarantined(
+    {
+      quarantine: services.quarantine,
+      // Built on first use: replaying telemetry needs no e-mail settings.
+      handlers: async (endpoint) => {
+        if (endpoint === 'events') handlers.events ??= telemetryStreamFromServices(services);
+        else handlers.criticalQueue ??= createAlertServices(services).handler;
+        return handlers;
+      },
+      ...(values['dry-run'] ? { dryRun: { checks: services.config.routing.checks, now: () => services.clock.now() } } : {}),
+    },
+    {
+      ...(values.endpoint !== undefined ? { endpoint: values.endpoint as ReplayableEndpoint } : {}),
+      ...(values.reason !== undefined ? { reason: values.reason } : {}),
+      ...(values.device !== undefined ? { deviceId: values.device } : {}),
+    },
+  );
+  const counts = { replayed: 0, 'would-replay': 0, quarantined: 0, skipped: 0 };
+  for await (const result of results) {
+    counts[result.outcome] += 1;
+    const what =
+      result.outcome === 'replayed' ? result.detail : result.outcome === 'quarantined' ? result.reasons.join(',') : result.outcome === 'skipped' ? result.why : '';
+    await writeLine(io.stdout, values.format === 'ndjson' ? JSON.stringify(result) : `${result.outcome.padEnd(12)} ${result.name}  ${what}`.trimEnd());
+  }
+  const summary = values['dry-run']
+    ? `dry run: ${counts['would-replay']} would go through, ${counts.quarantined} would stay quarantined, ${counts.skipped} skipped`
+    : `replayed ${counts.replayed}, still quarantined ${counts.quarantined}, skipped ${counts.skipped}`;
+  io.stderr.write(`${summary}\n`);
+  if (counts.quarantined > 0) {
+    io.stderr.write('still quarantined: see why with `iot-routing quarantine show <name>`; an EmailRejected alert is sent again only after its ledger/<alertKey>.json in the alerts container is deleted\n');
+  }
+  return counts.quarantined > 0 ? EXIT.wouldQuarantine : EXIT.ok;
 }

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import type { Finding } from '../checks/checks.js';
 import { REASON_CODES, REASONS, type EndpointName, type ReasonCode } from '../checks/reasons.js';
 import type { ArchiveDamage } from '../message/archive.js';
+import { decodeDeclaredBody } from '../message/body.js';
 import { messageIdentity } from '../message/identity.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
 import { toMessageRecord, type MessageRecord } from '../message/serialize.js';
@@ -133,6 +134,8 @@ export interface Quarantine {
   putDigest(entry: Omit<QuarantinedDigest, 'schema' | 'kind' | 'endpoint' | 'quarantinedAt'>): Promise<QuarantinePutResult>;
   list(filter?: { endpoint?: string; reason?: string; deviceId?: string }): AsyncIterable<QuarantineListItem>;
   get(name: string): Promise<QuarantineEntry | null>;
+  /** Deletes a record (a replayed message that went through). False when it was already gone. */
+  remove(name: string): Promise<boolean>;
 }
 
 /** Findings with the outcome `quarantine` as reasons; the others stay with the processed message. */
@@ -257,5 +260,33 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       const document = await getJson<QuarantineEntry>(store, container, name);
       return document?.value ?? null;
     },
+
+    async remove(name) {
+      return (await store.delete(container, name)).deleted;
+    },
   };
+}
+
+/**
+ * The message a quarantine record was written from, for a replay: the record's fields as they were (identity,
+ * enqueued time, properties, provenance), and the body decoded again from the original bytes with today's rules.
+ * Messages of the Event Hubs and Service Bus paths only, which hand the bytes over as sent (no storage base64
+ * layer to restore).
+ */
+export function quarantinedMessage(entry: QuarantinedMessage): RoutedMessage {
+  const body = Buffer.from(entry.bodyBase64, 'base64');
+  const message: RoutedMessage = {
+    deviceId: entry.deviceId,
+    enqueuedTime: entry.enqueuedTime === null ? null : new Date(entry.enqueuedTime),
+    properties: entry.properties,
+    systemProperties: entry.systemProperties,
+    body,
+    decoded: decodeDeclaredBody(body, entry.contentType, entry.contentEncoding, false),
+    source: entry.source,
+  };
+  if (entry.moduleId !== undefined) message.moduleId = entry.moduleId;
+  if (entry.messageId !== undefined) message.messageId = entry.messageId;
+  if (entry.contentType !== undefined) message.contentType = entry.contentType;
+  if (entry.contentEncoding !== undefined) message.contentEncoding = entry.contentEncoding;
+  return message;
 }

@@ -1,0 +1,113 @@
+/**
+ * Replays quarantined messages once their cause is fixed: a device corrected, routing.config.json's checks or
+ * enrichment rules amended. Each record is rebuilt into the message it was written from (the original bytes) and
+ * handed to the same handler its endpoint's function runs, with today's configuration:
+ *
+ * - `events`: the telemetry stream handler, on the message's own Event Hubs partition. Its windows have usually
+ *   closed, so it counts as late: recorded, and the window's report gets a new revision (ADR 0007).
+ * - `criticalQueue`: the critical alert handler, with its ledger, gate and digests (ADR 0009).
+ *
+ * Invariant (effectively-once): a replay is one more delivery of the message. Both handlers dedupe by message
+ * identity (the window's identity list, the alert ledger), so replaying twice, or replaying a message that also
+ * reached its handler another way, changes nothing. A record is deleted only after its handler took the message;
+ * a message the checks still refuse stays (its record is not rewritten: the handler's own quarantine write finds
+ * it), and the reasons it meets today are reported. A crash between the handler and the deletion leaves the record
+ * for the next replay, which the handler then counts as a duplicate.
+ *
+ * Archive records and damaged archive blobs are not replayed here: the archive is files in storage, replayed by
+ * re-running the blob trigger or `iot-routing aggregate` on them. Digests the e-mail service refused are not
+ * messages; their alerts are in the ledger.
+ */
+import type { TelemetryStreamHandler } from './aggregate/telemetryStream.js';
+import type { CriticalAlertHandler } from './alerts/criticalAlertHandler.js';
+import { checkMessage } from './checks/checks.js';
+import type { ChecksConfig } from './checks/expectations.js';
+import type { EndpointName } from './checks/reasons.js';
+import { quarantinedMessage, type Quarantine, type QuarantineListItem } from './storage/quarantine.js';
+
+export const REPLAYABLE_ENDPOINTS = ['events', 'criticalQueue'] as const;
+export type ReplayableEndpoint = (typeof REPLAYABLE_ENDPOINTS)[number];
+
+export interface ReplayFilter {
+  endpoint?: ReplayableEndpoint;
+  reason?: string;
+  deviceId?: string;
+}
+
+export interface ReplayDeps {
+  quarantine: Quarantine;
+  /** The handlers, built only for the endpoints being replayed (the alert path needs its e-mail settings). */
+  handlers: (endpoint: ReplayableEndpoint) => Promise<{ events?: TelemetryStreamHandler; criticalQueue?: CriticalAlertHandler }>;
+  /** For a dry run: the checks alone decide, nothing is processed or deleted. */
+  dryRun?: { checks: ChecksConfig; now: () => Date };
+}
+
+export type ReplayResult = { name: string; endpoint: string; deviceId: string | null } & (
+  /** The handler took it (what it did, e.g. `aggregated`, `late`, `sent`, `duplicate`); the record was deleted. */
+  | { outcome: 'replayed'; detail: string }
+  /** A dry run: the checks would let it through. */
+  | { outcome: 'would-replay' }
+  /** The checks still refuse it, for these reasons; the record stays. */
+  | { outcome: 'quarantined'; reasons: string[] }
+  | { outcome: 'skipped'; why: string }
+);
+
+function isReplayable(endpoint: string): endpoint is ReplayableEndpoint {
+  return (REPLAYABLE_ENDPOINTS as readonly string[]).includes(endpoint);
+}
+
+/**
+ * Replays every quarantined message matching `filter`, one at a time in listing order, yielding what became of
+ * each. Transient failures (storage, e-mail service) are thrown: what was replayed before stays replayed, and
+ * running the replay again picks up the rest.
+ */
+export async function* replayQuarantined(deps: ReplayDeps, filter: ReplayFilter = {}): AsyncIterable<ReplayResult> {
+  // Listed first: the replay deletes records as it goes, and a listing under way should not see its own deletions.
+  const items: QuarantineListItem[] = [];
+  for await (const item of deps.quarantine.list(filter)) items.push(item);
+  for (const item of items) yield await replayOne(deps, item);
+}
+
+async function replayOne(deps: ReplayDeps, item: QuarantineListItem): Promise<ReplayResult> {
+  const base = { name: item.name, endpoint: item.endpoint, deviceId: item.deviceId };
+  if (item.kind !== 'message') {
+    return { ...base, outcome: 'skipped', why: item.kind === 'digest' ? 'a refused digest, not a message' : 'a damaged archive blob: replay it with the blob trigger or `iot-routing aggregate`' };
+  }
+  if (!isReplayable(item.endpoint)) {
+    return { ...base, outcome: 'skipped', why: `${item.endpoint} records are archive records: replay the archive blob instead` };
+  }
+  const entry = await deps.quarantine.get(item.name);
+  if (entry === null) return { ...base, outcome: 'skipped', why: 'gone (another replay took it)' };
+  if (entry.kind !== 'message') return { ...base, outcome: 'skipped', why: `a ${entry.kind} record` };
+  const message = quarantinedMessage(entry);
+  const endpoint: EndpointName = item.endpoint;
+
+  if (deps.dryRun !== undefined) {
+    const check = checkMessage(message, endpoint, deps.dryRun.checks, deps.dryRun.now());
+    if (check.outcome !== 'quarantine') return { ...base, outcome: 'would-replay' };
+    return { ...base, outcome: 'quarantined', reasons: [...new Set(check.findings.filter((f) => f.outcome === 'quarantine').map((f) => f.code))].sort() };
+  }
+
+  const handlers = await deps.handlers(item.endpoint);
+  let detail: string;
+  if (item.endpoint === 'events') {
+    const stream = handlers.events;
+    if (stream === undefined) throw new Error('replay: no telemetry stream handler');
+    const partition = message.source.kind === 'eventHub' ? message.source.partitionId : null;
+    const result = await stream.processBatch([message], partition === null ? {} : { partition });
+    if (result.quarantined > 0) return { ...base, outcome: 'quarantined', reasons: Object.keys(result.quarantinedBy).sort() };
+    detail =
+      result.duplicates > 0 ? 'duplicate (already counted)' : result.aggregated > 0 ? (result.late > 0 ? 'aggregated, late' : 'aggregated') : 'counted (other level)';
+  } else {
+    const alerts = handlers.criticalQueue;
+    if (alerts === undefined) throw new Error('replay: no critical alert handler');
+    const outcome = await alerts.handle(message);
+    if (outcome.outcome === 'quarantined') return { ...base, outcome: 'quarantined', reasons: [...outcome.reasons].sort() };
+    // The e-mail service refused this alert before, and the ledger keeps that verdict (ADR 0009): it stays
+    // quarantined until a person deletes its ledger record, after fixing the cause.
+    if (outcome.outcome === 'duplicate' && outcome.state === 'failed') return { ...base, outcome: 'quarantined', reasons: ['EmailRejected'] };
+    detail = outcome.outcome === 'duplicate' ? `duplicate (${outcome.state})` : outcome.outcome;
+  }
+  await deps.quarantine.remove(item.name);
+  return { ...base, outcome: 'replayed', detail };
+}
