@@ -29,19 +29,20 @@ type SystemFields = Partial<Record<SystemField, string>>;
 const FIELDS = Object.keys(ALIASES) as SystemField[];
 
 /**
- * What a key, exactly as spelled, says: the field it names (an index into FIELDS) and its rank among that field's
- * aliases. As in lookupProperty, any exactly spelled alias outranks every case variant; then alias order decides.
+ * What a key, exactly as spelled, says, as one small integer: the field it names (an index into FIELDS) times
+ * RANK_RANGE plus its rank among that field's aliases, or NO_ALIAS. As in lookupProperty, any exactly spelled alias
+ * outranks every case variant; then alias order decides. An integer rather than an object: the scan compares and
+ * stores these for every key of every message, and small integers need no loads.
  */
-interface KeyAlias {
-  field: number;
-  rank: number;
-}
+const RANK_RANGE = 16;
+const NO_ALIAS = -1;
 
-function aliasOf(key: string): KeyAlias | null {
+function aliasOf(key: string): number {
   const alias = ALIAS_INDEX.get(key) ?? ALIAS_INDEX.get(key.toLowerCase());
-  if (alias === undefined) return null;
+  if (alias === undefined) return NO_ALIAS;
   const names = ALIASES[alias.field];
-  return { field: FIELDS.indexOf(alias.field), rank: names[alias.rank] === key ? alias.rank : names.length + alias.rank };
+  const rank = names[alias.rank] === key ? alias.rank : names.length + alias.rank;
+  return FIELDS.indexOf(alias.field) * RANK_RANGE + rank;
 }
 
 /**
@@ -49,17 +50,17 @@ function aliasOf(key: string): KeyAlias | null {
  * some paths, and a cleared memo only costs a recomputation.
  */
 const KEY_ALIAS_LIMIT = 1024;
-const keyAliases = new Map<string, KeyAlias | null>();
+const keyAliases = new Map<string, number>();
 /**
  * The key found at each position of the previous map, and its alias. Messages of one stream carry the same keys in
  * the same order, and the Avro reader even hands over the same string instances, so this usually spares the Map.
  */
 const POSITIONS_REMEMBERED = 32;
 const lastKeys: Array<string | undefined> = [];
-const lastAliases: Array<KeyAlias | null> = [];
+const lastAliases: number[] = [];
 
-function keyAlias(key: string, position: number): KeyAlias | null {
-  if (position < POSITIONS_REMEMBERED && lastKeys[position] === key) return lastAliases[position]!;
+/** The alias of a key that is not the one remembered at its position (see scanSystemFields for the common case). */
+function keyAlias(key: string, position: number): number {
   let alias = keyAliases.get(key);
   if (alias === undefined) {
     alias = aliasOf(key);
@@ -75,7 +76,7 @@ function keyAlias(key: string, position: number): KeyAlias | null {
 
 /** The result of the last `scanSystemFields`, by FIELDS index: reused so that a message allocates nothing here. */
 const scanned: Array<string | undefined> = FIELDS.map(() => undefined);
-const scannedRanks: number[] = FIELDS.map(() => Number.POSITIVE_INFINITY);
+const scannedRanks: number[] = FIELDS.map(() => RANK_RANGE);
 const DEVICE_ID = FIELDS.indexOf('deviceId');
 const MODULE_ID = FIELDS.indexOf('moduleId');
 const MESSAGE_ID = FIELDS.indexOf('messageId');
@@ -87,34 +88,48 @@ const CONTENT_ENCODING = FIELDS.indexOf('contentEncoding');
  * Fills `scanned` in one pass over the keys. Read it before anything else can scan again. Returns whether the map
  * can be a message's as it is: a plain object (prototype Object.prototype or null) whose every value is a
  * `PropertyValue` as `toPropertyValue` would leave it (a map straight from a transport may hold others).
+ *
+ * This runs for every message on every path and touches every key (about fifteen on the Event Hubs path), so the
+ * loop is written for V8: module bindings copied to locals (each read of one is otherwise a context load and a
+ * dead-zone check), the remembered key at each position tried in line, and a field recorded only for keys that
+ * name one.
  */
 function scanSystemFields(systemProperties: Readonly<Record<string, unknown>>): boolean {
-  for (let f = 0; f < scanned.length; f++) {
-    scanned[f] = undefined;
-    scannedRanks[f] = Number.POSITIVE_INFINITY;
+  const found = scanned;
+  const ranks = scannedRanks;
+  for (let f = 0; f < found.length; f++) {
+    found[f] = undefined;
+    ranks[f] = RANK_RANGE;
   }
-  let plain = true;
   if (!enumeratesOwnKeysOnly(systemProperties)) {
     // Plain only with a plain prototype: a map of another class could show other keys to a for...in.
     const prototype = Object.getPrototypeOf(systemProperties) as unknown;
-    plain = prototype === null || prototype === Object.prototype;
+    let plain = prototype === null || prototype === Object.prototype;
     const keys = Object.keys(systemProperties);
     for (let position = 0; position < keys.length; position++) {
       const key = keys[position]!;
       const value = systemProperties[key];
       if (!isPlainPropertyValue(value)) plain = false;
-      else scanSystemField(key, position, value);
+      else scanSystemField(keyAlias(key, position), value);
     }
     return plain;
   }
+  const keys = lastKeys;
+  const aliases = lastAliases;
+  let plain = true;
+  let position = 0;
   // for...in reads each value through V8's enum cache, about three times cheaper than Object.keys and a keyed
   // load per key; it visits own keys only, as checked above, so no own-property test (which would cost more than
   // the rest of the scan) is needed.
-  let position = 0;
   for (const key in systemProperties) {
     const value = systemProperties[key];
-    if (!isPlainPropertyValue(value)) plain = false;
-    else scanSystemField(key, position, value);
+    if (!isPlainPropertyValue(value)) {
+      // The caller converts the map and scans the copy, so what this scan found no longer matters.
+      plain = false;
+    } else {
+      const alias = position < POSITIONS_REMEMBERED && keys[position] === key ? aliases[position]! : keyAlias(key, position);
+      if (alias !== NO_ALIAS) scanSystemField(alias, value);
+    }
     position++;
   }
   return plain;
@@ -133,12 +148,13 @@ export function isPlainPropertyValue(value: unknown): value is PropertyValue {
   }
 }
 
-function scanSystemField(key: string, position: number, value: PropertyValue): void {
-  const alias = keyAlias(key, position);
-  if (alias === null || scannedRanks[alias.field]! <= alias.rank) return;
-  if (value === null || value === '') return;
-  scannedRanks[alias.field] = alias.rank;
-  scanned[alias.field] = typeof value === 'string' ? value : String(value);
+function scanSystemField(alias: number, value: PropertyValue): void {
+  if (alias === NO_ALIAS || value === null || value === '') return;
+  const field = (alias / RANK_RANGE) | 0;
+  const rank = alias % RANK_RANGE;
+  if (scannedRanks[field]! <= rank) return;
+  scannedRanks[field] = rank;
+  scanned[field] = typeof value === 'string' ? value : String(value);
 }
 
 /**
