@@ -100,6 +100,34 @@ describe('decodeEventHubBatch: other shapes the host can send', () => {
     expect(message?.enqueuedTime?.toISOString()).toBe('2024-03-01T10:15:30.123Z');
   });
 
+  it('gives the OffsetArray number as String does, whatever the x-opt-offset annotation beside it says', () => {
+    const offsets = [0, -0, 512, 8589937512, 123456789012345, 1234567890123456, 1.5, -512, 2 ** 53 + 2, 1e21];
+    const annotations = ['0', '00', '0512', '512', '+512', '512.0', '5.12e2', ' 512', '', '8589937512', '123456789012345'];
+    annotations.push('1234567890123456', '1.5', '-512', String(2 ** 53 + 2), '1e+21', '١٢', '12\u0000');
+    for (const offset of offsets) {
+      for (const annotation of annotations) {
+        const [message] = decodeEventHubBatch([Buffer.from('{}')], {
+          systemPropertiesArray: [sys('dev', { 'x-opt-offset': annotation })],
+          offsetArray: [offset],
+        });
+        expect(message?.source).toMatchObject({ offset: String(offset) });
+      }
+    }
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.nat(), fc.maxSafeNat(), fc.double()),
+        fc.string({ unit: fc.constantFrom(...'0123456789.-+e ') }),
+        (offset, annotation) => {
+          const [message] = decodeEventHubBatch([Buffer.from('{}')], {
+            systemPropertiesArray: [sys('dev', { 'x-opt-offset': annotation })],
+            offsetArray: [offset],
+          });
+          expect(message?.source).toMatchObject({ offset: Number.isFinite(offset) ? String(offset) : null });
+        },
+      ),
+    );
+  });
+
   it('turns Date and structured property values into property values', () => {
     const [message] = decodeEventHubBatch([Buffer.from('{}')], {
       systemPropertiesArray: [sys('dev', { 'iothub-enqueuedtime': new Date('2024-03-01T10:15:30.118Z') })],

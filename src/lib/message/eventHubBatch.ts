@@ -58,7 +58,7 @@ export function decodeEventHubBatch(
         sequenceNumber: toSafeInteger(
           sequenceNumbers[i] ?? systemProperties['x-opt-sequence-number'] ?? systemProperties['sequenceNumber'],
         ),
-        offset: text(offsets[i] ?? systemProperties['x-opt-offset'] ?? systemProperties['offset']),
+        offset: offsetText(offsets[i], systemProperties),
       },
     });
   });
@@ -103,6 +103,40 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 function arrayOf(value: unknown): readonly unknown[] {
   return Array.isArray(value) ? value : [];
+}
+
+/**
+ * `text(offset ?? systemProperties['x-opt-offset'] ?? systemProperties['offset'])`. The host sends an event's offset
+ * twice: in OffsetArray as a .NET long, so a number here, and as the `x-opt-offset` annotation, a string. When that
+ * string is exactly the number's decimal form (what `String` would make of it), it is the answer as it is: turning
+ * the number into a string costs more than checking its digits, several times more once offsets pass 2^31.
+ */
+function offsetText(offset: unknown, systemProperties: Record<string, unknown>): string | null {
+  if (typeof offset === 'number') {
+    const annotated = systemProperties['x-opt-offset'];
+    if (typeof annotated === 'string' && isDecimalOf(annotated, offset)) return annotated;
+  }
+  return text(offset ?? systemProperties['x-opt-offset'] ?? systemProperties['offset']);
+}
+
+/** Longer digit strings could exceed 2^53 (not exact as a sum of digits); real offsets are far shorter. */
+const MAX_EXACT_DIGITS = 15;
+
+/**
+ * Whether `digits` is `String(value)`: for a non-negative integer below 10^15 that is its decimal digits with no
+ * leading zero (`0` itself excepted), no sign, exponent or fraction.
+ */
+function isDecimalOf(digits: string, value: number): boolean {
+  const length = digits.length;
+  if (length === 0 || length > MAX_EXACT_DIGITS) return false;
+  if (length > 1 && digits.charCodeAt(0) === 48 /* 0 */) return false;
+  let n = 0;
+  for (let k = 0; k < length; k++) {
+    const digit = digits.charCodeAt(k) - 48;
+    if (digit >>> 0 > 9) return false;
+    n = n * 10 + digit;
+  }
+  return n === value;
 }
 
 /** Offsets and partition ids are strings to Event Hubs; the Node library may have parsed a numeric one. */
