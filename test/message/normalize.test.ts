@@ -12,7 +12,7 @@ import {
   storedRecordMessage,
   toSafeInteger,
 } from '../../src/lib/message/normalize.js';
-import type { DecodedBody } from '../../src/lib/message/RoutedMessage.js';
+import type { DecodedBody, PropertyValue } from '../../src/lib/message/RoutedMessage.js';
 
 const iso = (value: unknown): string | null => parseEnqueuedTime(value)?.toISOString() ?? null;
 
@@ -310,6 +310,52 @@ describe('systemFields (the one-pass lookup every decoder uses)', () => {
         }
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  /** The fields' aliases, as normalize.ts has them; a reference implementation of the scan's choice follows. */
+  const ALIASES = {
+    deviceId: ['iothub-connection-device-id', 'connectionDeviceId'],
+    moduleId: ['iothub-connection-module-id', 'connectionModuleId'],
+    messageId: ['message-id', 'messageId'],
+    enqueuedTime: ['iothub-enqueuedtime', 'enqueuedTime'],
+    contentType: ['content-type', 'contentType', 'iothub-content-type'],
+    contentEncoding: ['content-encoding', 'contentEncoding', 'iothub-content-encoding'],
+  };
+
+  /** Keys holding nothing (null, '') skipped; exact spellings in alias order, then case variants; the first on a tie. */
+  function firstAlias(properties: Record<string, PropertyValue>, aliases: string[]): string | undefined {
+    let best: string | undefined;
+    let bestRank = Infinity;
+    for (const [key, value] of Object.entries(properties)) {
+      if (value === null || value === '') continue;
+      const exact = aliases.indexOf(key);
+      const folded = aliases.findIndex((alias) => alias.toLowerCase() === key.toLowerCase());
+      const rank = exact >= 0 ? exact : folded >= 0 ? aliases.length + folded : Infinity;
+      if (rank < bestRank) {
+        best = String(value);
+        bestRank = rank;
+      }
+    }
+    return best;
+  }
+
+  it('finds the same on maps that repeat the previous keys in order, whatever their values', () => {
+    // Keys repeated at the same positions take the remembered aliases, as a stream's maps do; values decide anew.
+    const names = ['iothub-connection-device-id', 'connectionDeviceId', 'ConnectionDeviceId', 'x-opt-offset', 'message-id'];
+    names.push('MessageId', 'content-type', 'iothub-content-type', 'Content-Type', 'contentEncoding', 'iothub-enqueuedtime');
+    const value = fc.oneof(fc.constantFrom(null, '', 'a', 'b'), fc.integer(), fc.boolean());
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.constantFrom(...names), { maxLength: 8 }), fc.array(fc.array(value)), (keys, rows) => {
+        for (const row of rows) {
+          const properties = Object.fromEntries(keys.map((key, i) => [key, row[i] ?? null]));
+          const fields = systemFields(properties);
+          for (const [field, aliases] of Object.entries(ALIASES)) {
+            expect(fields[field as keyof typeof fields]).toBe(firstAlias(properties, aliases));
+          }
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 });
