@@ -16,6 +16,13 @@ export interface MessageRecord {
 }
 
 export function toMessageRecord(message: RoutedMessage): MessageRecord {
+  const { source, ...fields } = messageFields(message);
+  // `body` before `source`, as it has always been printed.
+  return { ...fields, body: plainBody(message.decoded), source };
+}
+
+/** The record without its decoded body (the quarantine keeps the bytes instead, so a lazy body is not parsed). */
+export function messageFields(message: RoutedMessage): Omit<MessageRecord, 'body'> {
   // Spelled out field by field so the printed key order is stable and optional fields are absent, not undefined.
   return {
     deviceId: message.deviceId,
@@ -26,7 +33,6 @@ export function toMessageRecord(message: RoutedMessage): MessageRecord {
     ...(message.contentEncoding !== undefined ? { contentEncoding: message.contentEncoding } : {}),
     properties: message.properties,
     systemProperties: message.systemProperties,
-    body: plainBody(message.decoded),
     source: message.source,
   };
 }

@@ -14,7 +14,7 @@ import type { ArchiveDamage } from '../message/archive.js';
 import { decodeDeclaredBody } from '../message/body.js';
 import { messageIdentity } from '../message/identity.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
-import { toMessageRecord, type MessageRecord } from '../message/serialize.js';
+import { messageFields, type MessageRecord } from '../message/serialize.js';
 import type { BlobStore, Clock } from '../ports.js';
 import { createJson, getJson } from './jsonDocuments.js';
 
@@ -181,7 +181,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       const identity = messageIdentity(message);
       const day = message.enqueuedTime === null ? 'undated' : message.enqueuedTime.toISOString().slice(0, 10).replaceAll('-', '/');
       const name = `messages/${endpoint}/${day}/${identity}.json`;
-      const { body: _decoded, ...record } = toMessageRecord(message);
+      const record = messageFields(message);
       const entry: QuarantinedMessage = {
         schema: 1,
         kind: 'message',
