@@ -178,7 +178,8 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     expect(standIn.sent.map((s) => s.operationId)).toEqual([emailOperationId(messageIdentity(m))]);
   });
 
-  it('an accepted send whose poll failed is taken over by asking ACS, even while sending is paused: one e-mail, no digest', async () => {
+  /** A first delivery whose send ACS accepted and whose status poll then failed (503): thrown, the alert released. */
+  async function acceptedThenPollFailed(): Promise<{ store: BlobStore; clock: ManualClock; alerts: AlertServices; m: RoutedMessage; key: string }> {
     const store = azureStore();
     const clock = new ManualClock(T0);
     const alerts = alertServices(store, clock, acsSender(), async (ms) => {
@@ -186,8 +187,13 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     });
     standIn.scriptPolls({ kind: 'respond', status: 503 });
     const m = message();
-    const key = messageIdentity(m);
     expect(await routingRejection(alerts.handler.handle(m))).toMatchObject({ code: 'EmailUnavailable' });
+    expect(standIn.count('POST')).toBe(1);
+    return { store, clock, alerts, m, key: messageIdentity(m) };
+  }
+
+  it('an accepted send whose poll failed is taken over by asking ACS, even while sending is paused: one e-mail, no digest', async () => {
+    const { store, clock, alerts, m, key } = await acceptedThenPollFailed();
     // Another alert met a 429 meanwhile: every instance holds new alerts back for a minute.
     await alerts.stores.gate.pause(new Date(T0 + 60_000));
     // Before, the redelivery was folded into a digest ('paused'), which mailed the alert again after the accepted send.
@@ -227,15 +233,7 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
   });
 
   it('a redelivery of an accepted send polls it without posting again, so a 429 on new sends cannot burn its deliveries', async () => {
-    const store = azureStore();
-    const clock = new ManualClock(T0);
-    const alerts = alertServices(store, clock, acsSender(), async (ms) => {
-      clock.advance(ms);
-    });
-    standIn.scriptPolls({ kind: 'respond', status: 503 });
-    const m = message();
-    const key = messageIdentity(m);
-    await routingRejection(alerts.handler.handle(m));
+    const { store, clock, alerts, m, key } = await acceptedThenPollFailed();
     // Another alert met a 429: sending is paused for a minute, and ACS keeps answering POSTs 429 meanwhile.
     await alerts.stores.gate.pause(new Date(T0 + 60_000));
     for (let i = 0; i < 10; i += 1) standIn.script(acs.throttled('60'));

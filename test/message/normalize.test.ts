@@ -10,6 +10,7 @@ import {
   toPropertyValue,
   toRoutedMessage,
   storedRecordMessage,
+  SYSTEM_FIELD_ALIASES,
   toSafeInteger,
 } from '../../src/lib/message/normalize.js';
 import type { DecodedBody, PropertyValue } from '../../src/lib/message/RoutedMessage.js';
@@ -313,18 +314,11 @@ describe('systemFields (the one-pass lookup every decoder uses)', () => {
     );
   });
 
-  /** The fields' aliases, as normalize.ts has them; a reference implementation of the scan's choice follows. */
-  const ALIASES = {
-    deviceId: ['iothub-connection-device-id', 'connectionDeviceId'],
-    moduleId: ['iothub-connection-module-id', 'connectionModuleId'],
-    messageId: ['message-id', 'messageId'],
-    enqueuedTime: ['iothub-enqueuedtime', 'enqueuedTime'],
-    contentType: ['content-type', 'contentType', 'iothub-content-type'],
-    contentEncoding: ['content-encoding', 'contentEncoding', 'iothub-content-encoding'],
-  };
+  /** The fields' aliases (data); a reference implementation of the scan's choice among them follows. */
+  const ALIASES = SYSTEM_FIELD_ALIASES;
 
   /** Keys holding nothing (null, '') skipped; exact spellings in alias order, then case variants; the first on a tie. */
-  function firstAlias(properties: Record<string, PropertyValue>, aliases: string[]): string | undefined {
+  function firstAlias(properties: Record<string, PropertyValue>, aliases: readonly string[]): string | undefined {
     let best: string | undefined;
     let bestRank = Infinity;
     for (const [key, value] of Object.entries(properties)) {

@@ -6,7 +6,7 @@ import type { DecodedBody, MessageSource, PropertyValue, RoutedMessage } from '.
  * Bus paths (`iothub-connection-device-id`), camelCase names in IoT Hub's storage encodings (`connectionDeviceId`).
  * Lookups ignore case, as IoT Hub does.
  */
-const ALIASES = {
+export const SYSTEM_FIELD_ALIASES = {
   deviceId: ['iothub-connection-device-id', 'connectionDeviceId'],
   moduleId: ['iothub-connection-module-id', 'connectionModuleId'],
   messageId: ['message-id', 'messageId'],
@@ -14,6 +14,8 @@ const ALIASES = {
   contentType: ['content-type', 'contentType', 'iothub-content-type'],
   contentEncoding: ['content-encoding', 'contentEncoding', 'iothub-content-encoding'],
 } as const;
+
+const ALIASES = SYSTEM_FIELD_ALIASES;
 
 export type SystemField = keyof typeof ALIASES;
 
