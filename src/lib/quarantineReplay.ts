@@ -10,8 +10,9 @@
  * Invariant (effectively-once): a replay is one more delivery of the message. Both handlers dedupe by message
  * identity (the window's identity list, the alert ledger), so replaying twice, or replaying a message that also
  * reached its handler another way, changes nothing. A record is deleted only after its handler took the message;
- * a message the checks still refuse stays (its record is not rewritten: the handler's own quarantine write finds
- * it), and the reasons it meets today are reported. A crash between the handler and the deletion leaves the record
+ * a message the checks still refuse stays, its record's reasons replaced by today's (`Quarantine.forReplay`).
+ * Records keep messages as delivered, `$twin` placeholders unresolved (admit.ts), so a twin fixed since is read
+ * again. A crash between the handler and the deletion leaves the record
  * for the next replay, which the handler then counts as a duplicate.
  *
  * Archive records and damaged archive blobs are not replayed here: the archive is files in storage, replayed by
@@ -36,8 +37,14 @@ export interface ReplayFilter {
 
 export interface ReplayDeps {
   quarantine: Quarantine;
-  /** The handlers, built only for the endpoints being replayed (the alert path needs its e-mail settings). */
-  handlers: (endpoint: ReplayableEndpoint) => Promise<{ events?: TelemetryStreamHandler; criticalQueue?: CriticalAlertHandler }>;
+  /**
+   * The handlers, built only for the endpoints being replayed (the alert path needs its e-mail settings), on the
+   * quarantine they are given: `quarantine.forReplay()`, so that a message refused again has today's reasons.
+   */
+  handlers: (
+    endpoint: ReplayableEndpoint,
+    quarantine: Quarantine,
+  ) => Promise<{ events?: TelemetryStreamHandler; criticalQueue?: CriticalAlertHandler }>;
   /** For a dry run: the checks alone decide, nothing is processed or deleted. */
   dryRun?: { checks: ChecksConfig; now: () => Date };
 }
@@ -88,7 +95,7 @@ async function replayOne(deps: ReplayDeps, item: QuarantineListItem): Promise<Re
     return { ...base, outcome: 'quarantined', reasons: [...new Set(check.findings.filter((f) => f.outcome === 'quarantine').map((f) => f.code))].sort() };
   }
 
-  const handlers = await deps.handlers(item.endpoint);
+  const handlers = await deps.handlers(item.endpoint, deps.quarantine.forReplay());
   let detail: string;
   if (item.endpoint === 'events') {
     const stream = handlers.events;

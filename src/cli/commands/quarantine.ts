@@ -113,9 +113,10 @@ async function replay(
     {
       quarantine: services.quarantine,
       // Built on first use: replaying telemetry needs no e-mail settings.
-      handlers: async (endpoint) => {
-        if (endpoint === 'events') handlers.events ??= telemetryStreamFromServices(services);
-        else handlers.criticalQueue ??= createAlertServices(services).handler;
+      handlers: async (endpoint, quarantine) => {
+        const replaying = { ...services, quarantine, admitDeps: { ...services.admitDeps, quarantine } };
+        if (endpoint === 'events') handlers.events ??= telemetryStreamFromServices(replaying);
+        else handlers.criticalQueue ??= createAlertServices(replaying).handler;
         return handlers;
       },
       ...(values['dry-run'] ? { dryRun: { checks: services.config.routing.checks, now: () => services.clock.now() } } : {}),

@@ -272,7 +272,8 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
       const admission = await admit([message], 'criticalQueue', deps.admit);
       const entry = admission.admitted[0];
       if (entry === undefined) {
-        const reasons = Object.keys(admission.findings).sort();
+        // The codes that quarantined it; warnings it also had are not why.
+        const reasons = Object.keys(admission.quarantinedBy).sort();
         return {
           outcome: 'quarantined',
           alertKey: alertKeyOf(message),

@@ -69,7 +69,9 @@ export async function admit(messages: readonly RoutedMessage[], endpoint: Endpoi
       findings[code] = (findings[code] ?? 0) + 1;
     }
     if (check.outcome === 'quarantine') {
-      toQuarantine.push({ message, check });
+      // Kept as delivered, its `$twin` placeholders unresolved (the findings name the values they resolved to): a
+      // replay after the twin is fixed resolves them again, where a stored resolved value would be refused forever.
+      toQuarantine.push({ message: original, check });
       countQuarantineCodes(check, quarantinedBy);
     } else {
       admitted.push({ message, check, twinResolved });

@@ -16,7 +16,7 @@ import { messageIdentity } from '../message/identity.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
 import { messageFields, type MessageRecord } from '../message/serialize.js';
 import type { BlobStore, Clock } from '../ports.js';
-import { createJson, getJson } from './jsonDocuments.js';
+import { createJson, getJson, replaceJson } from './jsonDocuments.js';
 
 export type ArchiveDamageCode = ArchiveDamage['code'];
 
@@ -136,6 +136,12 @@ export interface Quarantine {
   get(name: string): Promise<QuarantineEntry | null>;
   /** Deletes a record (a replayed message that went through). False when it was already gone. */
   remove(name: string): Promise<boolean>;
+  /**
+   * A quarantine for replays: a message it is asked to quarantine again (its record exists) gets its record's
+   * reasons replaced by today's, `quarantinedAt` kept, so that `show`, `list --reason` and the dashboard say why
+   * it is still refused. Everywhere else the first copy's reasons stay (a redelivery changes nothing).
+   */
+  forReplay(): Quarantine;
 }
 
 /** Findings with the outcome `quarantine` as reasons; the others stay with the processed message. */
@@ -175,7 +181,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
     return ready;
   };
 
-  return {
+  const quarantine: Quarantine = {
     async putMessage(message, endpoint, reasons) {
       await ensure();
       const identity = messageIdentity(message);
@@ -264,7 +270,27 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
     async remove(name) {
       return (await store.delete(container, name)).deleted;
     },
+
+    forReplay() {
+      return {
+        ...quarantine,
+        async putMessage(message, endpoint, reasons) {
+          const result = await quarantine.putMessage(message, endpoint, reasons);
+          if (!result.created) await replaceReasons(result.name, reasons, message.deviceId);
+          return result;
+        },
+      };
+    },
   };
+  return quarantine;
+
+  /** If-Match on the version read: a record another writer changed meanwhile keeps that writer's reasons. */
+  async function replaceReasons(name: string, reasons: readonly QuarantineReason[], deviceId: string | null): Promise<void> {
+    const document = await getJson<QuarantineEntry>(store, container, name);
+    if (document === null || document.value.kind !== 'message') return;
+    const entry: QuarantinedMessage = { ...document.value, reasons: [...reasons] };
+    await replaceJson(store, container, name, entry, document.etag, { metadata: metadataFor('message', reasons, deviceId) });
+  }
 }
 
 /**

@@ -1,0 +1,91 @@
+/**
+ * `iot-routing quarantine replay` of messages today's configuration still refuses, against Azurite: the record left
+ * behind says today's reasons (in `show`, and to `list --reason`), and a critical message is reported with the
+ * codes that quarantine it only, as the dry run reports it.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quarantineCommand } from '../../src/cli/commands/quarantine.js';
+import { EXIT } from '../../src/cli/io.js';
+import { telemetryStreamFromServices } from '../../src/lib/aggregate/telemetryStream.js';
+import { createAlertServices } from '../../src/lib/alerts/alertServices.js';
+import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
+import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
+import { createServices } from '../../src/lib/runtime.js';
+import { uniqueContainerName, useAzurite } from '../support/azurite.js';
+import { runCommand } from '../support/cli.js';
+
+const azurite = useAzurite();
+let dir: string;
+let env: Record<string, string>;
+
+function config(rules: object[], outcomes: object): object {
+  const rule = { enrichments: rules, outcomes };
+  return {
+    aggregation: { windows: ['1m'] },
+    checks: { endpoints: { events: rule, criticalQueue: rule } },
+    alerts: { from: 'alerts@contoso.example', recipients: { default: ['ops@contoso.example'] }, sender: 'outbox', outboxDirectory: join(dir, 'outbox') },
+  };
+}
+const cli = (args: string[]) => runCommand(quarantineCommand, args, env);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'replay-refused-'));
+  await writeFile(join(dir, 'strict.json'), JSON.stringify(config([{ key: 'site', oneOf: ['Lyon'] }], { EnrichmentMismatch: 'quarantine' })));
+  // Fixed the site rule, but now also requires a zone enrichment, which the message lacks.
+  await writeFile(
+    join(dir, 'zone.json'),
+    JSON.stringify(config([{ key: 'site', oneOf: ['Lyon', 'lyon'] }, { key: 'zone' }], { EnrichmentMismatch: 'quarantine', EnrichmentMissing: 'quarantine' })),
+  );
+  env = {
+    AzureWebJobsStorage: azurite().connectionString,
+    REPORTS_CONTAINER: uniqueContainerName('reports'),
+    QUARANTINE_CONTAINER: uniqueContainerName('quarantine'),
+    ALERTS_CONTAINER: uniqueContainerName('alerts'),
+  };
+  const services = await createServices({ ...env, ROUTING_CONFIG_PATH: join(dir, 'strict.json') }, { root: dir });
+  const batch = decodeEventHubBatch([Buffer.from('{"temperature":20}')], {
+    partitionContext: { partitionId: '1' },
+    systemPropertiesArray: [{ 'iothub-connection-device-id': 'pump-7', 'iothub-enqueuedtime': '2024-05-01T12:00:01.000Z', 'message-id': 'm1', 'content-type': 'application/json', 'content-encoding': 'utf-8' }],
+    propertiesArray: [{ site: 'lyon' }],
+  });
+  expect(await telemetryStreamFromServices(services).processBatch(batch)).toMatchObject({ quarantined: 1 });
+  // A critical alert whose body is not JSON (a warning on criticalQueue) and whose site is wrong (quarantine).
+  const alert = decodeServiceBusMessage(Buffer.from('{"temperature":91.5'), {
+    messageId: 'alarm-1',
+    contentType: 'application/json',
+    enqueuedTimeUtc: '2024-05-01T12:00:30.000',
+    applicationProperties: { 'iothub-connection-device-id': 'pump-9', level: 'critical', site: 'lyon' },
+  });
+  expect(await createAlertServices(services).handler.handle(alert)).toMatchObject({ outcome: 'quarantined' });
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('quarantine replay: what a still-refused record says afterwards', () => {
+  it("keeps today's reasons in the record it leaves (list --reason / show agree with the replay output)", async () => {
+    const run = await cli(['replay', '--endpoint', 'events', '--config', join(dir, 'zone.json'), '--format', 'ndjson']);
+    expect(run.code).toBe(EXIT.wouldQuarantine);
+    const [result] = run.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { name: string; reasons: string[] });
+    expect(result!.reasons).toEqual(['EnrichmentMissing']);
+    // The record the user is told to `show` says so too, and --reason finds it under today's code only.
+    const listed = await cli(['list', '--endpoint', 'events', '--reason', 'EnrichmentMissing']);
+    expect(listed.stderr).toContain('1 quarantined record');
+    expect((await cli(['list', '--endpoint', 'events', '--reason', 'EnrichmentMismatch'])).stderr).toContain('0 quarantined records');
+    const shown = JSON.parse((await cli(['show', result!.name])).stdout) as { reasons: Array<{ code: string }>; quarantinedAt: string };
+    expect(shown.reasons.map((r) => r.code)).toEqual(['EnrichmentMissing']);
+    expect(Date.parse(shown.quarantinedAt)).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('reports only the codes that quarantine a critical message, as the dry run does', async () => {
+    const dry = await cli(['replay', '--endpoint', 'criticalQueue', '--dry-run', '--config', join(dir, 'strict.json'), '--format', 'ndjson']);
+    const wet = await cli(['replay', '--endpoint', 'criticalQueue', '--config', join(dir, 'strict.json'), '--format', 'ndjson']);
+    const reasons = (out: string) => (JSON.parse(out.trimEnd()) as { reasons: string[] }).reasons;
+    expect(reasons(dry.stdout)).toEqual(['EnrichmentMismatch']);
+    expect(reasons(wet.stdout)).toEqual(['EnrichmentMismatch']);
+  });
+});
