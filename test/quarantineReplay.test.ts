@@ -1,7 +1,8 @@
 /**
- * Replaying a message whose enrichment came from twin resolution: the quarantine keeps it as delivered (the `$twin`
- * placeholder), so a replay after the device twin is fixed reads the twin again and lets it through. Real resolver,
- * aggregator and in-memory stores; the twin itself is served by a reader function.
+ * Replaying messages whose enrichment came from twin resolution. The quarantine keeps them as delivered (the `$twin`
+ * placeholder), so a replay reads the twin again: after the twin is fixed the message goes through, and a dry run
+ * resolves twins as the replay does, so both give the same answer. Real resolver, aggregator and in-memory stores;
+ * the twin itself is served by a reader function.
  */
 import { describe, expect, it } from 'vitest';
 import { parseAggregationConfig } from '../src/lib/aggregate/aggregationConfig.js';
@@ -12,7 +13,7 @@ import { parseChecksConfig } from '../src/lib/checks/expectations.js';
 import { createTwinResolver, type TwinDocument } from '../src/lib/checks/twins/twinResolver.js';
 import { decodeEventHubBatch } from '../src/lib/message/eventHubBatch.js';
 import { ManualClock } from '../src/lib/ports.js';
-import { replayQuarantined, type ReplayResult } from '../src/lib/quarantineReplay.js';
+import { replayQuarantined } from '../src/lib/quarantineReplay.js';
 import { MemoryBlobStore } from '../src/lib/storage/memoryBlobStore.js';
 import { createQuarantine, type QuarantinedMessage } from '../src/lib/storage/quarantine.js';
 
@@ -22,41 +23,70 @@ async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-describe('quarantine replay after a device twin is fixed', () => {
-  it('stores the placeholder, reads the twin again on replay, and lets the message through', async () => {
-    const clock = new ManualClock(new Date('2024-05-01T13:00:00Z'));
-    const store = new MemoryBlobStore({ clock });
-    const quarantine = createQuarantine(store, 'quarantine', clock);
-    const twin: TwinDocument = { tags: { site: 'lyon' }, properties: { desired: {}, reported: {} } };
-    const twins = createTwinResolver({ reader: { getTwin: async () => twin }, clock, ttlMs: 60_000 });
-    const checks = parseChecksConfig({ endpoints: { events: { enrichments: [{ key: 'site', oneOf: ['Lyon'] }], outcomes: { EnrichmentMismatch: 'quarantine' } } } });
-    const aggregation = parseAggregationConfig({ windows: ['1m'] });
-    if (!('value' in checks) || checks.value === undefined || 'errors' in aggregation) throw new Error('config');
-    const windows = memoryWindowStore();
-    const stream = (on: typeof quarantine) =>
-      createTelemetryStreamHandler({
-        admit: { checks: checks.value!, quarantine: on, twins, now: () => clock.now() },
-        quarantine: on,
-        aggregator: createWindowAggregator({ windows, config: aggregation.value, clock }),
-      });
-
-    const batch = decodeEventHubBatch([Buffer.from('{"temperature":21.5}')], {
-      partitionContext: { partitionId: '0' },
-      systemPropertiesArray: [{ 'iothub-connection-device-id': 'pump-7', 'iothub-enqueuedtime': '2024-05-01T12:00:01.000Z', 'message-id': 'm1' }],
-      propertiesArray: [{ site: '$twin.tags.site' }],
+/** pump-7's `site` enrichment is `$twin.tags.site`, and the rule wants "Lyon"; the twin says "lyon" at first. */
+function setup(outcomes: object) {
+  const clock = new ManualClock(new Date('2024-05-01T13:00:00Z'));
+  const quarantine = createQuarantine(new MemoryBlobStore({ clock }), 'quarantine', clock);
+  const twin: TwinDocument = { tags: { site: 'lyon' }, properties: { desired: {}, reported: {} } };
+  const twins = createTwinResolver({ reader: { getTwin: async () => twin }, clock, ttlMs: 60_000 });
+  const parsed = parseChecksConfig({ endpoints: { events: { enrichments: [{ key: 'site', oneOf: ['Lyon'] }], outcomes } } });
+  const aggregation = parseAggregationConfig({ windows: ['1m'] });
+  if (!('value' in parsed) || parsed.value === undefined || 'errors' in aggregation) throw new Error('config');
+  const checks = parsed.value;
+  const windows = memoryWindowStore();
+  const stream = (on: typeof quarantine) =>
+    createTelemetryStreamHandler({
+      admit: { checks, quarantine: on, twins, now: () => clock.now() },
+      quarantine: on,
+      aggregator: createWindowAggregator({ windows, config: aggregation.value, clock }),
     });
-    expect(await stream(quarantine).processBatch(batch)).toMatchObject({ quarantined: 1, quarantinedBy: { EnrichmentMismatch: 1 } });
-    const [item] = await all(quarantine.list());
-    const record = (await quarantine.get(item!.name)) as QuarantinedMessage;
+  const batch = decodeEventHubBatch([Buffer.from('{"temperature":21.5}')], {
+    partitionContext: { partitionId: '0' },
+    systemPropertiesArray: [{ 'iothub-connection-device-id': 'pump-7', 'iothub-enqueuedtime': '2024-05-01T12:00:01.000Z', 'message-id': 'm1' }],
+    propertiesArray: [{ site: '$twin.tags.site' }],
+  });
+  const fixTwin = (): void => {
+    twin.tags = { site: 'Lyon' };
+    clock.advance(61_000); // past the resolver's cache
+  };
+  return {
+    quarantine,
+    windows,
+    fixTwin,
+    quarantineFirst: async () => expect(await stream(quarantine).processBatch(batch)).toMatchObject({ quarantined: 1 }),
+    dry: () => all(replayQuarantined({ quarantine, handlers: async () => ({}), dryRun: { checks, now: () => clock.now(), twins } })),
+    replay: () => all(replayQuarantined({ quarantine, handlers: async (_endpoint, on) => ({ events: stream(on) }) })),
+  };
+}
+
+describe('quarantine replay of twin-resolved messages', () => {
+  it('stores the placeholder, reads the twin again on replay, and lets the message through once the twin is fixed', async () => {
+    const s = setup({ EnrichmentMismatch: 'quarantine' });
+    await s.quarantineFirst();
+    const [item] = await all(s.quarantine.list());
+    const record = (await s.quarantine.get(item!.name)) as QuarantinedMessage;
     // As delivered: the placeholder, not the value the twin had then (the reason names that value).
     expect(record.properties['site']).toBe('$twin.tags.site');
     expect(record.reasons[0]?.detail).toContain('"lyon"');
 
-    twin.tags = { site: 'Lyon' };
-    clock.advance(61_000); // past the resolver's cache
-    const results: ReplayResult[] = await all(replayQuarantined({ quarantine, handlers: async (_endpoint, on) => ({ events: stream(on) }) }));
-    expect(results).toEqual([expect.objectContaining({ outcome: 'replayed', deviceId: 'pump-7', detail: expect.stringMatching(/^aggregated/) })]);
-    expect(await all(quarantine.list())).toEqual([]);
-    expect(windows.size).toBeGreaterThan(0);
+    s.fixTwin();
+    expect(await s.replay()).toEqual([expect.objectContaining({ outcome: 'replayed', deviceId: 'pump-7', detail: expect.stringMatching(/^aggregated/) })]);
+    expect(await all(s.quarantine.list())).toEqual([]);
+    expect(s.windows.size).toBeGreaterThan(0);
+  });
+
+  it('dry run, twin not fixed: refused, as the replay refuses it (the placeholder alone is only a warning)', async () => {
+    const s = setup({ EnrichmentMismatch: 'quarantine' });
+    await s.quarantineFirst();
+    expect((await s.dry())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnrichmentMismatch'] });
+    expect((await s.replay())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnrichmentMismatch'] });
+  });
+
+  it('dry run, twin fixed, unresolved placeholders quarantined: would go through, as the replay does', async () => {
+    const s = setup({ EnrichmentMismatch: 'quarantine', EnrichmentUnresolved: 'quarantine' });
+    await s.quarantineFirst();
+    s.fixTwin();
+    expect((await s.dry())[0]).toMatchObject({ outcome: 'would-replay' });
+    expect((await s.replay())[0]).toMatchObject({ outcome: 'replayed' });
   });
 });

@@ -21,7 +21,9 @@
  */
 import type { TelemetryStreamHandler } from './aggregate/telemetryStream.js';
 import type { CriticalAlertHandler } from './alerts/criticalAlertHandler.js';
+import { resolveTwinPlaceholders } from './checks/admit.js';
 import { checkMessage } from './checks/checks.js';
+import type { TwinResolver } from './checks/twins/twinResolver.js';
 import type { ChecksConfig } from './checks/expectations.js';
 import type { EndpointName } from './checks/reasons.js';
 import { quarantinedMessage, type Quarantine, type QuarantineListItem } from './storage/quarantine.js';
@@ -46,7 +48,7 @@ export interface ReplayDeps {
     quarantine: Quarantine,
   ) => Promise<{ events?: TelemetryStreamHandler; criticalQueue?: CriticalAlertHandler }>;
   /** For a dry run: the checks alone decide, nothing is processed or deleted. */
-  dryRun?: { checks: ChecksConfig; now: () => Date };
+  dryRun?: { checks: ChecksConfig; now: () => Date; twins?: TwinResolver | undefined };
 }
 
 export type ReplayResult = { name: string; endpoint: string; deviceId: string | null } & (
@@ -90,7 +92,8 @@ async function replayOne(deps: ReplayDeps, item: QuarantineListItem): Promise<Re
   const endpoint: EndpointName = item.endpoint;
 
   if (deps.dryRun !== undefined) {
-    const check = checkMessage(message, endpoint, deps.dryRun.checks, deps.dryRun.now());
+    const { message: resolved } = await resolveTwinPlaceholders(message, deps.dryRun.twins);
+    const check = checkMessage(resolved, endpoint, deps.dryRun.checks, deps.dryRun.now());
     if (check.outcome !== 'quarantine') return { ...base, outcome: 'would-replay' };
     return { ...base, outcome: 'quarantined', reasons: [...new Set(check.findings.filter((f) => f.outcome === 'quarantine').map((f) => f.code))].sort() };
   }

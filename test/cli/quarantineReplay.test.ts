@@ -3,34 +3,24 @@
  * strict rule are replayed after the rule is fixed, through the same handler, into the same reports; replaying
  * again changes nothing; a dry run and a rule still unmet leave the records where they are.
  */
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quarantineCommand } from '../../src/cli/commands/quarantine.js';
 import { reportsCommand } from '../../src/cli/commands/reports.js';
 import { EXIT } from '../../src/cli/io.js';
 import { telemetryStreamFromServices } from '../../src/lib/aggregate/telemetryStream.js';
 import { createAlertServices } from '../../src/lib/alerts/alertServices.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
-import { createServices } from '../../src/lib/runtime.js';
-import { uniqueContainerName, useAzurite } from '../support/azurite.js';
+import { useAzurite } from '../support/azurite.js';
 import { runCommand } from '../support/cli.js';
+import { replayConfig, replayFixture, type ReplayFixture } from '../support/replayFixture.js';
 
 const azurite = useAzurite();
-let dir: string;
-let env: Record<string, string>;
+let fixture: ReplayFixture;
 
 /** `site` must be one of `allowed` on the events and critical endpoints, or the message is quarantined. */
-function config(allowed: string[]): object {
-  const rule = { enrichments: [{ key: 'site', oneOf: allowed }], outcomes: { EnrichmentMismatch: 'quarantine' } };
-  return {
-    aggregation: { windows: ['1m'] },
-    checks: { endpoints: { events: rule, criticalQueue: rule } },
-    alerts: { from: 'alerts@contoso.example', recipients: { default: ['ops@contoso.example'] }, sender: 'outbox', outboxDirectory: join(dir, 'outbox') },
-  };
-}
+const siteRule = (dir: string, allowed: string[]): object => replayConfig(dir, [{ key: 'site', oneOf: allowed }], { EnrichmentMismatch: 'quarantine' });
 
 function events(sites: Array<[device: string, site: string, second: number]>) {
   return decodeEventHubBatch(
@@ -49,32 +39,22 @@ function events(sites: Array<[device: string, site: string, second: number]>) {
   );
 }
 
-function cli(args: string[]) {
-  return runCommand(quarantineCommand, args, env);
-}
+const cli = (args: string[]) => fixture.cli(args);
 
 async function report(): Promise<{ deviceId: string; messages: number; fields: { temperature?: { count: number; sum: number } } }[]> {
   const run = await runCommand(
     reportsCommand,
-    ['--from', '2024-05-01T12:00:00Z', '--to', '2024-05-01T12:01:00Z', '--format', 'json', '--config', join(dir, 'fixed.json')],
-    env,
+    ['--from', '2024-05-01T12:00:00Z', '--to', '2024-05-01T12:01:00Z', '--format', 'json', '--config', fixture.config('fixed')],
+    fixture.env,
   );
   expect(run.code).toBe(EXIT.ok);
   return (JSON.parse(run.stdout) as { reports: Array<{ deviceId: string; messages: number; fields: { temperature?: { count: number; sum: number } } }> }).reports;
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'replay-'));
-  await writeFile(join(dir, 'strict.json'), JSON.stringify(config(['Lyon'])));
-  await writeFile(join(dir, 'fixed.json'), JSON.stringify(config(['Lyon', 'lyon'])));
-  env = {
-    AzureWebJobsStorage: azurite().connectionString,
-    REPORTS_CONTAINER: uniqueContainerName('reports'),
-    QUARANTINE_CONTAINER: uniqueContainerName('quarantine'),
-    ALERTS_CONTAINER: uniqueContainerName('alerts'),
-  };
+  fixture = await replayFixture(azurite().connectionString, (dir) => ({ strict: siteRule(dir, ['Lyon']), fixed: siteRule(dir, ['Lyon', 'lyon']) }));
   // The stream under the strict rule: pump-7 spells its site in lower case, and is quarantined.
-  const services = await createServices({ ...env, ROUTING_CONFIG_PATH: join(dir, 'strict.json') }, { root: dir });
+  const services = await fixture.services('strict');
   const result = await telemetryStreamFromServices(services).processBatch(
     events([
       ['pump-7', 'lyon', 1],
@@ -93,13 +73,11 @@ beforeAll(async () => {
   expect(await createAlertServices(services).handler.handle(alert)).toMatchObject({ outcome: 'quarantined', reasons: ['EnrichmentMismatch'] });
 });
 
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => fixture.remove());
 
 describe('iot-routing quarantine replay', () => {
   it('leaves everything in place on a dry run or while the rule is unchanged, and says why', async () => {
-    const dry = await cli(['replay', '--dry-run', '--config', join(dir, 'fixed.json'), '--format', 'ndjson']);
+    const dry = await cli(['replay', '--dry-run', '--config', fixture.config('fixed'), '--format', 'ndjson']);
     expect(dry.code).toBe(EXIT.ok);
     expect(dry.stdout.trimEnd().split('\n').map((line) => (JSON.parse(line) as { outcome: string }).outcome)).toEqual([
       'would-replay',
@@ -108,28 +86,28 @@ describe('iot-routing quarantine replay', () => {
     ]);
     expect(dry.stderr).toContain('dry run: 3 would go through, 0 would stay quarantined, 0 skipped');
 
-    const unchanged = await cli(['replay', '--config', join(dir, 'strict.json')]);
+    const unchanged = await cli(['replay', '--config', fixture.config('strict')]);
     expect(unchanged.code).toBe(EXIT.wouldQuarantine);
     expect(unchanged.stdout).toMatch(/^quarantined +messages\/events\/2024\/05\/01\/\S+ {2}EnrichmentMismatch$/m);
     expect(unchanged.stdout).toMatch(/^quarantined +messages\/criticalQueue\/2024\/05\/01\/\S+ {2}EnrichmentMismatch$/m);
     expect(unchanged.stderr).toContain('replayed 0, still quarantined 3, skipped 0');
     expect((await cli(['list'])).stderr).toContain('3 quarantined records');
-    await expect(readdir(join(dir, 'outbox'))).rejects.toThrow();
+    await expect(readdir(join(fixture.dir, 'outbox'))).rejects.toThrow();
     expect((await report()).map((r) => r.deviceId)).toEqual(['pump-8']);
   });
 
   it('replays a critical alert through the alert path once the rule is fixed: one e-mail, however often it is replayed', async () => {
-    const replayed = await cli(['replay', '--endpoint', 'criticalQueue', '--device', 'pump-7', '--config', join(dir, 'fixed.json')]);
+    const replayed = await cli(['replay', '--endpoint', 'criticalQueue', '--device', 'pump-7', '--config', fixture.config('fixed')]);
     expect(replayed.code).toBe(EXIT.ok);
     expect(replayed.stdout).toMatch(/^replayed +messages\/criticalQueue\/2024\/05\/01\/\S+ {2}sent$/m);
-    expect(await readdir(join(dir, 'outbox'))).toHaveLength(1);
+    expect(await readdir(join(fixture.dir, 'outbox'))).toHaveLength(1);
     expect((await cli(['list', '--endpoint', 'criticalQueue'])).stderr).toContain('0 quarantined records');
-    expect((await cli(['replay', '--endpoint', 'criticalQueue', '--config', join(dir, 'fixed.json')])).stderr).toContain('replayed 0');
-    expect(await readdir(join(dir, 'outbox'))).toHaveLength(1);
+    expect((await cli(['replay', '--endpoint', 'criticalQueue', '--config', fixture.config('fixed')])).stderr).toContain('replayed 0');
+    expect(await readdir(join(fixture.dir, 'outbox'))).toHaveLength(1);
   });
 
   it('replays into the same reports once the rule is fixed, deletes the records, and a second replay changes nothing', async () => {
-    const replayed = await cli(['replay', '--endpoint', 'events', '--config', join(dir, 'fixed.json'), '--format', 'ndjson']);
+    const replayed = await cli(['replay', '--endpoint', 'events', '--config', fixture.config('fixed'), '--format', 'ndjson']);
     expect(replayed.code).toBe(EXIT.ok);
     const results = replayed.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { outcome: string; deviceId: string; detail: string });
     expect(results).toEqual([
@@ -143,14 +121,14 @@ describe('iot-routing quarantine replay', () => {
       ['pump-8', 1, 22],
     ]);
 
-    const again = await cli(['replay', '--config', join(dir, 'fixed.json')]);
+    const again = await cli(['replay', '--config', fixture.config('fixed')]);
     expect(again.code).toBe(EXIT.ok);
     expect(again.stderr).toContain('replayed 0, still quarantined 0, skipped 0');
     expect(await report()).toEqual(reports);
   });
 
   it('refuses an endpoint it cannot replay and a run without a configuration to apply', async () => {
-    await expect(cli(['replay', '--endpoint', 'archive', '--config', join(dir, 'fixed.json')])).rejects.toThrow(
+    await expect(cli(['replay', '--endpoint', 'archive', '--config', fixture.config('fixed')])).rejects.toThrow(
       '--endpoint must be one of events, criticalQueue for replay, not "archive"',
     );
     await expect(cli(['list', '--dry-run'])).rejects.toThrow('--dry-run and --config are for quarantine replay');

@@ -3,49 +3,26 @@
  * behind says today's reasons (in `show`, and to `list --reason`), and a critical message is reported with the
  * codes that quarantine it only, as the dry run reports it.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quarantineCommand } from '../../src/cli/commands/quarantine.js';
 import { EXIT } from '../../src/cli/io.js';
 import { telemetryStreamFromServices } from '../../src/lib/aggregate/telemetryStream.js';
 import { createAlertServices } from '../../src/lib/alerts/alertServices.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
-import { createServices } from '../../src/lib/runtime.js';
-import { uniqueContainerName, useAzurite } from '../support/azurite.js';
-import { runCommand } from '../support/cli.js';
+import { useAzurite } from '../support/azurite.js';
+import { replayConfig, replayFixture, type ReplayFixture } from '../support/replayFixture.js';
 
 const azurite = useAzurite();
-let dir: string;
-let env: Record<string, string>;
-
-function config(rules: object[], outcomes: object): object {
-  const rule = { enrichments: rules, outcomes };
-  return {
-    aggregation: { windows: ['1m'] },
-    checks: { endpoints: { events: rule, criticalQueue: rule } },
-    alerts: { from: 'alerts@contoso.example', recipients: { default: ['ops@contoso.example'] }, sender: 'outbox', outboxDirectory: join(dir, 'outbox') },
-  };
-}
-const cli = (args: string[]) => runCommand(quarantineCommand, args, env);
+let fixture: ReplayFixture;
+const cli = (args: string[]) => fixture.cli(args);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'replay-refused-'));
-  await writeFile(join(dir, 'strict.json'), JSON.stringify(config([{ key: 'site', oneOf: ['Lyon'] }], { EnrichmentMismatch: 'quarantine' })));
-  // Fixed the site rule, but now also requires a zone enrichment, which the message lacks.
-  await writeFile(
-    join(dir, 'zone.json'),
-    JSON.stringify(config([{ key: 'site', oneOf: ['Lyon', 'lyon'] }, { key: 'zone' }], { EnrichmentMismatch: 'quarantine', EnrichmentMissing: 'quarantine' })),
-  );
-  env = {
-    AzureWebJobsStorage: azurite().connectionString,
-    REPORTS_CONTAINER: uniqueContainerName('reports'),
-    QUARANTINE_CONTAINER: uniqueContainerName('quarantine'),
-    ALERTS_CONTAINER: uniqueContainerName('alerts'),
-  };
-  const services = await createServices({ ...env, ROUTING_CONFIG_PATH: join(dir, 'strict.json') }, { root: dir });
+  fixture = await replayFixture(azurite().connectionString, (dir) => ({
+    strict: replayConfig(dir, [{ key: 'site', oneOf: ['Lyon'] }], { EnrichmentMismatch: 'quarantine' }),
+    // Fixed the site rule, but now also requires a zone enrichment, which the message lacks.
+    zone: replayConfig(dir, [{ key: 'site', oneOf: ['Lyon', 'lyon'] }, { key: 'zone' }], { EnrichmentMismatch: 'quarantine', EnrichmentMissing: 'quarantine' }),
+  }));
+  const services = await fixture.services('strict');
   const batch = decodeEventHubBatch([Buffer.from('{"temperature":20}')], {
     partitionContext: { partitionId: '1' },
     systemPropertiesArray: [{ 'iothub-connection-device-id': 'pump-7', 'iothub-enqueuedtime': '2024-05-01T12:00:01.000Z', 'message-id': 'm1', 'content-type': 'application/json', 'content-encoding': 'utf-8' }],
@@ -62,13 +39,11 @@ beforeAll(async () => {
   expect(await createAlertServices(services).handler.handle(alert)).toMatchObject({ outcome: 'quarantined' });
 });
 
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => fixture.remove());
 
 describe('quarantine replay: what a still-refused record says afterwards', () => {
   it("keeps today's reasons in the record it leaves (list --reason / show agree with the replay output)", async () => {
-    const run = await cli(['replay', '--endpoint', 'events', '--config', join(dir, 'zone.json'), '--format', 'ndjson']);
+    const run = await cli(['replay', '--endpoint', 'events', '--config', fixture.config('zone'), '--format', 'ndjson']);
     expect(run.code).toBe(EXIT.wouldQuarantine);
     const [result] = run.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { name: string; reasons: string[] });
     expect(result!.reasons).toEqual(['EnrichmentMissing']);
@@ -82,8 +57,8 @@ describe('quarantine replay: what a still-refused record says afterwards', () =>
   });
 
   it('reports only the codes that quarantine a critical message, as the dry run does', async () => {
-    const dry = await cli(['replay', '--endpoint', 'criticalQueue', '--dry-run', '--config', join(dir, 'strict.json'), '--format', 'ndjson']);
-    const wet = await cli(['replay', '--endpoint', 'criticalQueue', '--config', join(dir, 'strict.json'), '--format', 'ndjson']);
+    const dry = await cli(['replay', '--endpoint', 'criticalQueue', '--dry-run', '--config', fixture.config('strict'), '--format', 'ndjson']);
+    const wet = await cli(['replay', '--endpoint', 'criticalQueue', '--config', fixture.config('strict'), '--format', 'ndjson']);
     const reasons = (out: string) => (JSON.parse(out.trimEnd()) as { reasons: string[] }).reasons;
     expect(reasons(dry.stdout)).toEqual(['EnrichmentMismatch']);
     expect(reasons(wet.stdout)).toEqual(['EnrichmentMismatch']);

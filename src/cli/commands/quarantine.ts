@@ -119,7 +119,7 @@ async function replay(
         else handlers.criticalQueue ??= createAlertServices(replaying).handler;
         return handlers;
       },
-      ...(values['dry-run'] ? { dryRun: { checks: services.config.routing.checks, now: () => services.clock.now() } } : {}),
+      ...(values['dry-run'] ? { dryRun: { checks: services.config.routing.checks, now: () => services.clock.now(), twins: services.twins } } : {}),
     },
     {
       ...(values.endpoint !== undefined ? { endpoint: values.endpoint as ReplayableEndpoint } : {}),

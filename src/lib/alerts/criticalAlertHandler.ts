@@ -307,7 +307,8 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
       const owned = claim;
       try {
         if (owned.takeover) {
-          const sent = await earlierSend(owned, facts, admitted);
+          // `message` as delivered, not `admitted`: what a refusal quarantines keeps its `$twin` placeholders (admit.ts).
+          const sent = await earlierSend(owned, facts, message);
           if (sent !== undefined) return sent;
           // The earlier attempt may have folded the alert before it crashed; finish that instead of also sending it.
           const pending = await digests.get(facts.deviceId);
@@ -316,7 +317,7 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
         }
         const decision = await gate.admitAlert(facts.deviceId, facts.alertKey);
         if (decision.kind === 'hold') return await fold(owned, facts, decision.reason, decision.until);
-        return await send(owned, facts, admitted, owned.takeover);
+        return await send(owned, facts, message, owned.takeover);
       } catch (error) {
         // Invariant: a delivery that fails after claiming hands the alert back before it throws. Service Bus
         // redelivers an abandoned message at once, and a lease left to run out (75 s) would have every redelivery

@@ -53,13 +53,11 @@ export async function admit(messages: readonly RoutedMessage[], endpoint: Endpoi
     // A module's message is enriched from its module twin, which inherits nothing from the device twin: the device
     // twin (the only one the resolver reads) would give a value IoT Hub would not have stamped. Its placeholders stay
     // unresolved, and the checks say so.
-    if (deps.twins !== undefined && message.deviceId !== null && message.moduleId === undefined && hasPlaceholder(message)) {
-      // Transient twin failures throw (TwinUnavailable) so the trigger retries the batch: nothing is half-done here.
-      const resolution = await deps.twins.resolveProperties(message.deviceId, message.properties);
-      if (resolution.resolved.length > 0) {
-        message = { ...message, properties: resolution.properties };
-        twinResolved = resolution.resolved;
-      }
+    // Checked here first, synchronously: almost no message has a placeholder, and an await per message costs a turn.
+    if (deps.twins !== undefined && hasPlaceholder(message)) {
+      const resolution = await resolveTwinPlaceholders(message, deps.twins);
+      message = resolution.message;
+      twinResolved = resolution.resolved;
     }
     const check = checkMessage(message, endpoint, deps.checks, now);
     // Indexed: for...of over the shared frozen empty list of a clean check allocates an iterator and its result
@@ -107,4 +105,14 @@ function hasPlaceholder(message: RoutedMessage): boolean {
     if (isUnresolvedPlaceholder(message.properties[key])) return true;
   }
   return false;
+}
+
+/** What `admit` checks: the message with its `$twin` placeholders resolved (device messages, resolver configured). */
+export async function resolveTwinPlaceholders(message: RoutedMessage, twins: TwinResolver | undefined): Promise<{ message: RoutedMessage; resolved: readonly string[] }> {
+  if (twins !== undefined && message.deviceId !== null && message.moduleId === undefined && hasPlaceholder(message)) {
+    // Transient twin failures throw (TwinUnavailable) so the trigger retries the batch: nothing is half-done here.
+    const resolution = await twins.resolveProperties(message.deviceId, message.properties);
+    if (resolution.resolved.length > 0) return { message: { ...message, properties: resolution.properties }, resolved: resolution.resolved };
+  }
+  return { message, resolved: NONE_RESOLVED };
 }

@@ -1,0 +1,55 @@
+/**
+ * What the `quarantine replay` CLI tests share: a temporary directory of routing.config.json variants, app settings
+ * naming fresh containers in Azurite, the CLI run with them, and the services a given config variant builds (to
+ * quarantine messages the way the functions do before replaying them).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { quarantineCommand } from '../../src/cli/commands/quarantine.js';
+import { createServices, type Services } from '../../src/lib/runtime.js';
+import { uniqueContainerName } from './azurite.js';
+import { runCommand, type CliRun } from './cli.js';
+
+export interface ReplayFixture {
+  dir: string;
+  env: Record<string, string>;
+  /** The path of a config variant written by `replayFixture`. */
+  config(name: string): string;
+  cli(args: string[]): Promise<CliRun>;
+  services(configName: string): Promise<Services>;
+  remove(): Promise<void>;
+}
+
+/**
+ * A config with `rules` (enrichment expectations) and `outcomes` on the events and critical endpoints, one-minute
+ * windows, and alerts written to an outbox under `dir`.
+ */
+export function replayConfig(dir: string, rules: object[], outcomes: object): object {
+  const rule = { enrichments: rules, outcomes };
+  return {
+    aggregation: { windows: ['1m'] },
+    checks: { endpoints: { events: rule, criticalQueue: rule } },
+    alerts: { from: 'alerts@contoso.example', recipients: { default: ['ops@contoso.example'] }, sender: 'outbox', outboxDirectory: join(dir, 'outbox') },
+  };
+}
+
+export async function replayFixture(connectionString: string, configs: (dir: string) => Record<string, object>): Promise<ReplayFixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'replay-'));
+  for (const [name, config] of Object.entries(configs(dir))) await writeFile(join(dir, `${name}.json`), JSON.stringify(config));
+  const env = {
+    AzureWebJobsStorage: connectionString,
+    REPORTS_CONTAINER: uniqueContainerName('reports'),
+    QUARANTINE_CONTAINER: uniqueContainerName('quarantine'),
+    ALERTS_CONTAINER: uniqueContainerName('alerts'),
+  };
+  const config = (name: string): string => join(dir, `${name}.json`);
+  return {
+    dir,
+    env,
+    config,
+    cli: (args) => runCommand(quarantineCommand, args, env),
+    services: (name) => createServices({ ...env, ROUTING_CONFIG_PATH: config(name) }, { root: dir }),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
