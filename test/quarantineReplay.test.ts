@@ -23,8 +23,11 @@ async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-/** pump-7's `site` enrichment is `$twin.tags.site`, and the rule wants "Lyon"; the twin says "lyon" at first. */
-function setup(outcomes: object) {
+/**
+ * pump-7's `site` enrichment is `$twin.tags.site`, and the rule wants "Lyon"; the twin says "lyon" at first.
+ * `enqueued: false`: the message has no enqueued time (which `outcomes` may let through as a warning).
+ */
+function setup(outcomes: object, { enqueued = true }: { enqueued?: boolean } = {}) {
   const clock = new ManualClock(new Date('2024-05-01T13:00:00Z'));
   const quarantine = createQuarantine(new MemoryBlobStore({ clock }), 'quarantine', clock);
   const twin: TwinDocument = { tags: { site: 'lyon' }, properties: { desired: {}, reported: {} } };
@@ -42,7 +45,9 @@ function setup(outcomes: object) {
     });
   const batch = decodeEventHubBatch([Buffer.from('{"temperature":21.5}')], {
     partitionContext: { partitionId: '0' },
-    systemPropertiesArray: [{ 'iothub-connection-device-id': 'pump-7', 'iothub-enqueuedtime': '2024-05-01T12:00:01.000Z', 'message-id': 'm1' }],
+    systemPropertiesArray: [
+      { 'iothub-connection-device-id': 'pump-7', ...(enqueued ? { 'iothub-enqueuedtime': '2024-05-01T12:00:01.000Z' } : {}), 'message-id': 'm1' },
+    ],
     propertiesArray: [{ site: '$twin.tags.site' }],
   });
   const fixTwin = (): void => {
@@ -53,7 +58,7 @@ function setup(outcomes: object) {
     quarantine,
     windows,
     fixTwin,
-    quarantineFirst: async () => expect(await stream(quarantine).processBatch(batch)).toMatchObject({ quarantined: 1 }),
+    quarantineFirst: async () => (await stream(quarantine).processBatch(batch)).quarantinedBy,
     dry: () => all(replayQuarantined({ quarantine, handlers: async () => ({}), dryRun: { checks, now: () => clock.now(), twins } })),
     replay: () => all(replayQuarantined({ quarantine, handlers: async (_endpoint, on) => ({ events: stream(on) }) })),
   };
@@ -62,7 +67,7 @@ function setup(outcomes: object) {
 describe('quarantine replay of twin-resolved messages', () => {
   it('stores the placeholder, reads the twin again on replay, and lets the message through once the twin is fixed', async () => {
     const s = setup({ EnrichmentMismatch: 'quarantine' });
-    await s.quarantineFirst();
+    expect(await s.quarantineFirst()).toEqual({ EnrichmentMismatch: 1 });
     const [item] = await all(s.quarantine.list());
     const record = (await s.quarantine.get(item!.name)) as QuarantinedMessage;
     // As delivered: the placeholder, not the value the twin had then (the reason names that value).
@@ -77,16 +82,27 @@ describe('quarantine replay of twin-resolved messages', () => {
 
   it('dry run, twin not fixed: refused, as the replay refuses it (the placeholder alone is only a warning)', async () => {
     const s = setup({ EnrichmentMismatch: 'quarantine' });
-    await s.quarantineFirst();
+    expect(await s.quarantineFirst()).toEqual({ EnrichmentMismatch: 1 });
     expect((await s.dry())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnrichmentMismatch'] });
     expect((await s.replay())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnrichmentMismatch'] });
   });
 
   it('dry run, twin fixed, unresolved placeholders quarantined: would go through, as the replay does', async () => {
     const s = setup({ EnrichmentMismatch: 'quarantine', EnrichmentUnresolved: 'quarantine' });
-    await s.quarantineFirst();
+    expect(await s.quarantineFirst()).toEqual({ EnrichmentMismatch: 1 });
     s.fixTwin();
     expect((await s.dry())[0]).toMatchObject({ outcome: 'would-replay' });
     expect((await s.replay())[0]).toMatchObject({ outcome: 'replayed' });
+  });
+
+  it('a message the checks let through without an enqueued time: quarantined as delivered, and the dry run agrees it stays', async () => {
+    const s = setup({ EnrichmentMismatch: 'quarantine', EnqueuedTimeInvalid: 'warn' }, { enqueued: false });
+    s.fixTwin();
+    // The checks pass it (a warning); the aggregation cannot place it in a window and quarantines it.
+    expect(await s.quarantineFirst()).toEqual({ EnqueuedTimeInvalid: 1 });
+    const [item] = await all(s.quarantine.list());
+    expect(((await s.quarantine.get(item!.name)) as QuarantinedMessage).properties['site']).toBe('$twin.tags.site');
+    expect((await s.dry())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnqueuedTimeInvalid'] });
+    expect((await s.replay())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnqueuedTimeInvalid'] });
   });
 });

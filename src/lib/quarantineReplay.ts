@@ -20,12 +20,14 @@
  * messages; their alerts are in the ledger.
  */
 import type { TelemetryStreamHandler } from './aggregate/telemetryStream.js';
+import { unwindowableCode } from './aggregate/windows.js';
 import type { CriticalAlertHandler } from './alerts/criticalAlertHandler.js';
+import type { LedgerState } from './alerts/ledger.js';
 import { resolveTwinPlaceholders } from './checks/admit.js';
 import { checkMessage } from './checks/checks.js';
 import type { TwinResolver } from './checks/twins/twinResolver.js';
 import type { ChecksConfig } from './checks/expectations.js';
-import type { EndpointName } from './checks/reasons.js';
+import type { RoutedMessage } from './message/RoutedMessage.js';
 import { quarantinedMessage, type Quarantine, type QuarantineListItem } from './storage/quarantine.js';
 
 export const REPLAYABLE_ENDPOINTS = ['events', 'criticalQueue'] as const;
@@ -47,8 +49,16 @@ export interface ReplayDeps {
     endpoint: ReplayableEndpoint,
     quarantine: Quarantine,
   ) => Promise<{ events?: TelemetryStreamHandler; criticalQueue?: CriticalAlertHandler }>;
-  /** For a dry run: the checks alone decide, nothing is processed or deleted. */
-  dryRun?: { checks: ChecksConfig; now: () => Date; twins?: TwinResolver | undefined };
+  /** For a dry run: nothing is processed or deleted, and the verdict is the handler's, found without acting. */
+  dryRun?: DryRun;
+}
+
+export interface DryRun {
+  checks: ChecksConfig;
+  now: () => Date;
+  twins?: TwinResolver | undefined;
+  /** The alert ledger's state for a critical message's alert key, when it has one. */
+  alertState?: ((message: RoutedMessage) => Promise<LedgerState | undefined>) | undefined;
 }
 
 export type ReplayResult = { name: string; endpoint: string; deviceId: string | null } & (
@@ -89,14 +99,7 @@ async function replayOne(deps: ReplayDeps, item: QuarantineListItem): Promise<Re
   if (entry === null) return { ...base, outcome: 'skipped', why: 'gone (another replay took it)' };
   if (entry.kind !== 'message') return { ...base, outcome: 'skipped', why: `a ${entry.kind} record` };
   const message = quarantinedMessage(entry);
-  const endpoint: EndpointName = item.endpoint;
-
-  if (deps.dryRun !== undefined) {
-    const { message: resolved } = await resolveTwinPlaceholders(message, deps.dryRun.twins);
-    const check = checkMessage(resolved, endpoint, deps.dryRun.checks, deps.dryRun.now());
-    if (check.outcome !== 'quarantine') return { ...base, outcome: 'would-replay' };
-    return { ...base, outcome: 'quarantined', reasons: [...new Set(check.findings.filter((f) => f.outcome === 'quarantine').map((f) => f.code))].sort() };
-  }
+  if (deps.dryRun !== undefined) return { ...base, ...(await judge(deps.dryRun, message, item.endpoint)) };
 
   const handlers = await deps.handlers(item.endpoint, deps.quarantine.forReplay());
   let detail: string;
@@ -120,4 +123,26 @@ async function replayOne(deps: ReplayDeps, item: QuarantineListItem): Promise<Re
   }
   await deps.quarantine.remove(item.name);
   return { ...base, outcome: 'replayed', detail };
+}
+
+/**
+ * What the replay would do with `message`, without doing it, in the order its handler decides: twins resolved and
+ * the checks (admit.ts); then, for telemetry, whether it can be placed in a window (the aggregation quarantines a
+ * message without a device or enqueued time that the checks let through as a warning); for an alert, whether the
+ * e-mail service refused it for good (a `failed` ledger record, which keeps the alert quarantined until a person
+ * deletes it).
+ */
+async function judge(dryRun: DryRun, message: RoutedMessage, endpoint: ReplayableEndpoint): Promise<{ outcome: 'would-replay' } | { outcome: 'quarantined'; reasons: string[] }> {
+  const { message: resolved } = await resolveTwinPlaceholders(message, dryRun.twins);
+  const check = checkMessage(resolved, endpoint, dryRun.checks, dryRun.now());
+  if (check.outcome === 'quarantine') {
+    return { outcome: 'quarantined', reasons: [...new Set(check.findings.filter((f) => f.outcome === 'quarantine').map((f) => f.code))].sort() };
+  }
+  if (endpoint === 'events') {
+    const code = unwindowableCode(resolved);
+    if (code !== undefined) return { outcome: 'quarantined', reasons: [code] };
+  } else if ((await dryRun.alertState?.(resolved)) === 'failed') {
+    return { outcome: 'quarantined', reasons: ['EmailRejected'] };
+  }
+  return { outcome: 'would-replay' };
 }

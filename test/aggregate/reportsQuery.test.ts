@@ -64,7 +64,7 @@ describe('reading reports', () => {
         'content-type': 'application/json',
       })),
     });
-    await aggregator.aggregate(messages.map((message) => ({ message, check: { outcome: 'accept', findings: [] }, twinResolved: [] })), '0');
+    await aggregator.aggregate(messages.map((message) => ({ message, delivered: message, check: { outcome: 'accept', findings: [] }, twinResolved: [] })), '0');
     return windows;
   }
 

@@ -5,12 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseAlertsConfig } from '../../src/lib/alerts/alertsConfig.js';
+import { alertKeyOf } from '../../src/lib/alerts/alertPolicy.js';
 import { createAlertServices } from '../../src/lib/alerts/alertServices.js';
 import type { EmailMessage, EmailSender, SendResult } from '../../src/lib/alerts/email.js';
 import { createTwinResolver, type TwinDocument } from '../../src/lib/checks/twins/twinResolver.js';
 import { buildAppConfig } from '../../src/lib/config.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
+import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 import { ManualClock } from '../../src/lib/ports.js';
+import { replayQuarantined, type ReplayResult } from '../../src/lib/quarantineReplay.js';
 import type { Services } from '../../src/lib/runtime.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
 import { createQuarantine, type QuarantinedMessage } from '../../src/lib/storage/quarantine.js';
@@ -36,7 +39,7 @@ describe('an alert the e-mail service refused', () => {
     const services: Services = { env, config, clock, store, quarantine, twins, admitDeps: { checks: config.routing.checks, quarantine, twins, now: () => clock.now() } };
     const alerts = parseAlertsConfig({ from: 'alerts@contoso.example', recipients: { default: ['ops@contoso.example'] } });
     if ('errors' in alerts) throw new Error('config');
-    const { handler } = createAlertServices(services, { alerts: alerts.value, sender: new RejectingSender(), busyWait: { attempts: 0, intervalMs: 0 } });
+    const { handler, stores } = createAlertServices(services, { alerts: alerts.value, sender: new RejectingSender(), busyWait: { attempts: 0, intervalMs: 0 } });
     const m = decodeServiceBusMessage(
       Buffer.from('{"temperature":97.5}'),
       {
@@ -56,5 +59,21 @@ describe('an alert the e-mail service refused', () => {
     const record = (await quarantine.get(names[0]!)) as QuarantinedMessage;
     expect(record.reasons.map((r) => r.code)).toEqual(['EmailRejected']);
     expect(record.properties['deviceLocation']).toBe('$twin.tags.location');
+
+    // A dry run of its replay says what the replay does: it stays refused while the ledger keeps the verdict.
+    const replayHandlers = async (_endpoint: unknown, on: typeof quarantine) => ({
+      criticalQueue: createAlertServices(
+        { ...services, quarantine: on, admitDeps: { ...services.admitDeps, quarantine: on } },
+        { alerts: alerts.value, sender: new RejectingSender(), busyWait: { attempts: 0, intervalMs: 0 } },
+      ).handler,
+    });
+    const dryRun = { checks: config.routing.checks, now: () => clock.now(), twins, alertState: async (message: RoutedMessage) => (await stores.ledger.get(alertKeyOf(message)))?.record.state };
+    const outcomes = async (dry: boolean) => {
+      const results: ReplayResult[] = [];
+      for await (const result of replayQuarantined({ quarantine, handlers: replayHandlers, ...(dry ? { dryRun } : {}) })) results.push(result);
+      return results.map((r) => [r.outcome, r.outcome === 'quarantined' ? r.reasons : []]);
+    };
+    expect(await outcomes(true)).toEqual([['quarantined', ['EmailRejected']]]);
+    expect(await outcomes(false)).toEqual([['quarantined', ['EmailRejected']]]);
   });
 });

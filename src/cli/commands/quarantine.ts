@@ -1,12 +1,16 @@
 import { resolve } from 'node:path';
 import { telemetryStreamFromServices, type TelemetryStreamHandler } from '../../lib/aggregate/telemetryStream.js';
-import { createAlertServices } from '../../lib/alerts/alertServices.js';
+import { alertKeyOf } from '../../lib/alerts/alertPolicy.js';
+import { parseAlertSettings } from '../../lib/alerts/alertsConfig.js';
+import { alertsConfigOf, createAlertServices } from '../../lib/alerts/alertServices.js';
+import { createAlertStores } from '../../lib/alerts/alertStores.js';
+import type { AlertLedger } from '../../lib/alerts/ledger.js';
 import type { CriticalAlertHandler } from '../../lib/alerts/criticalAlertHandler.js';
 import { ENDPOINT_NAMES } from '../../lib/checks/reasons.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { REPLAYABLE_ENDPOINTS, replayQuarantined, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
-import { createServices } from '../../lib/runtime.js';
+import { REPLAYABLE_ENDPOINTS, replayQuarantined, type DryRun, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
+import { createServices, type Services } from '../../lib/runtime.js';
 import { createQuarantine, quarantineReasonCodes } from '../../lib/storage/quarantine.js';
 import { EXIT, parseCommandArgs, routingConfigPath, UsageError, writeLine, type CliIo } from '../io.js';
 
@@ -20,7 +24,8 @@ iot-routing quarantine replay [--endpoint events|criticalQueue] [--reason CODE] 
   handler of its endpoint with today's configuration (--config, else ./routing.config.json) and the app settings in
   the environment (AzureWebJobsStorage, REPORTS_CONTAINER, and the alert settings for criticalQueue). A message the
   handler takes is deleted from the quarantine; one the checks still refuse stays, with today's reasons. Replaying
-  twice changes nothing (reports and alerts dedupe by message identity). --dry-run only runs the checks. Exit 0
+  twice changes nothing (reports and alerts dedupe by message identity). --dry-run says what would happen
+  without acting (checks with twins resolved, windows, the alert ledger's verdicts). Exit 0
   when every message went through, 3 when some stay quarantined, 1 for usage and configuration errors.`;
 
 export async function quarantineCommand(args: string[], io: CliIo): Promise<number> {
@@ -119,7 +124,7 @@ async function replay(
         else handlers.criticalQueue ??= createAlertServices(replaying).handler;
         return handlers;
       },
-      ...(values['dry-run'] ? { dryRun: { checks: services.config.routing.checks, now: () => services.clock.now(), twins: services.twins } } : {}),
+      ...(values['dry-run'] ? { dryRun: dryRunOf(services) } : {}),
     },
     {
       ...(values.endpoint !== undefined ? { endpoint: values.endpoint as ReplayableEndpoint } : {}),
@@ -142,4 +147,22 @@ async function replay(
     io.stderr.write('still quarantined: see why with `iot-routing quarantine show <name>`; an EmailRejected alert is sent again only after its ledger/<alertKey>.json in the alerts container is deleted\n');
   }
   return counts.quarantined > 0 ? EXIT.wouldQuarantine : EXIT.ok;
+}
+
+/** A dry run's view of the services: checks, twins, and the alert ledger (read only, opened on first use). */
+function dryRunOf(services: Services): DryRun {
+  let ledger: AlertLedger | undefined;
+  return {
+    checks: services.config.routing.checks,
+    now: () => services.clock.now(),
+    twins: services.twins,
+    alertState: async (message) => {
+      if (ledger === undefined) {
+        const settings = parseAlertSettings(services.env);
+        const container = 'value' in settings ? settings.value.container : 'alerts';
+        ledger = createAlertStores(services.store, container, services.clock, alertsConfigOf(services.config)).ledger;
+      }
+      return (await ledger.get(alertKeyOf(message)))?.record.state;
+    },
+  };
 }

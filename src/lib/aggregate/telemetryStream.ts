@@ -15,6 +15,7 @@ import { aggregationConfigOf } from './aggregationConfig.js';
 import { verifyBaseWindow } from './baseWindow.js';
 import { createWindowAggregator, type WindowAggregator } from './windowAggregator.js';
 import { blobWindowStore } from './windowStore.js';
+import { unwindowableCode } from './windows.js';
 
 export interface TelemetryStreamDeps {
   admit: AdmitDeps;
@@ -79,10 +80,10 @@ export function createTelemetryStreamHandler(deps: TelemetryStreamDeps): Telemet
       };
       for (const [partition, items] of byPartition) {
         const aggregate = await deps.aggregator.aggregate(items, partition);
-        for (const { message } of aggregate.unwindowable) {
-          // Only reachable when routing.config.json lets such messages through the checks as warnings.
-          const code: ReasonCode = message.deviceId === null || message.deviceId === '' ? 'DeviceIdMissing' : 'EnqueuedTimeInvalid';
-          await deps.quarantine.putMessage(message, 'events', [
+        for (const { message, delivered } of aggregate.unwindowable) {
+          const code: ReasonCode = unwindowableCode(message) ?? 'EnqueuedTimeInvalid';
+          // As delivered, like every quarantined message (admit.ts).
+          await deps.quarantine.putMessage(delivered, 'events', [
             reasonFor(code, 'a window is per device and enqueued time; this message has no value for one of them'),
           ]);
           result.quarantinedBy[code] = (result.quarantinedBy[code] ?? 0) + 1;

@@ -37,7 +37,7 @@ import {
   type RollupWindowDoc,
   type WindowStore,
 } from './windowStore.js';
-import { isoSeconds, partitionDocName, rollupPageOf, windowDocName, windowStartOf } from './windows.js';
+import { isoSeconds, partitionDocName, rollupPageOf, unwindowableCode, windowDocName, windowStartOf } from './windows.js';
 
 export interface WindowAggregatorDeps {
   windows: WindowStore;
@@ -136,12 +136,12 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
     const unwindowable: AdmittedMessage[] = [];
     for (const item of admitted) {
       const { message, check } = item;
-      const time = message.enqueuedTime?.getTime();
-      const deviceId = message.deviceId;
-      if (deviceId === null || deviceId === '' || time === undefined || Number.isNaN(time)) {
+      if (unwindowableCode(message) !== undefined) {
         unwindowable.push(item);
         continue;
       }
+      const time = message.enqueuedTime!.getTime();
+      const deviceId = message.deviceId!;
       const startMs = windowStartOf(time, base);
       const group = groupOf(groups, groupsByDevice, deviceId, startMs);
       const identity = deviceScopedIdentity(message);

@@ -11,11 +11,22 @@
  * over a range" list only the days asked for. Device ids and partition ids are percent-encoded: IoT Hub device ids
  * may hold `%`, `#`, `?` and other characters that mean something in a URL.
  */
+import type { RoutedMessage } from '../message/RoutedMessage.js';
 import type { WindowSize } from './aggregationConfig.js';
 
 export const WINDOWS_PREFIX = 'windows/';
 export const PARTITIONS_PREFIX = 'partitions/';
 const DAY_MS = 86_400_000;
+
+/**
+ * Why a message cannot be placed in a window, which is per device and enqueued time; undefined when it can. Only
+ * reachable after the checks when routing.config.json lets such messages through as warnings.
+ */
+export function unwindowableCode(message: Pick<RoutedMessage, 'deviceId' | 'enqueuedTime'>): 'DeviceIdMissing' | 'EnqueuedTimeInvalid' | undefined {
+  if (message.deviceId === null || message.deviceId === '') return 'DeviceIdMissing';
+  const time = message.enqueuedTime?.getTime();
+  return time === undefined || Number.isNaN(time) ? 'EnqueuedTimeInvalid' : undefined;
+}
 
 export function windowStartOf(timeMs: number, size: WindowSize): number {
   return Math.floor(timeMs / size.ms) * size.ms;

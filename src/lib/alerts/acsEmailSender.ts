@@ -13,6 +13,9 @@
  * | 409 on send (our Operation-Id already exists) | poll that existing operation, report its outcome   |
  * | 429                                           | throw `EmailThrottled` with `retryAfterSeconds`    |
  * | 408, 5xx, network error, still Running at the deadline | throw `EmailUnavailable`                  |
+ *
+ * `lookup` polls the operation under the message's id without posting (a takeover asks it before anything else):
+ * the operation's outcome as above, or null on a 404 before any status (ACS never accepted a send of that id).
  */
 
 import {
@@ -38,8 +41,8 @@ export interface AcsEmailSenderOptions {
    */
   pollIntervalMs?: number;
   /**
-   * How long one `send` may take, polls included, before it gives up with `EmailUnavailable`. The operation keeps
-   * its id, so the redelivered message re-sends with the same id and picks up the same operation. Default 60000.
+   * How long one `send` or `lookup` may take, polls included, before it gives up with `EmailUnavailable`. The
+   * operation keeps its id, so the redelivery's takeover looks it up and picks up the same operation. Default 60000.
    */
   maxWaitMs?: number;
   /**
@@ -205,7 +208,7 @@ function settle(
   if (status === 429 && error.request?.method !== 'GET') throw throttled(operationId, error.response?.headers, error.message, error);
   if (error.request?.method === 'GET') {
     // A status poll refused, after the service accepted the send: the e-mail may well be on its way, so this is
-    // no rejection. The redelivery sends the same Operation-Id and polls the existing operation again.
+    // no rejection. The redelivery's takeover looks the Operation-Id up and polls the existing operation again.
     throw new RoutingError('EmailUnavailable', `ACS accepted send ${operationId}, but its status poll answered HTTP ${status}: ${error.message}`, {
       cause: error,
     });
@@ -226,7 +229,7 @@ const surfaceThrottlingPolicy: PipelinePolicy = {
     if (response.status === 429 && request.method === 'GET') {
       // A throttled status poll: ACS accepted the send, which may well be delivered. Not EmailThrottled, which
       // pauses sending: the redelivered alert would be folded into a digest and mailed a second time. The
-      // redelivery sends the same Operation-Id, which polls the existing operation again.
+      // redelivery's takeover looks the Operation-Id up, which polls the existing operation again.
       const seconds = retryAfterSeconds(response.headers, new Date());
       throw new RoutingError('EmailUnavailable', `ACS accepted a send, but its status poll was throttled (429): ${serviceMessage(response)}`, {
         ...(seconds === undefined ? {} : { retryAfterSeconds: seconds }),

@@ -113,7 +113,7 @@ export function ledgerBlobName(key: string): string {
  * was created and last written without downloading it (the dashboard skips records outside its range this way).
  * Replacing a blob replaces its metadata, so every write passes it.
  */
-export type LedgerMetadata = Record<'kind' | 'createdat' | 'updatedat', string>;
+type LedgerMetadata = Record<'kind' | 'createdat' | 'updatedat', string>;
 
 function writeOptions(record: LedgerRecord): { metadata: LedgerMetadata } {
   return { metadata: { kind: record.kind, createdat: record.createdAt, updatedat: record.updatedAt } };

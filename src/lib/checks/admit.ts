@@ -19,7 +19,10 @@ export interface AdmitDeps {
 }
 
 export interface AdmittedMessage {
+  /** The message as checked: its `$twin` placeholders resolved from the device twin, when that is configured. */
   message: RoutedMessage;
+  /** The message as delivered; what a later stage quarantines, so that a replay resolves its twins again. */
+  delivered: RoutedMessage;
   check: CheckResult;
   /** Enrichment keys whose `$twin` placeholder was resolved from the device twin. */
   twinResolved: readonly string[];
@@ -50,9 +53,6 @@ export async function admit(messages: readonly RoutedMessage[], endpoint: Endpoi
   for (const original of messages) {
     let message = original;
     let twinResolved: readonly string[] = NONE_RESOLVED;
-    // A module's message is enriched from its module twin, which inherits nothing from the device twin: the device
-    // twin (the only one the resolver reads) would give a value IoT Hub would not have stamped. Its placeholders stay
-    // unresolved, and the checks say so.
     // Checked here first, synchronously: almost no message has a placeholder, and an await per message costs a turn.
     if (deps.twins !== undefined && hasPlaceholder(message)) {
       const resolution = await resolveTwinPlaceholders(message, deps.twins);
@@ -72,7 +72,7 @@ export async function admit(messages: readonly RoutedMessage[], endpoint: Endpoi
       toQuarantine.push({ message: original, check });
       countQuarantineCodes(check, quarantinedBy);
     } else {
-      admitted.push({ message, check, twinResolved });
+      admitted.push({ message, delivered: original, check, twinResolved });
     }
   }
 
@@ -107,7 +107,12 @@ function hasPlaceholder(message: RoutedMessage): boolean {
   return false;
 }
 
-/** What `admit` checks: the message with its `$twin` placeholders resolved (device messages, resolver configured). */
+/**
+ * What `admit` checks: the message with its `$twin` placeholders resolved (device messages, resolver configured).
+ * A module's message is enriched from its module twin, which inherits nothing from the device twin: the device
+ * twin (the only one the resolver reads) would give a value IoT Hub would not have stamped. Its placeholders stay
+ * unresolved, and the checks say so.
+ */
 export async function resolveTwinPlaceholders(message: RoutedMessage, twins: TwinResolver | undefined): Promise<{ message: RoutedMessage; resolved: readonly string[] }> {
   if (twins !== undefined && message.deviceId !== null && message.moduleId === undefined && hasPlaceholder(message)) {
     // Transient twin failures throw (TwinUnavailable) so the trigger retries the batch: nothing is half-done here.
