@@ -57,7 +57,7 @@ export interface DryRun {
   checks: ChecksConfig;
   now: () => Date;
   twins?: TwinResolver | undefined;
-  /** The alert ledger's state for a critical message's alert key, when it has one. */
+  /** What the alert ledger says would settle a critical message before any send (`ledgerVerdict`), if anything. */
   alertState?: ((message: RoutedMessage) => Promise<LedgerState | undefined>) | undefined;
 }
 

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseAlertsConfig } from '../../src/lib/alerts/alertsConfig.js';
-import { alertKeyOf } from '../../src/lib/alerts/alertPolicy.js';
 import { createAlertServices } from '../../src/lib/alerts/alertServices.js';
+import { ledgerVerdict } from '../../src/lib/alerts/criticalAlertHandler.js';
 import type { EmailMessage, EmailSender, SendResult } from '../../src/lib/alerts/email.js';
 import { createTwinResolver, type TwinDocument } from '../../src/lib/checks/twins/twinResolver.js';
 import { buildAppConfig } from '../../src/lib/config.js';
@@ -67,7 +67,7 @@ describe('an alert the e-mail service refused', () => {
         { alerts: alerts.value, sender: new RejectingSender(), busyWait: { attempts: 0, intervalMs: 0 } },
       ).handler,
     });
-    const dryRun = { checks: config.routing.checks, now: () => clock.now(), twins, alertState: async (message: RoutedMessage) => (await stores.ledger.get(alertKeyOf(message)))?.record.state };
+    const dryRun = { checks: config.routing.checks, now: () => clock.now(), twins, alertState: (message: RoutedMessage) => ledgerVerdict(stores.ledger, alerts.value, message) };
     const outcomes = async (dry: boolean) => {
       const results: ReplayResult[] = [];
       for await (const result of replayQuarantined({ quarantine, handlers: replayHandlers, ...(dry ? { dryRun } : {}) })) results.push(result);

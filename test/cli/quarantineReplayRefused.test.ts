@@ -1,14 +1,20 @@
 /**
  * `iot-routing quarantine replay` of messages today's configuration still refuses, against Azurite: the record left
- * behind says today's reasons (in `show`, and to `list --reason`), and a critical message is reported with the
- * codes that quarantine it only, as the dry run reports it.
+ * behind says today's reasons (in `show`, and to `list --reason`), a critical message is reported with the codes
+ * that quarantine it only, and the dry run foresees what the alert ledger decides (an alert the e-mail service
+ * refused, under its own key or a module alert's earlier one, unless it is no longer an alert). Refusals come from
+ * the real ACS client against the loopback stand-in.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/io.js';
 import { telemetryStreamFromServices } from '../../src/lib/aggregate/telemetryStream.js';
+import { createAcsEmailSender } from '../../src/lib/alerts/acsEmailSender.js';
 import { createAlertServices } from '../../src/lib/alerts/alertServices.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
+import { legacyMessageIdentity } from '../../src/lib/message/identity.js';
+import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
+import { acs, startAcsEmailStandIn, type AcsEmailStandIn } from '../support/acsEmailStandIn.js';
 import { useAzurite } from '../support/azurite.js';
 import { replayConfig, replayFixture, type ReplayFixture } from '../support/replayFixture.js';
 
@@ -21,6 +27,9 @@ beforeAll(async () => {
     strict: replayConfig(dir, [{ key: 'site', oneOf: ['Lyon'] }], { EnrichmentMismatch: 'quarantine' }),
     // Fixed the site rule, but now also requires a zone enrichment, which the message lacks.
     zone: replayConfig(dir, [{ key: 'site', oneOf: ['Lyon', 'lyon'] }, { key: 'zone' }], { EnrichmentMismatch: 'quarantine', EnrichmentMissing: 'quarantine' }),
+    open: replayConfig(dir, [], {}),
+    // Only level "fatal" is an alert today.
+    fatalOnly: replayConfig(dir, [], {}, { level: 'fatal' }),
   }));
   const services = await fixture.services('strict');
   const batch = decodeEventHubBatch([Buffer.from('{"temperature":20}')], {
@@ -66,5 +75,67 @@ describe('quarantine replay: what a still-refused record says afterwards', () =>
     const reasons = (out: string) => (JSON.parse(out.trimEnd()) as { reasons: string[] }).reasons;
     expect(reasons(dry.stdout)).toEqual(['EnrichmentMismatch']);
     expect(reasons(wet.stdout)).toEqual(['EnrichmentMismatch']);
+  });
+
+  describe('alerts the e-mail service refused', () => {
+    let standIn: AcsEmailStandIn;
+    beforeAll(async () => {
+      standIn = await startAcsEmailStandIn();
+    });
+    afterAll(() => standIn.stop());
+
+    /** Handles `alert` with the real ACS client against a stand-in that refuses it (400): EmailRejected, ledger failed. */
+    async function refuse(alert: RoutedMessage): Promise<void> {
+      standIn.script(acs.badRequest());
+      const sender = createAcsEmailSender(
+        { connectionString: standIn.connectionString },
+        { pollIntervalMs: 5, clientOptions: { allowInsecureConnection: true, retryOptions: { maxRetries: 0 } } },
+      );
+      const { handler } = createAlertServices(await fixture.services('open'), { sender });
+      expect(await handler.handle(alert)).toMatchObject({ outcome: 'quarantined', reasons: ['EmailRejected'] });
+    }
+
+    const critical = (device: string, id: string, extra: Record<string, string> = {}): RoutedMessage =>
+      decodeServiceBusMessage(Buffer.from('{"temperature":95}'), {
+        messageId: id,
+        contentType: 'application/json',
+        enqueuedTimeUtc: '2024-05-01T12:00:40.000',
+        applicationProperties: { 'iothub-connection-device-id': device, level: 'critical', ...extra },
+      });
+
+    async function outcomes(device: string, config: string): Promise<{ dry: unknown; replay: unknown }> {
+      const args = ['replay', '--endpoint', 'criticalQueue', '--device', device, '--config', fixture.config(config), '--format', 'ndjson'];
+      const parse = (out: string) => JSON.parse(out.trimEnd()) as unknown;
+      const dry = parse((await cli([...args, '--dry-run'])).stdout);
+      return { dry, replay: parse((await cli(args)).stdout) };
+    }
+
+    it('stays refused while the ledger keeps the verdict, and the dry run says so', async () => {
+      await refuse(critical('pump-20', 'refused-1'));
+      const { dry, replay } = await outcomes('pump-20', 'open');
+      expect(dry).toMatchObject({ outcome: 'quarantined', reasons: ['EmailRejected'] });
+      expect(replay).toMatchObject({ outcome: 'quarantined', reasons: ['EmailRejected'] });
+    });
+
+    it('goes through once today\'s policy no longer makes it an alert, and the dry run says so', async () => {
+      await refuse(critical('pump-21', 'refused-2'));
+      const { dry, replay } = await outcomes('pump-21', 'fatalOnly');
+      expect(dry).toMatchObject({ outcome: 'would-replay' });
+      expect(replay).toMatchObject({ outcome: 'replayed', detail: 'notAlert' });
+    });
+
+    it("a module's alert refused under its earlier key stays refused, and the dry run says so", async () => {
+      const services = await fixture.services('open');
+      const alert = critical('edge-1', 'module-1', { 'iothub-connection-module-id': 'sensor' });
+      // Refused before identities named the module: its failed ledger record is under the earlier key.
+      const { ledger } = createAlertServices(services).stores;
+      const claim = await ledger.claim(legacyMessageIdentity(alert)!, { kind: 'alert', deviceId: 'edge-1', operationId: 'op-before-upgrade' });
+      if (claim.status !== 'claimed') throw new Error('not claimed');
+      await ledger.finish(claim, { state: 'failed', error: 'refused before the upgrade' });
+      await services.quarantine.putMessage(alert, 'criticalQueue', [{ code: 'EmailRejected', detail: 'refused before the upgrade', hint: 'fix the recipients' }]);
+      const { dry, replay } = await outcomes('edge-1', 'open');
+      expect(dry).toMatchObject({ outcome: 'quarantined', reasons: ['EmailRejected'] });
+      expect(replay).toMatchObject({ outcome: 'quarantined', reasons: ['EmailRejected'] });
+    });
   });
 });

@@ -25,12 +25,18 @@ export interface ReplayFixture {
  * A config with `rules` (enrichment expectations) and `outcomes` on the events and critical endpoints, one-minute
  * windows, and alerts written to an outbox under `dir`.
  */
-export function replayConfig(dir: string, rules: object[], outcomes: object): object {
+export function replayConfig(dir: string, rules: object[], outcomes: object, alertsWhen?: object): object {
   const rule = { enrichments: rules, outcomes };
   return {
     aggregation: { windows: ['1m'] },
     checks: { endpoints: { events: rule, criticalQueue: rule } },
-    alerts: { from: 'alerts@contoso.example', recipients: { default: ['ops@contoso.example'] }, sender: 'outbox', outboxDirectory: join(dir, 'outbox') },
+    alerts: {
+      from: 'alerts@contoso.example',
+      recipients: { default: ['ops@contoso.example'] },
+      sender: 'outbox',
+      outboxDirectory: join(dir, 'outbox'),
+      ...(alertsWhen === undefined ? {} : { when: alertsWhen }),
+    },
   };
 }
 

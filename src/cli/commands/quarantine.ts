@@ -1,11 +1,9 @@
 import { resolve } from 'node:path';
 import { telemetryStreamFromServices, type TelemetryStreamHandler } from '../../lib/aggregate/telemetryStream.js';
-import { alertKeyOf } from '../../lib/alerts/alertPolicy.js';
-import { parseAlertSettings } from '../../lib/alerts/alertsConfig.js';
 import { alertsConfigOf, createAlertServices } from '../../lib/alerts/alertServices.js';
 import { createAlertStores } from '../../lib/alerts/alertStores.js';
 import type { AlertLedger } from '../../lib/alerts/ledger.js';
-import type { CriticalAlertHandler } from '../../lib/alerts/criticalAlertHandler.js';
+import { ledgerVerdict, type CriticalAlertHandler } from '../../lib/alerts/criticalAlertHandler.js';
 import { ENDPOINT_NAMES } from '../../lib/checks/reasons.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
@@ -151,18 +149,15 @@ async function replay(
 
 /** A dry run's view of the services: checks, twins, and the alert ledger (read only, opened on first use). */
 function dryRunOf(services: Services): DryRun {
+  const alerts = alertsConfigOf(services.config);
   let ledger: AlertLedger | undefined;
   return {
     checks: services.config.routing.checks,
     now: () => services.clock.now(),
     twins: services.twins,
     alertState: async (message) => {
-      if (ledger === undefined) {
-        const settings = parseAlertSettings(services.env);
-        const container = 'value' in settings ? settings.value.container : 'alerts';
-        ledger = createAlertStores(services.store, container, services.clock, alertsConfigOf(services.config)).ledger;
-      }
-      return (await ledger.get(alertKeyOf(message)))?.record.state;
+      ledger ??= createAlertStores(services.store, services.config.settings.alerts.container, services.clock, alerts).ledger;
+      return ledgerVerdict(ledger, alerts, message);
     },
   };
 }

@@ -87,6 +87,22 @@ export const EMAIL_REJECTED_HINT =
   'Fix routing.config.json alerts (recipients, from) or the ACS resource, then delete ledger/<alertKey>.json in the alerts ' +
   'container and replay this message: the ledger records the failure so that redeliveries do not retry it forever.';
 
+/**
+ * The ledger state that would settle an admitted message before anything is sent, for a replay's dry run: none
+ * for a message today's `alerts.when` does not make an alert (the handler answers `notAlert` without the ledger);
+ * else the finished record under the key a module's alert had before identities named the module; else the record
+ * under its own key. Read only, in the order `handle` reads them.
+ */
+export async function ledgerVerdict(ledger: AlertStores['ledger'], config: AlertsConfig, message: RoutedMessage): Promise<LedgerState | undefined> {
+  if (!isAlert(message, config)) return undefined;
+  const legacyKey = legacyMessageIdentity(message);
+  if (legacyKey !== undefined) {
+    const earlier = await ledger.get(legacyKey);
+    if (earlier !== null && earlier.record.state !== 'in-progress') return earlier.record.state;
+  }
+  return (await ledger.get(alertKeyOf(message)))?.record.state;
+}
+
 export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandler {
   const { config, clock, stores, sender, notifier, quarantine } = deps;
   const { ledger, gate, digests } = stores;
