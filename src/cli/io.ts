@@ -18,6 +18,8 @@ export const EXIT = {
   damaged: 2,
   /** `check`: something would be quarantined. */
   wouldQuarantine: 3,
+  /** Some items failed for a transient reason (storage, a service, a resource busy): run the command again. */
+  transient: 4,
 } as const;
 
 export class UsageError extends Error {

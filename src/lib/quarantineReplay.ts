@@ -23,12 +23,13 @@ import type { TelemetryStreamHandler } from './aggregate/telemetryStream.js';
 import { unwindowableCode } from './aggregate/windows.js';
 import type { CriticalAlertHandler } from './alerts/criticalAlertHandler.js';
 import type { LedgerState } from './alerts/ledger.js';
+import { isTransient } from './errors.js';
 import { resolveTwinPlaceholders } from './checks/admit.js';
 import { checkMessage } from './checks/checks.js';
 import type { TwinResolver } from './checks/twins/twinResolver.js';
 import type { ChecksConfig } from './checks/expectations.js';
 import type { RoutedMessage } from './message/RoutedMessage.js';
-import { quarantinedMessage, type Quarantine, type QuarantineListItem } from './storage/quarantine.js';
+import { ARCHIVE_DAMAGE_CODES, quarantinedMessage, quarantineReasonCodes, type Quarantine, type QuarantineListItem } from './storage/quarantine.js';
 
 export const REPLAYABLE_ENDPOINTS = ['events', 'criticalQueue'] as const;
 export type ReplayableEndpoint = (typeof REPLAYABLE_ENDPOINTS)[number];
@@ -59,6 +60,11 @@ export interface DryRun {
   twins?: TwinResolver | undefined;
   /** What the alert ledger says would settle a critical message before any send (`ledgerVerdict`), if anything. */
   alertState?: ((message: RoutedMessage) => Promise<LedgerState | undefined>) | undefined;
+  /**
+   * Throws what would stop the real replay of a telemetry message before it is counted (the reports container
+   * written with another base window), so that a dry run does not promise what the run cannot do.
+   */
+  windowsReady?: (() => Promise<void>) | undefined;
 }
 
 export type ReplayResult = { name: string; endpoint: string; deviceId: string | null } & (
@@ -69,6 +75,11 @@ export type ReplayResult = { name: string; endpoint: string; deviceId: string | 
   /** The checks still refuse it, for these reasons; the record stays. */
   | { outcome: 'quarantined'; reasons: string[] }
   | { outcome: 'skipped'; why: string }
+  /**
+   * A transient failure (storage, the e-mail service, the twin registry, the alert still owned by another run):
+   * the record stays, and a later replay takes it up; the next records are still replayed.
+   */
+  | { outcome: 'failed'; error: string }
 );
 
 function isReplayable(endpoint: string): endpoint is ReplayableEndpoint {
@@ -77,14 +88,31 @@ function isReplayable(endpoint: string): endpoint is ReplayableEndpoint {
 
 /**
  * Replays every quarantined message matching `filter`, one at a time in listing order, yielding what became of
- * each. Transient failures (storage, e-mail service) are thrown: what was replayed before stays replayed, and
- * running the replay again picks up the rest.
+ * each. A transient failure on one record is that record's outcome (`failed`), so that one stuck record (an alert
+ * still owned by an interrupted run, say) does not keep every record after it from being replayed; running the
+ * replay again picks up what failed. Anything else (a configuration error, a defect) is thrown.
  */
 export async function* replayQuarantined(deps: ReplayDeps, filter: ReplayFilter = {}): AsyncIterable<ReplayResult> {
   // Listed first: the replay deletes records as it goes, and a listing under way should not see its own deletions.
   const items: QuarantineListItem[] = [];
   for await (const item of deps.quarantine.list(filter)) items.push(item);
-  for (const item of items) yield await replayOne(deps, item);
+  for (const item of items) {
+    try {
+      yield await replayOne(deps, item);
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      yield { name: item.name, endpoint: item.endpoint, deviceId: item.deviceId, outcome: 'failed', error: (error as Error).message };
+    }
+  }
+}
+
+/**
+ * The reason codes a replay can meet: every one but the archive damage codes, which only damaged archive blobs
+ * carry (replayed by their blob trigger or `iot-routing aggregate`, not here).
+ */
+export function replayableReasonCodes(): string[] {
+  const damage = new Set<string>(ARCHIVE_DAMAGE_CODES);
+  return quarantineReasonCodes().filter((code) => !damage.has(code));
 }
 
 async function replayOne(deps: ReplayDeps, item: QuarantineListItem): Promise<ReplayResult> {
@@ -141,6 +169,7 @@ async function judge(dryRun: DryRun, message: RoutedMessage, endpoint: Replayabl
   if (endpoint === 'events') {
     const code = unwindowableCode(resolved);
     if (code !== undefined) return { outcome: 'quarantined', reasons: [code] };
+    await dryRun.windowsReady?.();
   } else if ((await dryRun.alertState?.(resolved)) === 'failed') {
     return { outcome: 'quarantined', reasons: ['EmailRejected'] };
   }

@@ -10,34 +10,13 @@ import { reportsCommand } from '../../src/cli/commands/reports.js';
 import { EXIT } from '../../src/cli/io.js';
 import { telemetryStreamFromServices } from '../../src/lib/aggregate/telemetryStream.js';
 import { createAlertServices } from '../../src/lib/alerts/alertServices.js';
-import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
 import { useAzurite } from '../support/azurite.js';
 import { runCommand } from '../support/cli.js';
-import { replayConfig, replayFixture, type ReplayFixture } from '../support/replayFixture.js';
+import { replayFixture, siteEvents, siteRule, type ReplayFixture } from '../support/replayFixture.js';
 
 const azurite = useAzurite();
 let fixture: ReplayFixture;
-
-/** `site` must be one of `allowed` on the events and critical endpoints, or the message is quarantined. */
-const siteRule = (dir: string, allowed: string[]): object => replayConfig(dir, [{ key: 'site', oneOf: allowed }], { EnrichmentMismatch: 'quarantine' });
-
-function events(sites: Array<[device: string, site: string, second: number]>) {
-  return decodeEventHubBatch(
-    sites.map(([, , second]) => Buffer.from(JSON.stringify({ temperature: 20 + second }))),
-    {
-      partitionContext: { partitionId: '1' },
-      systemPropertiesArray: sites.map(([device, , second]) => ({
-        'iothub-connection-device-id': device,
-        'iothub-enqueuedtime': `2024-05-01T12:00:${String(second).padStart(2, '0')}.000Z`,
-        'message-id': `${device}-${second}`,
-        'content-type': 'application/json',
-        'content-encoding': 'utf-8',
-      })),
-      propertiesArray: sites.map(([, site]) => ({ site })),
-    },
-  );
-}
 
 const cli = (args: string[]) => fixture.cli(args);
 
@@ -56,7 +35,7 @@ beforeAll(async () => {
   // The stream under the strict rule: pump-7 spells its site in lower case, and is quarantined.
   const services = await fixture.services('strict');
   const result = await telemetryStreamFromServices(services).processBatch(
-    events([
+    siteEvents([
       ['pump-7', 'lyon', 1],
       ['pump-8', 'Lyon', 2],
       ['pump-7', 'lyon', 3],

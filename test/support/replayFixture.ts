@@ -7,6 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { quarantineCommand } from '../../src/cli/commands/quarantine.js';
+import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
+import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 import { createServices, type Services } from '../../src/lib/runtime.js';
 import { uniqueContainerName } from './azurite.js';
 import { runCommand, type CliRun } from './cli.js';
@@ -58,4 +60,27 @@ export async function replayFixture(connectionString: string, configs: (dir: str
     services: (name) => createServices({ ...env, ROUTING_CONFIG_PATH: config(name) }, { root: dir }),
     remove: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/** `site` must be one of `allowed` on the events and critical endpoints, or the message is quarantined. */
+export function siteRule(dir: string, allowed: string[]): object {
+  return replayConfig(dir, [{ key: 'site', oneOf: allowed }], { EnrichmentMismatch: 'quarantine' });
+}
+
+/** A trigger batch from partition 1: per message its device, `site` enrichment and second of 2024-05-01T12:00. */
+export function siteEvents(sites: Array<[device: string, site: string, second: number]>): RoutedMessage[] {
+  return decodeEventHubBatch(
+    sites.map(([, , second]) => Buffer.from(JSON.stringify({ temperature: 20 + second }))),
+    {
+      partitionContext: { partitionId: '1' },
+      systemPropertiesArray: sites.map(([device, , second]) => ({
+        'iothub-connection-device-id': device,
+        'iothub-enqueuedtime': `2024-05-01T12:00:${String(second).padStart(2, '0')}.000Z`,
+        'message-id': `${device}-${second}`,
+        'content-type': 'application/json',
+        'content-encoding': 'utf-8',
+      })),
+      propertiesArray: sites.map(([, site]) => ({ site })),
+    },
+  );
 }

@@ -1,15 +1,14 @@
 import { resolve } from 'node:path';
-import { telemetryStreamFromServices, type TelemetryStreamHandler } from '../../lib/aggregate/telemetryStream.js';
+import { telemetryStreamFromServices, verifyStoredConfiguration, type TelemetryStreamHandler } from '../../lib/aggregate/telemetryStream.js';
 import { alertsConfigOf, createAlertServices } from '../../lib/alerts/alertServices.js';
-import { createAlertStores } from '../../lib/alerts/alertStores.js';
 import type { AlertLedger } from '../../lib/alerts/ledger.js';
 import { ledgerVerdict, type CriticalAlertHandler } from '../../lib/alerts/criticalAlertHandler.js';
 import { ENDPOINT_NAMES } from '../../lib/checks/reasons.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { REPLAYABLE_ENDPOINTS, replayQuarantined, type DryRun, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
+import { REPLAYABLE_ENDPOINTS, replayableReasonCodes, replayQuarantined, type DryRun, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
 import { createServices, type Services } from '../../lib/runtime.js';
-import { createQuarantine, quarantineReasonCodes } from '../../lib/storage/quarantine.js';
+import { ARCHIVE_DAMAGE_CODES, createQuarantine, quarantineReasonCodes } from '../../lib/storage/quarantine.js';
 import { EXIT, parseCommandArgs, routingConfigPath, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const quarantineUsage = `iot-routing quarantine list [--endpoint E] [--reason CODE] [--device ID] [--format table|ndjson]
@@ -23,8 +22,10 @@ iot-routing quarantine replay [--endpoint events|criticalQueue] [--reason CODE] 
   the environment (AzureWebJobsStorage, REPORTS_CONTAINER, and the alert settings for criticalQueue). A message the
   handler takes is deleted from the quarantine; one the checks still refuse stays, with today's reasons. Replaying
   twice changes nothing (reports and alerts dedupe by message identity). --dry-run says what would happen
-  without acting (checks with twins resolved, windows, the alert ledger's verdicts). Exit 0
-  when every message went through, 3 when some stay quarantined, 1 for usage and configuration errors.`;
+  without acting (checks with twins resolved, windows, the alert ledger's verdicts, the settings the run needs).
+  Records are listed before the first is replayed: narrow a large quarantine with --endpoint, --device or --reason.
+  Exit 0 when every message went through or was skipped (archive records, refused digests), 3 when some stay
+  quarantined, 4 when some failed for a transient reason (run it again), 1 for usage and configuration errors.`;
 
 export async function quarantineCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs({
@@ -103,9 +104,14 @@ async function replay(
   if (values.endpoint !== undefined && !(REPLAYABLE_ENDPOINTS as readonly string[]).includes(values.endpoint)) {
     throw new UsageError(`--endpoint must be one of ${REPLAYABLE_ENDPOINTS.join(', ')} for replay, not "${values.endpoint}"`);
   }
-  const codes = quarantineReasonCodes();
-  if (values.reason !== undefined && !(codes as readonly string[]).includes(values.reason)) {
-    throw new UsageError(`--reason must be a reason code (${codes.join(', ')}), not "${values.reason}"`);
+  const codes = replayableReasonCodes();
+  if (values.reason !== undefined && !codes.includes(values.reason)) {
+    const archive = (ARCHIVE_DAMAGE_CODES as readonly string[]).includes(values.reason);
+    throw new UsageError(
+      archive
+        ? `--reason ${values.reason} marks a damaged archive blob, which replay does not read: restore or rewrite the blob (its trigger runs again), or read it with iot-routing aggregate`
+        : `--reason must be a reason code (${codes.join(', ')}), not "${values.reason}"`,
+    );
   }
   // The replay applies the configuration that is meant to let these messages through: it must be the one given.
   const configPath = await routingConfigPath(values.config);
@@ -130,34 +136,47 @@ async function replay(
       ...(values.device !== undefined ? { deviceId: values.device } : {}),
     },
   );
-  const counts = { replayed: 0, 'would-replay': 0, quarantined: 0, skipped: 0 };
+  const counts = { replayed: 0, 'would-replay': 0, quarantined: 0, skipped: 0, failed: 0 };
   for await (const result of results) {
     counts[result.outcome] += 1;
     const what =
-      result.outcome === 'replayed' ? result.detail : result.outcome === 'quarantined' ? result.reasons.join(',') : result.outcome === 'skipped' ? result.why : '';
+      result.outcome === 'replayed'
+        ? result.detail
+        : result.outcome === 'quarantined'
+          ? result.reasons.join(',')
+          : result.outcome === 'skipped'
+            ? result.why
+            : result.outcome === 'failed'
+              ? result.error
+              : '';
     await writeLine(io.stdout, values.format === 'ndjson' ? JSON.stringify(result) : `${result.outcome.padEnd(12)} ${result.name}  ${what}`.trimEnd());
   }
+  const failed = counts.failed > 0 ? `, failed ${counts.failed}` : '';
   const summary = values['dry-run']
-    ? `dry run: ${counts['would-replay']} would go through, ${counts.quarantined} would stay quarantined, ${counts.skipped} skipped`
-    : `replayed ${counts.replayed}, still quarantined ${counts.quarantined}, skipped ${counts.skipped}`;
+    ? `dry run: ${counts['would-replay']} would go through, ${counts.quarantined} would stay quarantined, ${counts.skipped} skipped${failed}`
+    : `replayed ${counts.replayed}, still quarantined ${counts.quarantined}, skipped ${counts.skipped}${failed}`;
   io.stderr.write(`${summary}\n`);
   if (counts.quarantined > 0) {
     io.stderr.write('still quarantined: see why with `iot-routing quarantine show <name>`; an EmailRejected alert is sent again only after its ledger/<alertKey>.json in the alerts container is deleted\n');
   }
-  return counts.quarantined > 0 ? EXIT.wouldQuarantine : EXIT.ok;
+  if (counts.failed > 0) io.stderr.write('failed: a transient error (storage, a service, an alert still owned by another run); run the replay again\n');
+  return counts.failed > 0 ? EXIT.transient : counts.quarantined > 0 ? EXIT.wouldQuarantine : EXIT.ok;
 }
 
 /** A dry run's view of the services: checks, twins, and the alert ledger (read only, opened on first use). */
 function dryRunOf(services: Services): DryRun {
   const alerts = alertsConfigOf(services.config);
   let ledger: AlertLedger | undefined;
+  let windowsChecked: Promise<void> | undefined;
   return {
     checks: services.config.routing.checks,
     now: () => services.clock.now(),
     twins: services.twins,
+    // The alert services are built (they validate the alert settings the real run needs) but send nothing.
     alertState: async (message) => {
-      ledger ??= createAlertStores(services.store, services.config.settings.alerts.container, services.clock, alerts).ledger;
+      ledger ??= createAlertServices(services).stores.ledger;
       return ledgerVerdict(ledger, alerts, message);
     },
+    windowsReady: () => (windowsChecked ??= verifyStoredConfiguration(services)),
   };
 }

@@ -27,7 +27,7 @@ export type QuarantineReasonCode = ReasonCode | ArchiveDamageCode | ProcessingRe
 
 /** Every code a quarantine entry can give as a reason. */
 export function quarantineReasonCodes(): QuarantineReasonCode[] {
-  return [...REASON_CODES, ...(Object.keys(DAMAGE_HINTS) as ArchiveDamageCode[]), 'EmailRejected'];
+  return [...REASON_CODES, ...ARCHIVE_DAMAGE_CODES, 'EmailRejected'];
 }
 
 export interface QuarantineReason {
@@ -50,6 +50,9 @@ export const DAMAGE_HINTS: Readonly<Record<ArchiveDamageCode, string>> = {
     'The blob is neither Avro (IoT Hub or Event Hubs Capture) nor IoT Hub JSON lines. Only IoT Hub routing or Event ' +
     'Hubs Capture should write to the archive container; move other files elsewhere.',
 };
+
+/** The codes a damaged archive blob is quarantined with. */
+export const ARCHIVE_DAMAGE_CODES = Object.keys(DAMAGE_HINTS) as readonly ArchiveDamageCode[];
 
 /** The message as every other output prints it (serialize.ts), without the decoded view, plus the original bytes. */
 export type QuarantinedMessage = {
