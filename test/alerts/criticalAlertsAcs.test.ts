@@ -368,6 +368,22 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     expect(await ledgerRecord(store, key)).toMatchObject({ state: 'sent', attempts: 2 });
   });
 
+  it('a digest whose accepted send lost its poll is found at ACS by the next run, even while sending is paused: one e-mail', async () => {
+    const store = azureStore();
+    const clock = new ManualClock(T0);
+    const alerts = alertServices(store, clock);
+    expect(await alerts.handler.handle(message('device-d', 'd-1'))).toMatchObject({ outcome: 'sent' });
+    expect(await alerts.handler.handle(message('device-d', 'd-2'))).toMatchObject({ outcome: 'digested' });
+    clock.advance(15 * 60_000);
+    standIn.scriptPolls({ kind: 'respond', status: 503 });
+    expect(await alerts.digests.run()).toMatchObject({ due: 1, sent: 0, interrupted: { code: 'EmailUnavailable' } });
+    // Another alert met a 429 meanwhile: a re-POST of the digest would be held (or meet the same 429).
+    await alerts.stores.gate.pause(new Date(clock.now().getTime() + 60_000));
+    expect(await alerts.digests.run()).toMatchObject({ due: 1, sent: 1 });
+    expect(standIn.count('POST')).toBe(2); // the alert and the digest, each once
+    expect(standIn.sent).toHaveLength(2);
+  });
+
   it('costs at most 3 storage calls for the first alert of a device (measured on Azurite)', async () => {
     const counting = faultyStore(azureStore(), () => false);
     const clock = new ManualClock(T0);

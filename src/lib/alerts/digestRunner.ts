@@ -74,18 +74,23 @@ export function createDigestRunner(deps: DigestRunDeps): DigestRunner {
           summary.duplicates += 1;
           continue;
         }
-        const decision = await gate.admitDigest(deviceId, facts.digestKey);
-        if (decision.kind === 'hold') {
-          await ledger.release(claim, `held back (${decision.reason}) until ${decision.until.toISOString()}`);
-          // The budget and a pause hold every device alike: the rest of the list waits too.
-          summary.held = due.length - index;
-          summary.heldBy = decision.reason;
-          break;
-        }
         const email = renderDigestEmail(facts, { config, dashboardUrl: deps.dashboardUrl });
-        let result: SendResult;
+        let result: SendResult | null = null;
         try {
-          result = await sender.send(email);
+          // A takeover asks the e-mail service first, as an alert's does: a send it accepted under this digest's
+          // operation id is the digest's e-mail, whatever the gate says now (no POST that could meet a 429).
+          if (claim.takeover) result = await sender.lookup(email);
+          if (result === null) {
+            const decision = await gate.admitDigest(deviceId, facts.digestKey);
+            if (decision.kind === 'hold') {
+              await ledger.release(claim, `held back (${decision.reason}) until ${decision.until.toISOString()}`);
+              // The budget and a pause hold every device alike: the rest of the list waits too.
+              summary.held = due.length - index;
+              summary.heldBy = decision.reason;
+              break;
+            }
+            result = await sender.send(email);
+          }
         } catch (error) {
           await ledger.release(claim, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
           if (!isRoutingError(error) || error.kind !== 'transient') throw error;
