@@ -59,7 +59,7 @@ function setup(outcomes: object, { enqueued = true }: { enqueued?: boolean } = {
     windows,
     fixTwin,
     quarantineFirst: async () => (await stream(quarantine).processBatch(batch)).quarantinedBy,
-    dry: () => all(replayQuarantined({ quarantine, handlers: async () => ({}), dryRun: { checks, now: () => clock.now(), twins } })),
+    dry: () => all(replayQuarantined({ quarantine, handlers: async () => ({}), dryRun: { admission: { checks, now: () => clock.now(), twins } } })),
     replay: () => all(replayQuarantined({ quarantine, handlers: async (_endpoint, on) => ({ events: stream(on) }) })),
   };
 }

@@ -19,16 +19,15 @@
  * re-running the blob trigger or `iot-routing aggregate` on them. Digests the e-mail service refused are not
  * messages; their alerts are in the ledger.
  */
-import type { TelemetryStreamHandler } from './aggregate/telemetryStream.js';
+import { telemetryStreamFromServices, verifyStoredConfiguration, type TelemetryStreamHandler } from './aggregate/telemetryStream.js';
 import { unwindowableCode } from './aggregate/windows.js';
-import type { CriticalAlertHandler } from './alerts/criticalAlertHandler.js';
-import type { LedgerState } from './alerts/ledger.js';
+import { alertsConfigOf, createAlertServices } from './alerts/alertServices.js';
+import { ledgerVerdict, type CriticalAlertHandler } from './alerts/criticalAlertHandler.js';
+import type { AlertLedger, LedgerState } from './alerts/ledger.js';
+import { checkAdmission, quarantiningCodes, type AdmitDeps } from './checks/admit.js';
 import { isTransient } from './errors.js';
-import { resolveTwinPlaceholders } from './checks/admit.js';
-import { checkMessage } from './checks/checks.js';
-import type { TwinResolver } from './checks/twins/twinResolver.js';
-import type { ChecksConfig } from './checks/expectations.js';
 import type { RoutedMessage } from './message/RoutedMessage.js';
+import type { Services } from './runtime.js';
 import { ARCHIVE_DAMAGE_CODES, quarantinedMessage, quarantineReasonCodes, type Quarantine, type QuarantineListItem } from './storage/quarantine.js';
 
 export const REPLAYABLE_ENDPOINTS = ['events', 'criticalQueue'] as const;
@@ -55,9 +54,8 @@ export interface ReplayDeps {
 }
 
 export interface DryRun {
-  checks: ChecksConfig;
-  now: () => Date;
-  twins?: TwinResolver | undefined;
+  /** What admit judges with: the checks, the twin resolver, the clock. */
+  admission: Pick<AdmitDeps, 'checks' | 'twins' | 'now'>;
   /** What the alert ledger says would settle a critical message before any send (`ledgerVerdict`), if anything. */
   alertState?: ((message: RoutedMessage) => Promise<LedgerState | undefined>) | undefined;
   /**
@@ -96,9 +94,10 @@ export async function* replayQuarantined(deps: ReplayDeps, filter: ReplayFilter 
   // Listed first: the replay deletes records as it goes, and a listing under way should not see its own deletions.
   const items: QuarantineListItem[] = [];
   for await (const item of deps.quarantine.list(filter)) items.push(item);
+  const replaying = deps.quarantine.forReplay();
   for (const item of items) {
     try {
-      yield await replayOne(deps, item);
+      yield await replayOne(deps, replaying, item);
     } catch (error) {
       if (!isTransient(error)) throw error;
       yield { name: item.name, endpoint: item.endpoint, deviceId: item.deviceId, outcome: 'failed', error: (error as Error).message };
@@ -115,7 +114,7 @@ export function replayableReasonCodes(): string[] {
   return quarantineReasonCodes().filter((code) => !damage.has(code));
 }
 
-async function replayOne(deps: ReplayDeps, item: QuarantineListItem): Promise<ReplayResult> {
+async function replayOne(deps: ReplayDeps, replaying: Quarantine, item: QuarantineListItem): Promise<ReplayResult> {
   const base = { name: item.name, endpoint: item.endpoint, deviceId: item.deviceId };
   if (item.kind !== 'message') {
     return { ...base, outcome: 'skipped', why: item.kind === 'digest' ? 'a refused digest, not a message' : 'a damaged archive blob: replay it with the blob trigger or `iot-routing aggregate`' };
@@ -129,7 +128,7 @@ async function replayOne(deps: ReplayDeps, item: QuarantineListItem): Promise<Re
   const message = quarantinedMessage(entry);
   if (deps.dryRun !== undefined) return { ...base, ...(await judge(deps.dryRun, message, item.endpoint)) };
 
-  const handlers = await deps.handlers(item.endpoint, deps.quarantine.forReplay());
+  const handlers = await deps.handlers(item.endpoint, replaying);
   let detail: string;
   if (item.endpoint === 'events') {
     const stream = handlers.events;
@@ -161,11 +160,8 @@ async function replayOne(deps: ReplayDeps, item: QuarantineListItem): Promise<Re
  * deletes it).
  */
 async function judge(dryRun: DryRun, message: RoutedMessage, endpoint: ReplayableEndpoint): Promise<{ outcome: 'would-replay' } | { outcome: 'quarantined'; reasons: string[] }> {
-  const { message: resolved } = await resolveTwinPlaceholders(message, dryRun.twins);
-  const check = checkMessage(resolved, endpoint, dryRun.checks, dryRun.now());
-  if (check.outcome === 'quarantine') {
-    return { outcome: 'quarantined', reasons: [...new Set(check.findings.filter((f) => f.outcome === 'quarantine').map((f) => f.code))].sort() };
-  }
+  const { message: resolved, check } = await checkAdmission(message, endpoint, dryRun.admission, dryRun.admission.now());
+  if (check.outcome === 'quarantine') return { outcome: 'quarantined', reasons: quarantiningCodes(check) };
   if (endpoint === 'events') {
     const code = unwindowableCode(resolved);
     if (code !== undefined) return { outcome: 'quarantined', reasons: [code] };
@@ -174,4 +170,35 @@ async function judge(dryRun: DryRun, message: RoutedMessage, endpoint: Replayabl
     return { outcome: 'quarantined', reasons: ['EmailRejected'] };
   }
   return { outcome: 'would-replay' };
+}
+
+/**
+ * A replay's dependencies from the process's services: the handlers each endpoint's function runs, built on first
+ * use on the replay's quarantine (the telemetry path writes through `admitDeps` and the handler alike), and for a
+ * dry run what they would consult: the admission, the alert ledger (through the alert services, which also check
+ * the alert settings the run needs, and send nothing) and the reports container's base window.
+ */
+export function replayDepsFromServices(services: Services, options: { dryRun?: boolean } = {}): ReplayDeps {
+  const handlers: { events?: TelemetryStreamHandler; criticalQueue?: CriticalAlertHandler } = {};
+  const deps: ReplayDeps = {
+    quarantine: services.quarantine,
+    handlers: async (endpoint, quarantine) => {
+      const replaying: Services = { ...services, quarantine, admitDeps: { ...services.admitDeps, quarantine } };
+      if (endpoint === 'events') handlers.events ??= telemetryStreamFromServices(replaying);
+      else handlers.criticalQueue ??= createAlertServices(replaying).handler;
+      return handlers;
+    },
+  };
+  if (options.dryRun !== true) return deps;
+  let ledger: AlertLedger | undefined;
+  let windowsChecked: Promise<void> | undefined;
+  deps.dryRun = {
+    admission: services.admitDeps,
+    alertState: async (message) => {
+      ledger ??= createAlertServices(services).stores.ledger;
+      return ledgerVerdict(ledger, alertsConfigOf(services.config), message);
+    },
+    windowsReady: () => (windowsChecked ??= verifyStoredConfiguration(services)),
+  };
+  return deps;
 }

@@ -67,7 +67,7 @@ describe('an alert the e-mail service refused', () => {
         { alerts: alerts.value, sender: new RejectingSender(), busyWait: { attempts: 0, intervalMs: 0 } },
       ).handler,
     });
-    const dryRun = { checks: config.routing.checks, now: () => clock.now(), twins, alertState: (message: RoutedMessage) => ledgerVerdict(stores.ledger, alerts.value, message) };
+    const dryRun = { admission: { checks: config.routing.checks, now: () => clock.now(), twins }, alertState: (message: RoutedMessage) => ledgerVerdict(stores.ledger, alerts.value, message) };
     const outcomes = async (dry: boolean) => {
       const results: ReplayResult[] = [];
       for await (const result of replayQuarantined({ quarantine, handlers: replayHandlers, ...(dry ? { dryRun } : {}) })) results.push(result);

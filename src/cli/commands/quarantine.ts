@@ -1,13 +1,9 @@
 import { resolve } from 'node:path';
-import { telemetryStreamFromServices, verifyStoredConfiguration, type TelemetryStreamHandler } from '../../lib/aggregate/telemetryStream.js';
-import { alertsConfigOf, createAlertServices } from '../../lib/alerts/alertServices.js';
-import type { AlertLedger } from '../../lib/alerts/ledger.js';
-import { ledgerVerdict, type CriticalAlertHandler } from '../../lib/alerts/criticalAlertHandler.js';
 import { ENDPOINT_NAMES } from '../../lib/checks/reasons.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { REPLAYABLE_ENDPOINTS, replayableReasonCodes, replayQuarantined, type DryRun, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
-import { createServices, type Services } from '../../lib/runtime.js';
+import { REPLAYABLE_ENDPOINTS, replayableReasonCodes, replayDepsFromServices, replayQuarantined, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
+import { createServices } from '../../lib/runtime.js';
 import { ARCHIVE_DAMAGE_CODES, createQuarantine, quarantineReasonCodes } from '../../lib/storage/quarantine.js';
 import { EXIT, parseCommandArgs, routingConfigPath, UsageError, writeLine, type CliIo } from '../io.js';
 
@@ -117,19 +113,8 @@ async function replay(
   const configPath = await routingConfigPath(values.config);
   if (configPath === undefined) throw new UsageError('replay applies routing.config.json: pass --config PATH or run it where that file is');
   const services = await createServices({ ...env, ROUTING_CONFIG_PATH: resolve(configPath) }, { root: process.cwd() });
-  const handlers: { events?: TelemetryStreamHandler; criticalQueue?: CriticalAlertHandler } = {};
   const results = replayQuarantined(
-    {
-      quarantine: services.quarantine,
-      // Built on first use: replaying telemetry needs no e-mail settings.
-      handlers: async (endpoint, quarantine) => {
-        const replaying = { ...services, quarantine, admitDeps: { ...services.admitDeps, quarantine } };
-        if (endpoint === 'events') handlers.events ??= telemetryStreamFromServices(replaying);
-        else handlers.criticalQueue ??= createAlertServices(replaying).handler;
-        return handlers;
-      },
-      ...(values['dry-run'] ? { dryRun: dryRunOf(services) } : {}),
-    },
+    replayDepsFromServices(services, { dryRun: values['dry-run'] }),
     {
       ...(values.endpoint !== undefined ? { endpoint: values.endpoint as ReplayableEndpoint } : {}),
       ...(values.reason !== undefined ? { reason: values.reason } : {}),
@@ -161,22 +146,4 @@ async function replay(
   }
   if (counts.failed > 0) io.stderr.write('failed: a transient error (storage, a service, an alert still owned by another run); run the replay again\n');
   return counts.failed > 0 ? EXIT.transient : counts.quarantined > 0 ? EXIT.wouldQuarantine : EXIT.ok;
-}
-
-/** A dry run's view of the services: checks, twins, and the alert ledger (read only, opened on first use). */
-function dryRunOf(services: Services): DryRun {
-  const alerts = alertsConfigOf(services.config);
-  let ledger: AlertLedger | undefined;
-  let windowsChecked: Promise<void> | undefined;
-  return {
-    checks: services.config.routing.checks,
-    now: () => services.clock.now(),
-    twins: services.twins,
-    // The alert services are built (they validate the alert settings the real run needs) but send nothing.
-    alertState: async (message) => {
-      ledger ??= createAlertServices(services).stores.ledger;
-      return ledgerVerdict(ledger, alerts, message);
-    },
-    windowsReady: () => (windowsChecked ??= verifyStoredConfiguration(services)),
-  };
 }

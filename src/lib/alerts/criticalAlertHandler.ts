@@ -95,12 +95,18 @@ export const EMAIL_REJECTED_HINT =
  */
 export async function ledgerVerdict(ledger: AlertStores['ledger'], config: AlertsConfig, message: RoutedMessage): Promise<LedgerState | undefined> {
   if (!isAlert(message, config)) return undefined;
-  const legacyKey = legacyMessageIdentity(message);
-  if (legacyKey !== undefined) {
-    const earlier = await ledger.get(legacyKey);
-    if (earlier !== null && earlier.record.state !== 'in-progress') return earlier.record.state;
-  }
+  const earlier = await legacyRecord(ledger, message);
+  if (earlier !== null && earlier.record.state !== 'in-progress') return earlier.record.state;
   return (await ledger.get(alertKeyOf(message)))?.record.state;
+}
+
+/**
+ * A module's alert handled before identities named the module is recorded under its key of then
+ * (`legacyMessageIdentity`); null for other messages or when there is no such record.
+ */
+async function legacyRecord(ledger: AlertStores['ledger'], message: RoutedMessage): Promise<{ record: LedgerRecord; etag: ETag } | null> {
+  const legacyKey = legacyMessageIdentity(message);
+  return legacyKey === undefined ? null : ledger.get(legacyKey);
 }
 
 export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandler {
@@ -303,16 +309,15 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
       if (!isAlert(admitted, config)) return { outcome: 'notAlert', alertKey: alertKeyOf(admitted), deviceId: admitted.deviceId };
 
       const facts = alertFactsOf(admitted, config, deps.enrichmentKeys);
-      // A module's alert handled before identities named the module is recorded under its key of then: found there,
-      // a delivery in flight across the upgrade is the duplicate it is (its own key would send a second e-mail).
-      const legacyKey = legacyMessageIdentity(admitted);
-      if (legacyKey !== undefined) {
-        const earlier = await ledger.get(legacyKey);
-        if (earlier !== null && earlier.record.state !== 'in-progress') return duplicate(facts, earlier);
-        const lease = earlier === null || earlier.record.expiresAt === null ? 0 : Date.parse(earlier.record.expiresAt);
+      // Found under its key of before the upgrade, a delivery in flight across it is the duplicate it is (its own
+      // key would send a second e-mail).
+      const earlier = await legacyRecord(ledger, admitted);
+      if (earlier !== null) {
+        if (earlier.record.state !== 'in-progress') return duplicate(facts, earlier);
+        const lease = earlier.record.expiresAt === null ? 0 : Date.parse(earlier.record.expiresAt);
         if (lease > clock.now().getTime()) {
           // An instance of the earlier build is sending it: let Service Bus redeliver once it is done.
-          throw new RoutingError('StorageConflict', `alert ${legacyKey} of device '${facts.deviceId}' is being handled under its earlier key; Service Bus will redeliver`);
+          throw new RoutingError('StorageConflict', `alert ${earlier.record.key} of device '${facts.deviceId}' is being handled under its earlier key; Service Bus will redeliver`);
         }
       }
       const operationId = emailOperationId(facts.alertKey);
@@ -338,9 +343,8 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
         // Invariant: a delivery that fails after claiming hands the alert back before it throws. Service Bus
         // redelivers an abandoned message at once, and a lease left to run out (75 s) would have every redelivery
         // wait on it and fail as busy until the delivery count dead-letters the alert, unsent or sent but
-        // unrecorded. Handing back is safe at any point: the taker sends with the same operation id (ACS runs
-        // one operation per id) and folds with the same key, and it is a no-op (If-Match) once `send` released
-        // or the outcome was recorded.
+        // unrecorded. Handing back is safe at any point: the taker looks the same operation id up at ACS first
+        // and folds with the same key, and it is a no-op (If-Match) once the outcome was recorded.
         await ledger.release(owned, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
         throw error;
       }

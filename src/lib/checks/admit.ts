@@ -51,15 +51,12 @@ export async function admit(messages: readonly RoutedMessage[], endpoint: Endpoi
   const quarantinedBy: Partial<Record<ReasonCode, number>> = {};
 
   for (const original of messages) {
-    let message = original;
-    let twinResolved: readonly string[] = NONE_RESOLVED;
-    // Checked here first, synchronously: almost no message has a placeholder, and an await per message costs a turn.
-    if (deps.twins !== undefined && hasPlaceholder(message)) {
-      const resolution = await resolveTwinPlaceholders(message, deps.twins);
-      message = resolution.message;
-      twinResolved = resolution.resolved;
-    }
-    const check = checkMessage(message, endpoint, deps.checks, now);
+    // Placeholders are looked for here first, synchronously: almost no message has one, and an await per message
+    // costs a turn of the event loop.
+    const { message, check, twinResolved } =
+      deps.twins !== undefined && hasPlaceholder(original)
+        ? await checkAdmission(original, endpoint, deps, now)
+        : { message: original, check: checkMessage(original, endpoint, deps.checks, now), twinResolved: NONE_RESOLVED };
     // Indexed: for...of over the shared frozen empty list of a clean check allocates an iterator and its result
     // per message (frozen arrays are not on V8's fast iteration path).
     for (let f = 0; f < check.findings.length; f++) {
@@ -95,9 +92,35 @@ export function addCounts(into: Partial<Record<ReasonCode, number>>, by: Readonl
 }
 
 function countQuarantineCodes(check: CheckResult, into: Partial<Record<ReasonCode, number>>): void {
+  for (const code of quarantiningCodes(check)) into[code] = (into[code] ?? 0) + 1;
+}
+
+/** The codes of the findings that quarantine the message, each once, sorted. */
+export function quarantiningCodes(check: CheckResult): ReasonCode[] {
   const codes = new Set<ReasonCode>();
   for (const finding of check.findings) if (finding.outcome === 'quarantine') codes.add(finding.code);
-  for (const code of codes) into[code] = (into[code] ?? 0) + 1;
+  return [...codes].sort();
+}
+
+/** What `admit` decides on: the message with its twins resolved, and the checks' verdict on it. */
+export interface Admission {
+  message: RoutedMessage;
+  check: CheckResult;
+  twinResolved: readonly string[];
+}
+
+/**
+ * The message as the checks see it (`$twin` placeholders resolved) and their verdict: the whole of admit's
+ * judgement of one message, without its quarantine write. A replay's dry run asks the same.
+ */
+export async function checkAdmission(
+  message: RoutedMessage,
+  endpoint: EndpointName,
+  deps: Pick<AdmitDeps, 'checks' | 'twins'>,
+  now: Date,
+): Promise<Admission> {
+  const resolution = await resolveTwinPlaceholders(message, deps.twins);
+  return { message: resolution.message, check: checkMessage(resolution.message, endpoint, deps.checks, now), twinResolved: resolution.resolved };
 }
 
 function hasPlaceholder(message: RoutedMessage): boolean {
@@ -113,7 +136,7 @@ function hasPlaceholder(message: RoutedMessage): boolean {
  * twin (the only one the resolver reads) would give a value IoT Hub would not have stamped. Its placeholders stay
  * unresolved, and the checks say so.
  */
-export async function resolveTwinPlaceholders(message: RoutedMessage, twins: TwinResolver | undefined): Promise<{ message: RoutedMessage; resolved: readonly string[] }> {
+async function resolveTwinPlaceholders(message: RoutedMessage, twins: TwinResolver | undefined): Promise<{ message: RoutedMessage; resolved: readonly string[] }> {
   if (twins !== undefined && message.deviceId !== null && message.moduleId === undefined && hasPlaceholder(message)) {
     // Transient twin failures throw (TwinUnavailable) so the trigger retries the batch: nothing is half-done here.
     const resolution = await twins.resolveProperties(message.deviceId, message.properties);
