@@ -1,4 +1,4 @@
-import { plainBody } from './body.js';
+import { decodeDeclaredBody, plainBody } from './body.js';
 import type { DecodedBody, MessageSource, PropertyValue, RoutedMessage } from './RoutedMessage.js';
 
 /** The normalized message as printed by the CLI and returned by queries: plain JSON, times in ISO-8601 UTC. */
@@ -35,4 +35,26 @@ export function messageFields(message: RoutedMessage): Omit<MessageRecord, 'body
     systemProperties: message.systemProperties,
     source: message.source,
   };
+}
+
+/**
+ * The message `messageFields` was taken from, with its body decoded again from `body` with today's rules: the
+ * inverse that a quarantine replay needs. Bytes as the Event Hubs and Service Bus paths hand them over (no storage
+ * base64 layer to restore).
+ */
+export function messageFromFields(fields: Omit<MessageRecord, 'body'>, body: Uint8Array): RoutedMessage {
+  const message: RoutedMessage = {
+    deviceId: fields.deviceId,
+    enqueuedTime: fields.enqueuedTime === null ? null : new Date(fields.enqueuedTime),
+    properties: fields.properties,
+    systemProperties: fields.systemProperties,
+    body,
+    decoded: decodeDeclaredBody(body, fields.contentType, fields.contentEncoding, false),
+    source: fields.source,
+  };
+  if (fields.moduleId !== undefined) message.moduleId = fields.moduleId;
+  if (fields.messageId !== undefined) message.messageId = fields.messageId;
+  if (fields.contentType !== undefined) message.contentType = fields.contentType;
+  if (fields.contentEncoding !== undefined) message.contentEncoding = fields.contentEncoding;
+  return message;
 }

@@ -11,10 +11,9 @@ import { createHash } from 'node:crypto';
 import type { Finding } from '../checks/checks.js';
 import { REASON_CODES, REASONS, type EndpointName, type ReasonCode } from '../checks/reasons.js';
 import type { ArchiveDamage } from '../message/archive.js';
-import { decodeDeclaredBody } from '../message/body.js';
 import { messageIdentity } from '../message/identity.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
-import { messageFields, type MessageRecord } from '../message/serialize.js';
+import { messageFields, messageFromFields, type MessageRecord } from '../message/serialize.js';
 import type { BlobStore, Clock } from '../ports.js';
 import { createJson, getJson, replaceJson } from './jsonDocuments.js';
 
@@ -303,19 +302,5 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
  * layer to restore).
  */
 export function quarantinedMessage(entry: QuarantinedMessage): RoutedMessage {
-  const body = Buffer.from(entry.bodyBase64, 'base64');
-  const message: RoutedMessage = {
-    deviceId: entry.deviceId,
-    enqueuedTime: entry.enqueuedTime === null ? null : new Date(entry.enqueuedTime),
-    properties: entry.properties,
-    systemProperties: entry.systemProperties,
-    body,
-    decoded: decodeDeclaredBody(body, entry.contentType, entry.contentEncoding, false),
-    source: entry.source,
-  };
-  if (entry.moduleId !== undefined) message.moduleId = entry.moduleId;
-  if (entry.messageId !== undefined) message.messageId = entry.messageId;
-  if (entry.contentType !== undefined) message.contentType = entry.contentType;
-  if (entry.contentEncoding !== undefined) message.contentEncoding = entry.contentEncoding;
-  return message;
+  return messageFromFields(entry, Buffer.from(entry.bodyBase64, 'base64'));
 }
