@@ -53,6 +53,8 @@ describe.skipIf(!HAVE_CASES)(`iot-routing check on IoT Hub JSON files${HAVE_CASE
     // Nothing is quarantined on these files: only warnings.
     expect(run.code).toBe(0);
     expect(run.stderr).toContain(`${count} message${count === 1 ? '' : 's'} checked as endpoint archive`);
+    // The summary gives the findings' own advice: for text bodies, not "declare them JSON".
+    expect(run.stderr.includes('this one is not JSON')).toBe(kind === 'text');
     // And the bodies are still decoded to what the device sent.
     const decoded = await runCli(['decode', casePath(file)]);
     for (const line of decoded.stdout.trim().split('\n')) {

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { checkMessage, type Finding } from '../../lib/checks/checks.js';
 import { defaultChecksConfig, type ChecksConfig } from '../../lib/checks/expectations.js';
-import { ENDPOINT_NAMES, REASONS, type EndpointName, type Outcome } from '../../lib/checks/reasons.js';
+import { ENDPOINT_NAMES, type EndpointName, type Outcome } from '../../lib/checks/reasons.js';
 import { loadRoutingConfig } from '../../lib/config.js';
 import { readArchive } from '../../lib/message/readArchive.js';
 import { EXIT, parseCommandArgs, routingConfigPath, UsageError, writeLine, type CliIo } from '../io.js';
@@ -16,6 +16,8 @@ interface ReasonTally {
   count: number;
   outcome: Outcome;
   example: string;
+  /** The findings' own hints, each once: a code's advice can depend on the message (BodyBase64 on a text body). */
+  hints: Set<string>;
 }
 
 async function checksFor(given: string | undefined): Promise<{ checks: ChecksConfig; source: string }> {
@@ -88,7 +90,7 @@ export async function checkCommand(args: string[], io: CliIo): Promise<number> {
     `${file}: ${index} message${index === 1 ? '' : 's'} checked as endpoint ${endpoint} (${source}): ${outcomes.accept} accept, ${outcomes.warn} warn, ${outcomes.quarantine} quarantine${damaged ? '; the file is damaged and would be quarantined' : ''}`,
     ...[...reasons.entries()]
       .sort((a, b) => b[1].count - a[1].count)
-      .map(([code, t]) => `  ${code} x${t.count} (${t.outcome}): ${t.example}\n    hint: ${REASONS[code as keyof typeof REASONS].hint}`),
+      .map(([code, t]) => `  ${code} x${t.count} (${t.outcome}): ${t.example}${[...t.hints].map((hint) => `\n    hint: ${hint}`).join('')}`),
   ].join('\n');
   // The summary goes to stderr in ndjson mode so that stdout stays machine-readable.
   (values.format === 'ndjson' ? io.stderr : io.stdout).write(`${summary}\n`);
@@ -97,6 +99,10 @@ export async function checkCommand(args: string[], io: CliIo): Promise<number> {
 
 function tally(reasons: Map<string, ReasonTally>, finding: Finding): void {
   const current = reasons.get(finding.code);
-  if (current === undefined) reasons.set(finding.code, { count: 1, outcome: finding.outcome, example: finding.detail });
-  else current.count += 1;
+  if (current === undefined) {
+    reasons.set(finding.code, { count: 1, outcome: finding.outcome, example: finding.detail, hints: new Set([finding.hint]) });
+  } else {
+    current.count += 1;
+    current.hints.add(finding.hint);
+  }
 }
