@@ -75,7 +75,9 @@ describe('parseDashboardQuery', () => {
   it('bounds the devices, the range and the windows per chart', () => {
     const many = Array.from({ length: MAX_DEVICE_FILTER + 1 }, (_, i) => `deviceId=d${i}`).join('&');
     expect(errors(many)).toEqual([`deviceId: at most ${MAX_DEVICE_FILTER} devices at once, got ${MAX_DEVICE_FILTER + 1}`]);
-    expect(errors('range=32d&window=1h')).toEqual(['range: at most 31 days, got 32.0']);
+    expect(errors('range=32d&window=1h')).toEqual(['range: at most 31 days, got 32 days']);
+    // Just over the bound does not read as the bound itself (it was "got 31.0").
+    expect(errors('from=2024-03-01T00:00:00Z&to=2024-04-01T00:00:01Z&window=1h')).toEqual(['range: at most 31 days, got 31 days and 1 s']);
     expect(errors('range=25h')).toEqual(['range: 1500 windows of 1m; at most 1440 per chart: choose a larger window or a shorter range']);
     expect(ok('range=24h').range).toBe('24h');
     expect(errors('range=1h&from=2024-03-01')).toEqual(['range: give either range (a duration back from now) or from/to, not both']);

@@ -146,7 +146,7 @@ export function reportsEndpointFromServices(services: Services): ReportsEndpoint
 }
 
 /** A span just over a whole number of days must not read as that number (31 days and 1 ms is not "31.0"). */
-function formatDays(ms: number): string {
+export function formatDays(ms: number): string {
   const days = Math.floor(ms / DAY_MS);
   const rest = ms - days * DAY_MS;
   if (rest === 0) return `${days} days`;

@@ -14,7 +14,7 @@
  * reads a bounded number of reports whatever the combination.
  */
 import { parseWindowSize, type AggregationConfig, type WindowSize } from '../aggregate/aggregationConfig.js';
-import { MAX_RANGE_DAYS } from '../aggregate/reportsQuery.js';
+import { formatDays, MAX_RANGE_DAYS } from '../aggregate/reportsQuery.js';
 import { instantParameter } from '../instant.js';
 
 export { MAX_RANGE_DAYS };
@@ -146,7 +146,7 @@ export function parseDashboardQuery(
   const fromMs = fromGiven ?? toMs - (rangeMs ?? defaultRange.ms);
   if (toMs <= fromMs) errors.push(`to: must be after from (${new Date(fromMs).toISOString()})`);
   if (toMs - fromMs > MAX_RANGE_DAYS * DAY_MS) {
-    errors.push(`range: at most ${MAX_RANGE_DAYS} days, got ${((toMs - fromMs) / DAY_MS).toFixed(1)}`);
+    errors.push(`range: at most ${MAX_RANGE_DAYS} days, got ${formatDays(toMs - fromMs)}`);
   } else if (pointsOf(toMs - fromMs, window) > MAX_POINTS) {
     errors.push(
       `range: ${pointsOf(toMs - fromMs, window)} windows of ${window.label}; at most ${MAX_POINTS} per chart: choose a larger window or a shorter range`,
