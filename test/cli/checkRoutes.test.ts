@@ -106,6 +106,17 @@ describe('iot-routing check-routes', () => {
     expect(result.stdout).toContain('\u201ccritical\u201d is not an application property of the message');
   });
 
+  it('does not warn about a typographic quote inside a string literal, which the route compares as meant', async () => {
+    const config = await file('literal.json', {
+      routes: [{ name: 'SiteRoute', condition: "site = 'Joe\u2019s Plant' AND note = \"say \u201chi\u201d\"", endpoint: 'criticalQueue' }],
+    });
+    const messages = await file('literal.ndjson', ndjson({ deviceId: 'd', properties: { site: 'Joe\u2019s Plant', note: 'say \u201chi\u201d' } }));
+    const result = await run([messages, '--config', config]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).not.toContain('typographic quote');
+    expect(result.stdout).toContain('line 1: d → criticalQueue');
+  });
+
   it('names the line of input that is not a message', async () => {
     const messages = await file('bad.ndjson', `${JSON.stringify({ deviceId: 'd' })}\nnot json\n`);
     const result = await run([messages, '--config', 'routing.config.json']);

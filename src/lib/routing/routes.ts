@@ -60,13 +60,29 @@ function compileOne(route: RouteConfig, ast: Expr): CompiledRoute {
   };
 }
 
-/**
- * Parses every route's condition once. Disabled routes are compiled too, because IoT Hub refuses to save a route
- * whose query does not parse, enabled or not. Errors name the route by index, in the form config validation
- * reports: `routes[2].condition: unexpected token ')' at 14`.
- */
 /** ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›: quotes that word processors and chat clients put in place of ' and ". */
 const TYPOGRAPHIC_QUOTES = /[\u2018-\u201f\u00ab\u00bb\u2039\u203a]/;
+
+/**
+ * The position of the first typographic quote outside the condition's string literals, or -1. Inside a literal
+ * (`site = 'Joe’s Plant'`) it is text the route compares, as meant; outside, the lexer takes it into a name.
+ * Literals as the lexer reads them: straight quotes, a backslash escaping the next character.
+ */
+function typographicQuoteOutsideLiterals(condition: string): number {
+  let quote: string | null = null;
+  for (let i = 0; i < condition.length; i++) {
+    const ch = condition[i]!;
+    if (quote !== null) {
+      if (ch === '\\') i++;
+      else if (ch === quote) quote = null;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+    } else if (TYPOGRAPHIC_QUOTES.test(ch)) {
+      return i;
+    }
+  }
+  return -1;
+}
 
 /**
  * Conditions IoT Hub accepts but almost surely not as meant: typographic quotes parse as part of property names
@@ -78,7 +94,7 @@ export function routeWarnings(routes: ReadonlyArray<{ name?: unknown; condition?
   routes.forEach((route, i) => {
     const condition = route.condition;
     if (typeof condition !== 'string') return;
-    const at = condition.search(TYPOGRAPHIC_QUOTES);
+    const at = typographicQuoteOutsideLiterals(condition);
     if (at < 0) return;
     const name = typeof route.name === 'string' ? ` ("${route.name}")` : '';
     warnings.push(
@@ -89,6 +105,11 @@ export function routeWarnings(routes: ReadonlyArray<{ name?: unknown; condition?
   return warnings;
 }
 
+/**
+ * Parses every route's condition once. Disabled routes are compiled too, because IoT Hub refuses to save a route
+ * whose query does not parse, enabled or not. Errors name the route by index, in the form config validation
+ * reports: `routes[2].condition: unexpected token ')' at 14`.
+ */
 export function compileRoutes(routes: readonly RouteConfig[]): CompileResult {
   const compiled: CompiledRoute[] = [];
   const errors: string[] = [];
