@@ -13,10 +13,9 @@ import { pathToFileURL } from 'node:url';
 import { format, parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { aggregationConfigOf, parseReportsContainer } from '../lib/aggregate/aggregationConfig.js';
-import { parseAlertSettings, parseAlertsConfig } from '../lib/alerts/alertsConfig.js';
+import { parseAlertSettings } from '../lib/alerts/alertsConfig.js';
 import { isAlert } from '../lib/alerts/alertPolicy.js';
 import { resolveArchive } from '../lib/archive/archiveDeps.js';
-import { parseArchiveConfig, type ArchiveConfig } from '../lib/archive/config.js';
 import { loadRoutingConfig, type EndpointName } from '../lib/config.js';
 import { isRoutingError } from '../lib/errors.js';
 import type { BlobStore } from '../lib/ports.js';
@@ -269,18 +268,15 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
       options.routingConfigPath ?? (options.sampleSettingsOnly === true ? undefined : process.env['ROUTING_CONFIG_PATH']) ?? 'routing.config.json',
     );
     // Every problem of the file (a missing file and bad JSON included) in one ConfigInvalid, before anything starts.
-    await loadRoutingConfig(configPath);
-    if (options.azurite === undefined && options.inMemoryAzurite !== true) cleanups.push(await lockStateDirectory(stateDirectory));
+    const routingConfig = await loadRoutingConfig(configPath);
+    // Outputs on disk outlive the run (state lock, simulated clock): not with an in-memory or external Azurite.
+    const persistent = options.azurite === undefined && options.inMemoryAzurite !== true;
+    if (persistent) cleanups.push(await lockStateDirectory(stateDirectory));
     const ownAzurite = options.azurite === undefined ? await startOwnAzurite(options, stateDirectory) : null;
     if (ownAzurite !== null) cleanups.push(() => ownAzurite.stop());
     const azurite: AzuriteConnection = options.azurite ?? ownAzurite!;
 
-    const rawConfig = await readJson(configPath);
-    const rawRouting = isObject(rawConfig) ? rawConfig : {};
-    const iotHubName = typeof rawRouting['iotHubName'] === 'string' ? rawRouting['iotHubName'] : 'local-hub';
-    const archiveParsed = parseArchiveConfig(rawRouting['archive']);
-    if ('errors' in archiveParsed) throw new Error(`${configPath}: ${archiveParsed.errors.join('; ')}`);
-    const archiveConfig: ArchiveConfig = archiveParsed.value;
+    const { iotHubName, archive: archiveConfig, alerts: alertsConfig } = routingConfig;
     // E-mails of a run on a --state of its own stay with that state (two runs never count each other's .eml files).
     const outboxOption = options.outboxDirectory ?? (options.stateDirectory !== undefined ? path.join(stateDirectory, 'outbox') : undefined);
     const effectiveConfigPath =
@@ -306,8 +302,7 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     const env = settings.env;
 
     // ---- time and services --------------------------------------------------------------------------------
-    // Outputs on disk outlive the run: the next run on this state starts where this one's clock stops.
-    const persistent = options.azurite === undefined && options.inMemoryAzurite !== true;
+    // The next run on this state starts where this one's clock stops.
     const clock = new SimulatedClock(options.startTime ?? (persistent ? await resumeTime(stateDirectory, new Date()) : new Date()), speedup);
     if (persistent) {
       // Every few seconds as well as at the end: a forced exit (a second Ctrl+C) runs no cleanup.
@@ -327,11 +322,7 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     const archive = resolveArchive(archiveConfig, env);
     const aggregation = aggregationConfigOf(routing);
     const reportsContainer = parseReportsContainer(env);
-    const alertsParsed = parseAlertsConfig(rawRouting['alerts']);
-    const outboxDirectory =
-      settings.alertSender === 'outbox'
-        ? path.resolve(root, outboxOption ?? ('value' in alertsParsed ? alertsParsed.value.outboxDirectory : '.local/outbox'))
-        : null;
+    const outboxDirectory = settings.alertSender === 'outbox' ? path.resolve(root, outboxOption ?? alertsConfig.outboxDirectory) : null;
 
     const logsDirectory = path.join(stateDirectory, 'logs');
     await mkdir(logsDirectory, { recursive: true });
@@ -479,9 +470,8 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     });
     let pendingResends = 0;
     const resendRandom = streamFor(seed, 'resend');
-    const alertsConfig = 'value' in alertsParsed ? alertsParsed.value : null;
     // What criticalAlerts completes as notAlert (a route that sends it messages the alert policy does not select).
-    const deliveries = new DeliveryLog((m) => alertsConfig === null || isAlert(m, alertsConfig));
+    const deliveries = new DeliveryLog((m) => isAlert(m, alertsConfig));
     const tracked = (sink: HubEndpoint): HubEndpoint => ({
       deliver: (message) => {
         deliveries.record(message);
@@ -941,7 +931,8 @@ export const localUsage = `npm start -- [options]     (node dist/src/local/main.
   --summary PATH       write the JSON conservation summary there at exit
   --state DIR          Azurite data, logs and, unless --outbox, e-mails (default .local); a run on a state
                        starts its clock where the last run on it stopped (sped-up runs write ahead of now)
-  --in-memory          keep Azurite's data in memory instead of under the state directory
+  --in-memory          keep Azurite's data in memory instead of under the state directory (no state lock, and
+                       the clock starts now)
   --config PATH        routing.config.json to use
   --outbox DIR         write e-mails there instead of alerts.outboxDirectory
   --verbose            print every function log line
