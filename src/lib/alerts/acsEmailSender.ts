@@ -26,6 +26,7 @@ import {
 } from '@azure/communication-email';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { isRoutingError, RoutingError } from '../errors.js';
+import { acsConnectionStringEndpoint } from './alertsConfig.js';
 import { checkEmailMessage, localRejection, type EmailMessage, type EmailSender, type SendResult } from './email.js';
 
 export type AcsEmailConnection =
@@ -86,7 +87,7 @@ export function createAcsEmailSender(connection: AcsEmailConnection, options: Ac
       ? new EmailClient(connection.connectionString, clientOptions)
       : new EmailClient(connection.endpoint, connection.credential ?? new DefaultAzureCredential(), clientOptions);
 
-  const endpoint = 'connectionString' in connection ? connectionStringEndpoint(connection.connectionString) : connection.endpoint;
+  const endpoint = 'connectionString' in connection ? (acsConnectionStringEndpoint(connection.connectionString) ?? '') : connection.endpoint;
 
   /** One send, or a lookup of the operation under the message's id, polled until it ends or `maxWaitMs` passes. */
   const run = async (message: EmailMessage, lookup: boolean): Promise<SendResult | null> => {
@@ -144,14 +145,6 @@ export function createAcsEmailSender(connection: AcsEmailConnection, options: Ac
  */
 export const ACS_EMAIL_API_VERSION = '2025-09-01';
 
-/** The `endpoint=` of an ACS connection string. */
-function connectionStringEndpoint(connectionString: string): string {
-  for (const part of connectionString.split(';')) {
-    const at = part.indexOf('=');
-    if (at > 0 && part.slice(0, at).trim().toLowerCase() === 'endpoint') return part.slice(at + 1).trim();
-  }
-  return '';
-}
 
 function toAcsMessage(email: EmailMessage): AcsEmailMessage {
   const acs: AcsEmailMessage = {

@@ -335,6 +335,11 @@ export function defaultAlertsConfig(): AlertsConfig {
 
 export type AcsSetting = { kind: 'connectionString'; value: string } | { kind: 'endpoint'; endpoint: string };
 
+/** The `endpoint=` part of an ACS connection string (`endpoint=https://...;accesskey=...`), keys ignoring case. */
+export function acsConnectionStringEndpoint(connectionString: string): string | undefined {
+  return /(?:^|;)\s*endpoint=([^;]+)/i.exec(connectionString)?.[1]?.trim();
+}
+
 export interface AlertSettings {
   /** ALERTS_CONTAINER, default `alerts`. */
   container: string;
@@ -373,7 +378,7 @@ export function parseAlertSettings(env: Env): { value: AlertSettings } | { error
   const endpoint = setting('ACS_ENDPOINT');
   let acs: AcsSetting | null = null;
   if (connectionString !== undefined) {
-    const endpointPart = /(?:^|;)\s*endpoint=([^;]+)/i.exec(connectionString)?.[1]?.trim();
+    const endpointPart = acsConnectionStringEndpoint(connectionString);
     // The endpoint must be a URL: the SDK would otherwise throw ERR_INVALID_URL on every send, until dead-lettering.
     if (endpointPart === undefined || !isHttpUrl(endpointPart) || !/(^|;)\s*accesskey=[^;]+/i.test(connectionString)) {
       errors.push('ACS_CONNECTION_STRING: expected endpoint=https://<resource>.communication.azure.com/;accesskey=<key>');
