@@ -70,6 +70,12 @@ function query(text = ''): DashboardQuery {
   return parsed.value;
 }
 
+async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
 describe('createDashboardDataSource', () => {
   it('keeps device ids that are JavaScript property names as plain keys of the series', async () => {
     const data = await createDashboardDataSource(deps())(query());
@@ -224,6 +230,20 @@ describe('createDashboardDataSource', () => {
       ['BodyNotJson', 1],
       ['EmailRejected', 1],
     ]);
+  });
+
+  it('does not count a refused digest as a quarantined message (its alerts are in the ledger)', async () => {
+    const before = await createDashboardDataSource(deps())(query());
+    await services.quarantine.putDigest({
+      identity: 'digest-1',
+      deviceId: 'pump-1',
+      reasons: [{ code: 'EmailRejected', detail: 'refused', hint: 'fix the recipients' }],
+      digest: { operationId: 'op-1', alerts: 2, firstTime: null, lastTime: null, severities: [], recipients: [], readings: [], recentAlertKeys: [] },
+    });
+    expect((await all(services.quarantine.list())).some((item) => item.kind === 'digest')).toBe(true);
+    const after = await createDashboardDataSource(deps())(query());
+    expect(after.outcomes).toEqual(before.outcomes);
+    expect(after.quarantineTop).toEqual(before.quarantineTop);
   });
 
   it('answers an empty store with empty sections', async () => {

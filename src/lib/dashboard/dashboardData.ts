@@ -25,7 +25,7 @@ import { listArchiveBlobs, nameMinuteWindow } from '../archive/fileNameFormat.js
 import { readManifest, type ArchiveManifest } from '../archive/manifest.js';
 import { ENDPOINT_NAMES, isReasonCode, REASONS, type EndpointName } from '../checks/reasons.js';
 import type { BlobItem, BlobStore, Clock } from '../ports.js';
-import { DAMAGE_HINTS, type ArchiveDamageCode } from '../storage/quarantine.js';
+import { DAMAGE_HINTS, quarantineListing, type ArchiveDamageCode } from '../storage/quarantine.js';
 import { MAX_DEVICE_FILTER, MAX_POINTS, type DashboardQuery } from './dashboardParams.js';
 import type { EtagCache } from './etagCache.js';
 
@@ -495,9 +495,11 @@ async function scanQuarantine(
     limited: false,
   };
   const count = (item: BlobItem, endpoint: string | null): void => {
-    const deviceId = item.metadata['deviceid'] === undefined ? null : decodeSegment(item.metadata['deviceid']);
+    const listed = quarantineListing(item);
+    // A refused digest is filed with the critical queue's messages but is none: its alerts are in the ledger.
+    if (listed === null || listed.kind === 'digest') return;
+    const { deviceId, reasons: codes } = listed;
     if (filter !== null && (deviceId === null || !filter.has(deviceId))) return;
-    const codes = [...new Set((item.metadata['reasons'] ?? '').split(',').filter((c) => c !== ''))];
     for (const code of codes) scan.reasons.set(code, (scan.reasons.get(code) ?? 0) + 1);
     if (endpoint === null || !(ENDPOINT_NAMES as readonly string[]).includes(endpoint)) return;
     if (endpoint === 'criticalQueue' && codes.includes('EmailRejected')) scan.failedAlerts += 1;

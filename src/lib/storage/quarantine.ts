@@ -14,7 +14,7 @@ import type { ArchiveDamage } from '../message/archive.js';
 import { messageIdentity } from '../message/identity.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
 import { messageFields, messageFromFields, type MessageRecord } from '../message/serialize.js';
-import type { BlobStore, Clock } from '../ports.js';
+import type { BlobItem, BlobStore, Clock } from '../ports.js';
 import { createJson, getJson, replaceJson } from './jsonDocuments.js';
 
 export type ArchiveDamageCode = ArchiveDamage['code'];
@@ -173,6 +173,29 @@ function metadataFor(kind: QuarantineEntry['kind'], reasons: readonly Quarantine
   };
 }
 
+/**
+ * What a listed quarantine blob is, from its name and the metadata every write stores (`metadataFor`), without
+ * downloading it: the one reading of that metadata, for `list` and the dashboard. Null for a name outside the
+ * layout. A device id whose encoding is damaged (a hand-edited blob) reads as none.
+ */
+export function quarantineListing(item: Pick<BlobItem, 'name' | 'metadata'>): Pick<QuarantineListItem, 'endpoint' | 'kind' | 'reasons' | 'deviceId'> | null {
+  const [root, endpoint] = item.name.split('/');
+  if (endpoint === undefined) return null;
+  let deviceId: string | null = null;
+  try {
+    const encoded = item.metadata['deviceid'];
+    if (encoded !== undefined && encoded !== '') deviceId = decodeURIComponent(encoded);
+  } catch {
+    deviceId = null;
+  }
+  return {
+    endpoint,
+    kind: item.metadata['kind'] === 'digest' ? 'digest' : root === 'messages' ? 'message' : 'archive-blob',
+    reasons: [...new Set((item.metadata['reasons'] ?? '').split(',').filter((r) => r !== ''))],
+    deviceId,
+  };
+}
+
 export function createQuarantine(store: BlobStore, container: string, clock: Clock): Quarantine {
   let ready: Promise<void> | undefined;
   const ensure = (): Promise<void> => {
@@ -245,21 +268,11 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       const roots = filter.endpoint === undefined ? ['messages/', 'blobs/'] : [`messages/${filter.endpoint}/`, `blobs/${filter.endpoint}/`];
       for (const prefix of roots) {
         for await (const item of store.list(container, prefix)) {
-          const [root, endpoint] = item.name.split('/');
-          if (endpoint === undefined) continue;
-          const reasons = (item.metadata['reasons'] ?? '').split(',').filter((r) => r !== '');
-          const deviceId = item.metadata['deviceid'] === undefined ? null : decodeURIComponent(item.metadata['deviceid']);
-          if (filter.reason !== undefined && !reasons.includes(filter.reason)) continue;
-          if (filter.deviceId !== undefined && deviceId !== filter.deviceId) continue;
-          yield {
-            name: item.name,
-            endpoint,
-            kind: item.metadata['kind'] === 'digest' ? ('digest' as const) : root === 'messages' ? ('message' as const) : ('archive-blob' as const),
-            reasons,
-            deviceId,
-            lastModified: item.lastModified,
-            size: item.size,
-          };
+          const listed = quarantineListing(item);
+          if (listed === null) continue;
+          if (filter.reason !== undefined && !listed.reasons.includes(filter.reason)) continue;
+          if (filter.deviceId !== undefined && listed.deviceId !== filter.deviceId) continue;
+          yield { name: item.name, ...listed, lastModified: item.lastModified, size: item.size };
         }
       }
     },
