@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createExclusive } from '../lib/exclusiveFile.js';
 import path from 'node:path';
 
 export const STATE_LOCK_FILE = 'npm-start.lock';
@@ -27,10 +27,17 @@ export async function lockStateDirectory(stateDirectory: string, settleMs = TAKE
   const inUse = (pid: number) =>
     new StateInUseError(`${stateDirectory} is in use by another npm start (pid ${pid}): stop it, or give this one --state DIR or --in-memory`);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    try {
-      await createWithPid(file);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const created = await createExclusive(file, `${process.pid}\n`, async () => {
+      // No hard links here: an exclusive create, whose empty moment a racing reader could take for a dead run's.
+      try {
+        await writeFile(file, `${process.pid}\n`, { flag: 'wx' });
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw error;
+      }
+    });
+    if (!created) {
       const pid = await owner();
       if (isAlive(pid)) throw inUse(pid);
       await rm(file, { force: true });
@@ -44,21 +51,6 @@ export async function lockStateDirectory(stateDirectory: string, settleMs = TAKE
     return () => rm(file, { force: true });
   }
   throw inUse(await owner());
-}
-
-/**
- * Creates `file` holding this pid in one step: written under a name of its own, then hard-linked into place, which
- * fails if `file` exists. A file created empty and written after (`wx`) could be read empty in between, taken for a
- * dead run's, and removed.
- */
-async function createWithPid(file: string): Promise<void> {
-  const temporary = `${file}.${process.pid}.${randomUUID()}`;
-  await writeFile(temporary, `${process.pid}\n`);
-  try {
-    await link(temporary, file);
-  } finally {
-    await rm(temporary, { force: true });
-  }
 }
 
 function isAlive(pid: number): boolean {

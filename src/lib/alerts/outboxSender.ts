@@ -7,10 +7,10 @@
  * that finds the file already there reports `sent` without rewriting it, like ACS answering a repeated Operation-Id.
  */
 
-import { randomBytes } from 'node:crypto';
-import { link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RoutingError } from '../errors.js';
+import { createExclusive } from '../exclusiveFile.js';
 import { systemClock, type Clock } from '../ports.js';
 import { checkEmailMessage, localRejection, type EmailMessage, type EmailSender, type SendResult } from './email.js';
 import { renderEml } from './mime.js';
@@ -21,9 +21,6 @@ export interface OutboxSenderOptions {
   /** Source of the Date header. */
   clock?: Clock;
 }
-
-/** File-system errors for which a hard link is unsupported (some network and FAT mounts): fall back to rename. */
-const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'ENOSYS', 'EXDEV', 'EOPNOTSUPP']);
 
 export function createOutboxSender(options: OutboxSenderOptions): EmailSender {
   const clock = options.clock ?? systemClock;
@@ -48,20 +45,12 @@ export function createOutboxSender(options: OutboxSenderOptions): EmailSender {
       try {
         await mkdir(options.directory, { recursive: true });
         if (await exists(finalPath)) return sent;
-        // A temporary name only has to be unique among concurrent writers; it never becomes an identity.
-        const tempPath = join(options.directory, `.${fileName}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-        await writeFile(tempPath, renderEml(email, { date: clock.now() }), { flag: 'wx' });
-        try {
-          await link(tempPath, finalPath);
-        } catch (error) {
-          const code = errorCode(error);
-          if (code === 'EEXIST') return sent;
-          if (code === undefined || !LINK_UNSUPPORTED.has(code)) throw error;
+        await createExclusive(finalPath, renderEml(email, { date: clock.now() }), async (temporary) => {
           // Without links, rename is still atomic; two racing first sends may then both write, with equal content.
-          if (!(await exists(finalPath))) await rename(tempPath, finalPath);
-        } finally {
-          await rm(tempPath, { force: true });
-        }
+          if (await exists(finalPath)) return false;
+          await rename(temporary, finalPath);
+          return true;
+        });
         return sent;
       } catch (error) {
         const problem = `outbox ${options.directory}: cannot write ${fileName}: ${String(error)}`;
