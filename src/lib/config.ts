@@ -175,7 +175,6 @@ export type Connection =
 
 export interface Settings {
   storage: Connection;
-  routingConfigPath: string;
   quarantineContainer: string;
   iotHubService: Connection | null;
   /** REPORTS_CONTAINER: window partials, watermarks and reports. */
@@ -276,7 +275,6 @@ export function parseSettings(env: Env, problems: string[], archive: Pick<Archiv
   if ('errors' in alerts) problems.push(...alerts.errors);
   return {
     storage: storage ?? { kind: 'connectionString', value: '' },
-    routingConfigPath: env['ROUTING_CONFIG_PATH']?.trim() || 'routing.config.json',
     quarantineContainer,
     iotHubService,
     reportsContainer: 'value' in reports ? reports.value : 'reports',

@@ -108,7 +108,7 @@ export function createDigestRunner(deps: DigestRunDeps): DigestRunner {
           await deps.quarantine.putDigest({
             identity: facts.digestKey,
             deviceId,
-            reasons: [{ code: 'EmailRejected', detail: rejectionDetail(result, `with the digest of ${window.count} alerts`), hint: DIGEST_REJECTED_HINT }],
+            reasons: [{ code: 'EmailRejected', detail: rejectionDetail(result, `with the digest of ${window.count} alert${window.count === 1 ? '' : 's'}`), hint: DIGEST_REJECTED_HINT }],
             digest: {
               operationId,
               alerts: window.count,
