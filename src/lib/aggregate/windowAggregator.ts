@@ -68,7 +68,10 @@ export interface WindowAggregator {
 
 /** Enqueued times further ahead of the clock than this do not move the watermark beyond it. */
 const FUTURE_SKEW_MS = 5 * 60_000;
-/** A replayed batch that moves nothing still refreshes `lastBatchAt`, but at most this often. */
+/**
+ * A batch refreshes `lastBatchAt` when it claims its partition, at most this often (a replayed batch that moves
+ * nothing included), so that the finalizer does not take a busy partition for an idle one.
+ */
 const LAST_BATCH_REFRESH_MS = 10_000;
 
 interface PendingMessage {
@@ -421,7 +424,10 @@ function claimPartition(current: PartitionDoc | undefined, partition: string, no
   return current;
 }
 
-/** Invariant: `maxEventTime` and `lastBatchAt` only grow, so concurrent and replayed batches converge. */
+/**
+ * Invariant: `maxEventTime` and `lastBatchAt` only grow, so concurrent and replayed batches converge. A batch that
+ * moves no event time writes nothing here: its claim (`claimPartition`, same `now`) already refreshed `lastBatchAt`.
+ */
 function advancePartition(
   current: PartitionDoc | undefined,
   partition: string,
@@ -430,8 +436,8 @@ function advancePartition(
 ): PartitionDoc | undefined {
   if (current !== undefined) {
     const advances = maxEventTime !== null && (current.maxEventTime === null || maxEventTime > current.maxEventTime);
-    if (!advances && now - current.lastBatchAt < LAST_BATCH_REFRESH_MS) return undefined;
-    if (advances) current.maxEventTime = maxEventTime;
+    if (!advances) return undefined;
+    current.maxEventTime = maxEventTime;
     current.lastBatchAt = Math.max(current.lastBatchAt, now);
     return current;
   }
