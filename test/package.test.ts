@@ -34,6 +34,20 @@ describe('what gets deployed', () => {
     expect(unwanted).toEqual([]);
   });
 
+  it('every documented func publish names the worker runtime, which a clone has no local.settings.json to give', async () => {
+    // Core Tools reads FUNCTIONS_WORKER_RUNTIME from local.settings.json (or the environment); without it, and
+    // without a language flag, publish stops with "Can't determine project language from files".
+    const ignored = (await readFile(path.join(root, '.gitignore'), 'utf8')).split('\n').map((l) => l.trim());
+    expect(ignored).toContain('local.settings.json');
+    const commands: string[] = [];
+    for (const doc of ['README.md', 'docs/deployment.md']) {
+      const text = await readFile(path.join(root, doc), 'utf8');
+      for (const match of text.matchAll(/func azure functionapp publish[^\n`]*/g)) commands.push(`${doc}: ${match[0]}`);
+    }
+    expect(commands.length).toBeGreaterThanOrEqual(2);
+    for (const command of commands) expect(command).toMatch(/ --(javascript|typescript|node)\b/);
+  });
+
   it('func publish leaves out tests, benchmarks, local settings and local state (.funcignore)', async () => {
     const ignored = (await readFile(path.join(root, '.funcignore'), 'utf8')).split('\n').map((l) => l.trim());
     for (const entry of ['test', 'bench', 'local.settings.json', '.local', 'dist/bench', '*.ts']) expect(ignored).toContain(entry);
