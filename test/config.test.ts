@@ -109,6 +109,19 @@ describe('config', () => {
     expect(config.routing.twinResolution).toEqual({ enabled: true, cacheTtlSeconds: 300, maxConcurrency: 4, readsPerSecond: 8 });
   });
 
+  it('asks identity-based host storage for a queue endpoint too: the blob trigger uses queues through it', () => {
+    const blob = 'https://contosostorage.blob.core.windows.net';
+    const queue = 'https://contosostorage.queue.core.windows.net';
+    for (const properties of [{ blobServiceUri: blob }, { serviceUri: blob }, { queueServiceUri: queue }, { credential: 'managedidentity' }]) {
+      const env = Object.fromEntries(Object.entries(properties).map(([k, v]) => [`AzureWebJobsStorage__${k}`, v]));
+      expect(configError(() => buildAppConfig(env, {})), JSON.stringify(properties)).toContain(
+        'AzureWebJobsStorage__*: an identity-based connection needs accountName, or both blobServiceUri and queueServiceUri',
+      );
+    }
+    const config = buildAppConfig({ AzureWebJobsStorage__blobServiceUri: blob, AzureWebJobsStorage__queueServiceUri: queue }, {});
+    expect(config.settings.storage).toEqual({ kind: 'identity', properties: { blobServiceUri: blob, queueServiceUri: queue } });
+  });
+
   it('names the file when routing.config.json is not JSON', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'routing-config-'));
     const file = path.join(dir, 'routing.config.json');

@@ -252,9 +252,16 @@ export function parseSettings(env: Env, problems: string[], archive: Pick<Archiv
     );
   } else if (
     storage.kind === 'identity' &&
-    !['accountName', 'blobServiceUri', 'serviceUri'].some((p) => storage.properties[p] !== undefined)
+    storage.properties['accountName'] === undefined &&
+    (storage.properties['blobServiceUri'] === undefined || storage.properties['queueServiceUri'] === undefined)
   ) {
-    problems.push('AzureWebJobsStorage__*: an identity-based connection needs accountName or blobServiceUri');
+    // The host and archiveIngest's blob trigger use this connection for blobs and for queues (the trigger's own
+    // queue and its poison queue): accountName gives both endpoints; otherwise blobServiceUri needs queueServiceUri
+    // beside it, and the serviceUri form, which names the blob service only, cannot serve (Functions blob binding
+    // docs, "Identity-based connections"). Our own blob clients would start; the trigger would not.
+    problems.push(
+      'AzureWebJobsStorage__*: an identity-based connection needs accountName, or both blobServiceUri and queueServiceUri (the blob trigger uses queues through it; serviceUri names the blob service only)',
+    );
   }
   const quarantineContainer = env['QUARANTINE_CONTAINER']?.trim() || 'quarantine';
   if (!CONTAINER_NAME.test(quarantineContainer)) {
