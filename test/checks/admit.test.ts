@@ -100,9 +100,9 @@ describe('admit', () => {
     let reads = 0;
     const resolver = createTwinResolver({
       reader: {
-        getTwin: async (id) => {
+        getTwin: async ({ deviceId }) => {
           reads += 1;
-          return twins[id] ?? null;
+          return twins[deviceId] ?? null;
         },
       },
       clock,

@@ -1,6 +1,9 @@
 /**
- * Loopback stand-in for the IoT Hub service REST API's twin read (`GET /twins/{deviceId}?api-version=...`), for
- * testing the real azure-iothub `Registry` through the product's adapter.
+ * Loopback stand-in for the IoT Hub service REST API's twin reads, `GET /twins/{deviceId}?api-version=...` (device
+ * twin) and `GET /twins/{deviceId}/modules/{moduleId}?api-version=...` (module twin), for testing the real
+ * azure-iothub `Registry` through the product's adapter. A module twin is stored apart from its device's twin, as
+ * IoT Hub keeps it (modules inherit nothing from the device twin), and a missing one is answered as IoT Hub answers:
+ * 404 `ModuleNotFound` when the device exists, 404 `DeviceNotFound` when it does not.
  *
  * What it checks, so that a passing test means the SDK really talked HTTPS to "the hub":
  * - TLS with a certificate for the hub's host name (made at test time, trusted only by the redirected connections);
@@ -84,6 +87,8 @@ export interface IotHubTwinApiOptions {
   /** Bearer tokens to accept (identity-based access). */
   bearerTokens?: readonly string[];
   twins?: Record<string, TwinSeed>;
+  /** Module twins by device id, then module id. Their devices are registered too (with an empty twin if absent). */
+  moduleTwins?: Record<string, Record<string, TwinSeed>>;
   /** Made with {@link createTestCertificate} when absent. */
   certificate?: TestCertificate;
 }
@@ -95,6 +100,8 @@ export interface RecordedRequest {
   pathname: string;
   host: string | undefined;
   deviceId: string | undefined;
+  /** Set for a module twin read. */
+  moduleId: string | undefined;
   apiVersion: string | null;
   authentication: Authentication;
   /** Why authentication failed, when it did. */
@@ -103,7 +110,8 @@ export interface RecordedRequest {
 }
 
 export interface InjectedFault {
-  status: 429 | 500 | 503;
+  /** 404 answers as for a hub that does not exist (`IotHubNotFound`), not as for a missing twin. */
+  status: 404 | 429 | 500 | 503;
   /** How many of the next authorized twin requests get this answer. Default 1. */
   count?: number;
   retryAfterSeconds?: number;
@@ -117,12 +125,19 @@ export interface IotHubTwinApi {
   /** A service connection string for `keyName` (default: the first policy), optionally with a different key. */
   connectionString(options?: { keyName?: string; key?: string }): string;
   setTwin(deviceId: string, seed: TwinSeed): void;
+  /** Sets a module's twin, registering the module (and its device, with an empty twin, if it has none). */
+  setModuleTwin(deviceId: string, moduleId: string, seed: TwinSeed): void;
+  /** Deletes the device with its modules. */
   deleteDevice(deviceId: string): void;
+  deleteModule(deviceId: string, moduleId: string): void;
   /** Answers the next authorized twin requests with an error instead of the twin. */
   failNext(fault: InjectedFault): void;
   readonly requests: readonly RecordedRequest[];
-  /** Twin reads that passed authentication, whatever they answered. */
-  twinReads(deviceId?: string): number;
+  /**
+   * Twin reads that passed authentication, whatever they answered: all of them, those for one device (its own twin
+   * and its modules'), or, with `moduleId`, those of one module's twin.
+   */
+  twinReads(deviceId?: string, moduleId?: string): number;
   close(): Promise<void>;
 }
 
@@ -132,18 +147,30 @@ export async function startIotHubTwinApi(options: IotHubTwinApiOptions = {}): Pr
   const bearerTokens = new Set(options.bearerTokens ?? []);
   const certificate = options.certificate ?? createTestCertificate(hostName);
   const twins = new Map<string, StoredTwin>();
+  /** Module twins by device id, then module id: kept apart from the device twins, as the hub keeps them. */
+  const moduleTwins = new Map<string, Map<string, StoredTwin>>();
+  const setModuleTwin = (deviceId: string, moduleId: string, seed: TwinSeed): void => {
+    if (!twins.has(deviceId)) twins.set(deviceId, storedTwin({}, 1));
+    const modules = moduleTwins.get(deviceId) ?? new Map<string, StoredTwin>();
+    modules.set(moduleId, storedTwin(seed, (modules.get(moduleId)?.version ?? 0) + 1));
+    moduleTwins.set(deviceId, modules);
+  };
   for (const [deviceId, seed] of Object.entries(options.twins ?? {})) twins.set(deviceId, storedTwin(seed, 1));
+  for (const [deviceId, modules] of Object.entries(options.moduleTwins ?? {})) {
+    for (const [moduleId, seed] of Object.entries(modules)) setModuleTwin(deviceId, moduleId, seed);
+  }
   const faults: Array<InjectedFault & { remaining: number }> = [];
   const requests: RecordedRequest[] = [];
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', `https://${hostName}`);
-    const match = /^\/twins\/([^/]+)$/.exec(url.pathname);
+    const match = /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?$/.exec(url.pathname);
     const record: RecordedRequest = {
       method: req.method ?? '',
       pathname: url.pathname,
       host: req.headers.host,
       deviceId: match?.[1] === undefined ? undefined : decodeURIComponent(match[1]),
+      moduleId: match?.[2] === undefined ? undefined : decodeURIComponent(match[2]),
       apiVersion: url.searchParams.get('api-version'),
       authentication: 'none',
       rejection: undefined,
@@ -185,7 +212,7 @@ export async function startIotHubTwinApi(options: IotHubTwinApiOptions = {}): Pr
     if (fault !== undefined) {
       fault.remaining -= 1;
       if (fault.remaining <= 0) faults.shift();
-      const code = fault.status === 429 ? 'ThrottlingException' : fault.status === 503 ? 'ServiceUnavailable' : 'ServerError';
+      const code = { 404: 'IotHubNotFound', 429: 'ThrottlingException', 500: 'ServerError', 503: 'ServiceUnavailable' }[fault.status];
       reply(fault.status, errorBody(code, 'Injected by the test'), {
         'iothub-errorcode': code,
         ...(fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) }),
@@ -193,14 +220,25 @@ export async function startIotHubTwinApi(options: IotHubTwinApiOptions = {}): Pr
       return;
     }
 
-    const twin = twins.get(record.deviceId);
-    if (twin === undefined) {
+    const deviceTwin = twins.get(record.deviceId);
+    if (deviceTwin === undefined) {
       reply(404, errorBody('DeviceNotFound', `Device ${record.deviceId} not registered`), {
         'iothub-errorcode': 'DeviceNotFound',
       });
       return;
     }
-    reply(200, twinJson(record.deviceId, twin), { etag: `"${twin.etag}"` });
+    if (record.moduleId === undefined) {
+      reply(200, twinJson(record.deviceId, undefined, deviceTwin), { etag: `"${deviceTwin.etag}"` });
+      return;
+    }
+    const moduleTwin = moduleTwins.get(record.deviceId)?.get(record.moduleId);
+    if (moduleTwin === undefined) {
+      reply(404, errorBody('ModuleNotFound', `Module ${record.moduleId} on device ${record.deviceId} not registered`), {
+        'iothub-errorcode': 'ModuleNotFound',
+      });
+      return;
+    }
+    reply(200, twinJson(record.deviceId, record.moduleId, moduleTwin), { etag: `"${moduleTwin.etag}"` });
   };
 
   const server = https.createServer({ key: certificate.key, cert: certificate.cert }, handle);
@@ -226,17 +264,22 @@ export async function startIotHubTwinApi(options: IotHubTwinApiOptions = {}): Pr
       const version = (twins.get(deviceId)?.version ?? 0) + 1;
       twins.set(deviceId, storedTwin(seed, version));
     },
+    setModuleTwin,
     deleteDevice(deviceId) {
       twins.delete(deviceId);
+      moduleTwins.delete(deviceId);
+    },
+    deleteModule(deviceId, moduleId) {
+      moduleTwins.get(deviceId)?.delete(moduleId);
     },
     failNext(fault) {
       faults.push({ ...fault, remaining: fault.count ?? 1 });
     },
     requests,
-    twinReads(deviceId) {
+    twinReads(deviceId, moduleId) {
       return requests.filter(
         (r) => r.rejection === undefined && r.authentication !== 'none' && r.deviceId !== undefined &&
-          (deviceId === undefined || r.deviceId === deviceId),
+          (deviceId === undefined || r.deviceId === deviceId) && (moduleId === undefined || r.moduleId === moduleId),
       ).length;
     },
     async close() {
@@ -265,8 +308,11 @@ function storedTwin(seed: TwinSeed, version: number): StoredTwin {
   };
 }
 
-/** The shape IoT Hub returns for `GET /twins/{id}` (api-version 2021-04-12), trimmed of nothing the SDK reads. */
-function twinJson(deviceId: string, twin: StoredTwin): unknown {
+/**
+ * The shape IoT Hub returns for `GET /twins/{id}` and `GET /twins/{id}/modules/{mid}` (api-version 2021-04-12),
+ * trimmed of nothing the SDK reads. A module twin names its module and has no device capabilities.
+ */
+function twinJson(deviceId: string, moduleId: string | undefined, twin: StoredTwin): unknown {
   const section = (values: Record<string, unknown>): Record<string, unknown> => ({
     ...values,
     $metadata: { $lastUpdated: twin.updatedAt },
@@ -274,6 +320,7 @@ function twinJson(deviceId: string, twin: StoredTwin): unknown {
   });
   return {
     deviceId,
+    ...(moduleId === undefined ? {} : { moduleId }),
     etag: twin.etag,
     deviceEtag: 'ODk0MzQ2MzI=',
     status: 'enabled',
@@ -287,7 +334,7 @@ function twinJson(deviceId: string, twin: StoredTwin): unknown {
     version: twin.version,
     tags: twin.tags,
     properties: { desired: section(twin.desired), reported: section(twin.reported) },
-    capabilities: { iotEdge: false },
+    ...(moduleId === undefined ? { capabilities: { iotEdge: false } } : {}),
   };
 }
 

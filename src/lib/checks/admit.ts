@@ -139,7 +139,7 @@ function hasPlaceholder(message: RoutedMessage): boolean {
 async function resolveTwinPlaceholders(message: RoutedMessage, twins: TwinResolver | undefined): Promise<{ message: RoutedMessage; resolved: readonly string[] }> {
   if (twins !== undefined && message.deviceId !== null && message.moduleId === undefined && hasPlaceholder(message)) {
     // Transient twin failures throw (TwinUnavailable) so the trigger retries the batch: nothing is half-done here.
-    const resolution = await twins.resolveProperties(message.deviceId, message.properties);
+    const resolution = await twins.resolveProperties({ deviceId: message.deviceId }, message.properties);
     if (resolution.resolved.length > 0) return { message: { ...message, properties: resolution.properties }, resolved: resolution.resolved };
   }
   return { message, resolved: NONE_RESOLVED };

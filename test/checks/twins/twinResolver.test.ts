@@ -8,7 +8,7 @@ import {
   createTwinResolver,
   parseTwinPlaceholder,
 } from '../../../src/lib/checks/twins/twinResolver.js';
-import type { TwinDocument, TwinReader, TwinResolverOptions } from '../../../src/lib/checks/twins/twinResolver.js';
+import type { TwinDocument, TwinOwner, TwinReader, TwinResolverOptions } from '../../../src/lib/checks/twins/twinResolver.js';
 
 /**
  * Timers on a manual clock: `sleep` registers a deadline, `settle` runs the earliest deadline whenever nothing else
@@ -51,8 +51,16 @@ class FakeTime {
 
 interface ReadCall {
   deviceId: string;
+  moduleId?: string;
   at: number;
 }
+
+type TwinSeed = Partial<TwinDocument> & { desired?: Record<string, unknown>; reported?: Record<string, unknown> };
+
+const seeded = (twin: TwinSeed): TwinDocument => ({
+  tags: twin.tags ?? {},
+  properties: { desired: twin.desired ?? {}, reported: twin.reported ?? {} },
+});
 
 /** A twin store with instrumentation: when reads start, how many overlap, and scripted failures. */
 class FakeTwinReader implements TwinReader {
@@ -67,22 +75,24 @@ class FakeTwinReader implements TwinReader {
     private readonly readMs = 0,
   ) {}
 
-  set(deviceId: string, twin: Partial<TwinDocument> & { desired?: Record<string, unknown>; reported?: Record<string, unknown> }): void {
-    this.twins.set(deviceId, {
-      tags: twin.tags ?? {},
-      properties: { desired: twin.desired ?? {}, reported: twin.reported ?? {} },
-    });
+  set(deviceId: string, twin: TwinSeed): void {
+    this.twins.set(deviceId, seeded(twin));
   }
 
-  async getTwin(deviceId: string): Promise<TwinDocument | null> {
-    this.calls.push({ deviceId, at: this.time.nowMs() });
+  /** A module twin: stored apart from its device's twin, as IoT Hub keeps it. */
+  setModule(deviceId: string, moduleId: string, twin: TwinSeed): void {
+    this.twins.set(`${deviceId}/${moduleId}`, seeded(twin));
+  }
+
+  async getTwin({ deviceId, moduleId }: TwinOwner): Promise<TwinDocument | null> {
+    this.calls.push({ deviceId, ...(moduleId === undefined ? {} : { moduleId }), at: this.time.nowMs() });
     this.active += 1;
     this.maxActive = Math.max(this.maxActive, this.active);
     try {
       if (this.readMs > 0) await this.time.sleep(this.readMs);
       const failure = this.failures.shift();
       if (failure !== undefined) throw failure;
-      return this.twins.get(deviceId) ?? null;
+      return this.twins.get(moduleId === undefined ? deviceId : `${deviceId}/${moduleId}`) ?? null;
     } finally {
       this.active -= 1;
     }
@@ -125,11 +135,11 @@ describe('createTwinResolver: values', () => {
 
     const results = await time.settle(
       Promise.all([
-        resolver.resolve('dev-1', '$twin.tags.location'),
-        resolver.resolve('dev-1', '$twin.tags.site.building'),
-        resolver.resolve('dev-1', '$twin.properties.desired.interval'),
-        resolver.resolve('dev-1', '$twin.properties.desired.config'),
-        resolver.resolve('dev-1', '$twin.properties.reported.online'),
+        resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.location'),
+        resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.site.building'),
+        resolver.resolve({ deviceId: 'dev-1' }, '$twin.properties.desired.interval'),
+        resolver.resolve({ deviceId: 'dev-1' }, '$twin.properties.desired.config'),
+        resolver.resolve({ deviceId: 'dev-1' }, '$twin.properties.reported.online'),
       ]),
     );
 
@@ -148,23 +158,23 @@ describe('createTwinResolver: values', () => {
     const { time, reader, resolver } = setup();
     reader.set('dev-1', { tags: { location: 'Oslo' } });
 
-    await expect(time.settle(resolver.resolve('dev-1', '$twin.tags.floor'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.floor'))).resolves.toEqual({
       resolved: false,
       reason: 'PathMissing',
     });
-    await expect(time.settle(resolver.resolve('dev-1', '$twin.tags.location.city'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.location.city'))).resolves.toEqual({
       resolved: false,
       reason: 'PathMissing',
     });
-    await expect(time.settle(resolver.resolve('dev-1', '$twin.tags.constructor'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.constructor'))).resolves.toEqual({
       resolved: false,
       reason: 'PathMissing',
     });
-    await expect(time.settle(resolver.resolve('ghost', '$twin.tags.location'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'ghost' }, '$twin.tags.location'))).resolves.toEqual({
       resolved: false,
       reason: 'DeviceNotFound',
     });
-    await expect(time.settle(resolver.resolve('dev-1', '$twin.deviceId'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'dev-1' }, '$twin.deviceId'))).resolves.toEqual({
       resolved: false,
       reason: 'Unsupported',
     });
@@ -172,9 +182,58 @@ describe('createTwinResolver: values', () => {
     expect(reader.calls.map((c) => c.deviceId)).toEqual(['dev-1', 'ghost']);
   });
 
+  it("reads a module's placeholders from its module twin, apart from the device twin, and says ModuleNotFound", async () => {
+    const { time, reader, resolver } = setup({ ratePerSecond: 1000 });
+    reader.set('edge-1', { tags: { location: 'Oslo', line: 'A' } });
+    reader.setModule('edge-1', 'filter', { tags: { location: 'Dock 4' }, desired: { threshold: 40 } });
+
+    const module = { deviceId: 'edge-1', moduleId: 'filter' };
+    const result = await time.settle(
+      resolver.resolveProperties(module, {
+        location: '$twin.tags.location',
+        threshold: '$twin.properties.desired.threshold',
+        // On the device twin only: a module inherits no tags, so IoT Hub would leave this placeholder.
+        line: '$twin.tags.line',
+      }),
+    );
+    expect(result.properties).toEqual({ location: 'Dock 4', threshold: '40', line: '$twin.tags.line' });
+    expect(result.reasons).toEqual({ line: 'PathMissing' });
+    await expect(time.settle(resolver.resolve({ deviceId: 'edge-1' }, '$twin.tags.location'))).resolves.toEqual({
+      resolved: true,
+      value: 'Oslo',
+    });
+    // An empty module id is no module (as in message identities): the device twin, already cached.
+    await expect(time.settle(resolver.resolve({ deviceId: 'edge-1', moduleId: '' }, '$twin.tags.line'))).resolves.toEqual({
+      resolved: true,
+      value: 'A',
+    });
+    await expect(time.settle(resolver.resolve(module, '$twin.tags.location'))).resolves.toEqual({ resolved: true, value: 'Dock 4' });
+    await expect(time.settle(resolver.resolve({ deviceId: 'edge-1', moduleId: 'gone' }, '$twin.tags.location'))).resolves.toEqual({
+      resolved: false,
+      reason: 'ModuleNotFound',
+    });
+    await expect(time.settle(resolver.resolveProperties({ deviceId: 'edge-1', moduleId: 'gone' }, { a: '$twin.tags.a' }))).resolves.toMatchObject({
+      reasons: { a: 'ModuleNotFound' },
+    });
+    // One read per twin, each cached under its own key; the missing module is remembered too.
+    expect(reader.calls.map(({ deviceId, moduleId }) => ({ deviceId, moduleId }))).toEqual([
+      { deviceId: 'edge-1', moduleId: 'filter' },
+      { deviceId: 'edge-1', moduleId: undefined },
+      { deviceId: 'edge-1', moduleId: 'gone' },
+    ]);
+  });
+
+  it("names the module in a failed module twin read's TwinUnavailable", async () => {
+    const { time, reader, resolver } = setup();
+    reader.failures.push(new Error('socket hang up'));
+    const error = await time.settle(resolver.resolve({ deviceId: 'edge-1', moduleId: 'filter' }, '$twin.tags.location')).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'TwinUnavailable', kind: 'transient' });
+    expect((error as Error).message).toContain("module 'filter' of device 'edge-1'");
+  });
+
   it('treats an empty device id as not found without a read', async () => {
     const { time, reader, resolver } = setup();
-    await expect(time.settle(resolver.resolve('', '$twin.tags.location'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: '' }, '$twin.tags.location'))).resolves.toEqual({
       resolved: false,
       reason: 'DeviceNotFound',
     });
@@ -194,7 +253,7 @@ describe('createTwinResolver: values', () => {
       count: 3,
     };
 
-    const result = await time.settle(resolver.resolveProperties('dev-1', properties));
+    const result = await time.settle(resolver.resolveProperties({ deviceId: 'dev-1' }, properties));
 
     expect(result.properties).toEqual({
       level: 'critical',
@@ -214,7 +273,7 @@ describe('createTwinResolver: values', () => {
 
   it('resolveProperties does not read the twin when nothing needs resolving', async () => {
     const { time, reader, resolver } = setup();
-    const result = await time.settle(resolver.resolveProperties('dev-1', { level: 'storage', location: 'Oslo' }));
+    const result = await time.settle(resolver.resolveProperties({ deviceId: 'dev-1' }, { level: 'storage', location: 'Oslo' }));
     expect(result).toEqual({ properties: { level: 'storage', location: 'Oslo' }, resolved: [], unresolved: [], reasons: {} });
     expect(reader.calls).toHaveLength(0);
   });
@@ -222,7 +281,7 @@ describe('createTwinResolver: values', () => {
   it('resolveProperties marks every placeholder DeviceNotFound for an unknown device', async () => {
     const { time, resolver } = setup();
     const result = await time.settle(
-      resolver.resolveProperties('ghost', { a: '$twin.tags.a', b: '$twin.properties.reported.b' }),
+      resolver.resolveProperties({ deviceId: 'ghost' }, { a: '$twin.tags.a', b: '$twin.properties.reported.b' }),
     );
     expect(result.unresolved.sort()).toEqual(['a', 'b']);
     expect(result.reasons).toEqual({ a: 'DeviceNotFound', b: 'DeviceNotFound' });
@@ -233,18 +292,18 @@ describe('createTwinResolver: cache', () => {
   it('reuses a twin until its TTL expires, then reads the new value', async () => {
     const { time, reader, resolver } = setup({ ttlMs: 60_000 });
     reader.set('dev-1', { tags: { location: 'Oslo' } });
-    await time.settle(resolver.resolve('dev-1', '$twin.tags.location'));
+    await time.settle(resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.location'));
 
     reader.set('dev-1', { tags: { location: 'Bergen' } });
     time.clock.advance(59_999);
-    await expect(time.settle(resolver.resolve('dev-1', '$twin.tags.location'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.location'))).resolves.toEqual({
       resolved: true,
       value: 'Oslo',
     });
     expect(reader.calls).toHaveLength(1);
 
     time.clock.advance(1);
-    await expect(time.settle(resolver.resolve('dev-1', '$twin.tags.location'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.location'))).resolves.toEqual({
       resolved: true,
       value: 'Bergen',
     });
@@ -253,18 +312,18 @@ describe('createTwinResolver: cache', () => {
 
   it('remembers a missing device for negativeTtlMs only', async () => {
     const { time, reader, resolver } = setup({ ttlMs: 300_000, negativeTtlMs: 10_000 });
-    await time.settle(resolver.resolve('late', '$twin.tags.location'));
+    await time.settle(resolver.resolve({ deviceId: 'late' }, '$twin.tags.location'));
     reader.set('late', { tags: { location: 'Oslo' } });
 
     time.clock.advance(9_999);
-    await expect(time.settle(resolver.resolve('late', '$twin.tags.location'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'late' }, '$twin.tags.location'))).resolves.toEqual({
       resolved: false,
       reason: 'DeviceNotFound',
     });
     expect(reader.calls).toHaveLength(1);
 
     time.clock.advance(1);
-    await expect(time.settle(resolver.resolve('late', '$twin.tags.location'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'late' }, '$twin.tags.location'))).resolves.toEqual({
       resolved: true,
       value: 'Oslo',
     });
@@ -274,11 +333,11 @@ describe('createTwinResolver: cache', () => {
   it('drops the least recently read device when the cache is full', async () => {
     const { time, reader, resolver } = setup({ maxCachedDevices: 2, ratePerSecond: 1000 });
     for (const id of ['a', 'b', 'c']) reader.set(id, { tags: { id } });
-    for (const id of ['a', 'b', 'c']) await time.settle(resolver.resolve(id, '$twin.tags.id'));
-    await time.settle(resolver.resolve('c', '$twin.tags.id'));
-    await time.settle(resolver.resolve('b', '$twin.tags.id'));
+    for (const id of ['a', 'b', 'c']) await time.settle(resolver.resolve({ deviceId: id }, '$twin.tags.id'));
+    await time.settle(resolver.resolve({ deviceId: 'c' }, '$twin.tags.id'));
+    await time.settle(resolver.resolve({ deviceId: 'b' }, '$twin.tags.id'));
     expect(reader.calls).toHaveLength(3);
-    await time.settle(resolver.resolve('a', '$twin.tags.id'));
+    await time.settle(resolver.resolve({ deviceId: 'a' }, '$twin.tags.id'));
     expect(reader.calls.map((c) => c.deviceId)).toEqual(['a', 'b', 'c', 'a']);
   });
 
@@ -288,8 +347,8 @@ describe('createTwinResolver: cache', () => {
 
     const results = await time.settle(
       Promise.all([
-        ...Array.from({ length: 10 }, () => resolver.resolve('dev-1', '$twin.tags.location')),
-        resolver.resolveProperties('dev-1', { interval: '$twin.properties.desired.interval' }),
+        ...Array.from({ length: 10 }, () => resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.location')),
+        resolver.resolveProperties({ deviceId: 'dev-1' }, { interval: '$twin.properties.desired.interval' }),
       ]),
     );
 
@@ -308,8 +367,8 @@ describe('createTwinResolver: failures', () => {
 
     const outcomes = await time.settle(
       Promise.allSettled([
-        resolver.resolve('dev-1', '$twin.tags.location'),
-        resolver.resolveProperties('dev-1', { location: '$twin.tags.location' }),
+        resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.location'),
+        resolver.resolveProperties({ deviceId: 'dev-1' }, { location: '$twin.tags.location' }),
       ]),
     );
 
@@ -322,7 +381,7 @@ describe('createTwinResolver: failures', () => {
       expect((error as Error).message).toContain("device 'dev-1'");
     }
 
-    await expect(time.settle(resolver.resolve('dev-1', '$twin.tags.location'))).resolves.toEqual({
+    await expect(time.settle(resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.location'))).resolves.toEqual({
       resolved: true,
       value: 'Oslo',
     });
@@ -334,7 +393,7 @@ describe('createTwinResolver: failures', () => {
     const { RoutingError } = await import('../../../src/lib/errors.js');
     const throttled = new RoutingError('TwinUnavailable', 'throttled', { retryAfterSeconds: 10 });
     reader.failures.push(throttled);
-    await expect(time.settle(resolver.resolve('dev-1', '$twin.tags.location'))).rejects.toBe(throttled);
+    await expect(time.settle(resolver.resolve({ deviceId: 'dev-1' }, '$twin.tags.location'))).rejects.toBe(throttled);
   });
 
   it('rejects impossible options as ConfigInvalid, naming each one', () => {
@@ -362,7 +421,7 @@ describe('createTwinResolver: load limits', () => {
     const ids = Array.from({ length: 20 }, (_, i) => `dev-${i}`);
     for (const id of ids) reader.set(id, { tags: { id } });
 
-    const results = await time.settle(Promise.all(ids.map((id) => resolver.resolve(id, '$twin.tags.id'))));
+    const results = await time.settle(Promise.all(ids.map((id) => resolver.resolve({ deviceId: id }, '$twin.tags.id'))));
 
     expect(results.map((r) => ('value' in r ? r.value : undefined))).toEqual(ids);
     expect(reader.calls).toHaveLength(20);
@@ -376,7 +435,7 @@ describe('createTwinResolver: load limits', () => {
     for (const id of ids) reader.set(id, { tags: { id } });
     const start = time.nowMs();
 
-    await time.settle(Promise.all(ids.map((id) => resolver.resolve(id, '$twin.tags.id'))));
+    await time.settle(Promise.all(ids.map((id) => resolver.resolve({ deviceId: id }, '$twin.tags.id'))));
 
     const starts = reader.calls.map((c) => c.at);
     expect(starts).toHaveLength(40);
@@ -394,7 +453,7 @@ describe('createTwinResolver: load limits', () => {
     time.clock.advance(60_000);
     const start = time.nowMs();
 
-    await time.settle(Promise.all(ids.map((id) => resolver.resolve(id, '$twin.tags.id'))));
+    await time.settle(Promise.all(ids.map((id) => resolver.resolve({ deviceId: id }, '$twin.tags.id'))));
 
     expect(reader.calls.map((c) => c.at - start)).toEqual([0, 0, 500, 1000, 1500, 2000]);
   });
@@ -404,7 +463,7 @@ describe('createTwinResolver: load limits', () => {
     const { time, reader, resolver } = setup();
     const ids = Array.from({ length: 3 * DEFAULT_TWIN_READS_PER_SECOND }, (_, i) => `dev-${i}`);
     for (const id of ids) reader.set(id, { tags: { id } });
-    await time.settle(Promise.all(ids.map((id) => resolver.resolve(id, '$twin.tags.id'))));
+    await time.settle(Promise.all(ids.map((id) => resolver.resolve({ deviceId: id }, '$twin.tags.id'))));
     const starts = reader.calls.map((c) => c.at);
     for (const t of starts) {
       expect(starts.filter((s) => s >= t && s < t + 1000).length).toBeLessThanOrEqual(DEFAULT_TWIN_READS_PER_SECOND);

@@ -1,5 +1,6 @@
 /**
- * Adapter: the {@link TwinReader} port over azure-iothub's `Registry.getTwin` (HTTPS, `GET /twins/{id}`).
+ * Adapter: the {@link TwinReader} port over azure-iothub's `Registry.getTwin` (HTTPS, `GET /twins/{id}`) for a
+ * device's twin and `Registry.getModuleTwin` (`GET /twins/{id}/modules/{mid}`) for an IoT Edge module's twin.
  *
  * Needs a shared access policy with `RegistryRead` (connection string) or, for identity-based access, a data-plane
  * role that can read twins, such as "IoT Hub Data Reader", on the hub.
@@ -11,10 +12,11 @@ import iothub from 'azure-iothub';
 import type { Registry } from 'azure-iothub';
 
 import { RoutingError } from '../../errors.js';
-import type { TwinDocument, TwinReader } from './twinResolver.js';
+import { describeTwinOwner, isModuleTwin } from './twinResolver.js';
+import type { TwinDocument, TwinOwner, TwinReader } from './twinResolver.js';
 
-/** The one Registry operation this adapter uses, so callers holding a Registry for other work can share it. */
-export type TwinRegistry = Pick<Registry, 'getTwin'>;
+/** The Registry operations this adapter uses, so callers holding a Registry for other work can share it. */
+export type TwinRegistry = Pick<Registry, 'getTwin' | 'getModuleTwin'>;
 
 /** Reads twins with a hub-level shared access policy (`HostName=...;SharedAccessKeyName=...;SharedAccessKey=...`). */
 export function registryTwinReaderFromConnectionString(connectionString: string): TwinReader {
@@ -47,19 +49,45 @@ export function registryTwinReaderFromTokenCredential(
 
 export function twinReaderFromRegistry(registry: TwinRegistry): TwinReader {
   return {
-    async getTwin(deviceId) {
+    async getTwin(owner: TwinOwner) {
       try {
-        const { responseBody: twin } = await registry.getTwin(deviceId);
+        const { responseBody: twin } = isModuleTwin(owner)
+          ? await registry.getModuleTwin(owner.deviceId, owner.moduleId)
+          : await registry.getTwin(owner.deviceId);
         return toTwinDocument(twin);
       } catch (error) {
-        if (nameOf(error) === 'DeviceNotFoundError') return null;
-        throw new RoutingError('TwinUnavailable', `IoT Hub twin read for device '${deviceId}' failed: ${summary(error)}`, {
+        if (isNotFound(error)) return null;
+        throw new RoutingError('TwinUnavailable', `IoT Hub twin read for ${describeTwinOwner(owner)} failed: ${summary(error)}`, {
           cause: error,
           retryAfterSeconds: retryAfterSeconds(error),
         });
       }
     },
   };
+}
+
+/**
+ * The twin's owner is not registered: 404 with IoT Hub's error code `DeviceNotFound` (the SDK's
+ * `DeviceNotFoundError`) or `ModuleNotFound` (404010, "the module cannot be found by IoT Hub"), which the SDK does not
+ * translate: it throws a plain `Error('Not found')` that keeps the response and its body. Any other 404 (the hub
+ * itself, `IotHubNotFound`) is a deployment fault, not a missing twin, and stays an error.
+ */
+function isNotFound(error: unknown): boolean {
+  if (nameOf(error) === 'DeviceNotFoundError') return true;
+  const failed = error as { response?: { statusCode?: unknown }; responseBody?: unknown } | null;
+  return failed?.response?.statusCode === 404 && iotHubErrorCode(failed.responseBody) === 'ModuleNotFound';
+}
+
+/** The code in IoT Hub's error body, `{"Message":"ErrorCode:<code>;<text>", ...}`; undefined when it has none. */
+function iotHubErrorCode(body: unknown): string | undefined {
+  if (typeof body !== 'string') return undefined;
+  let message: unknown;
+  try {
+    message = (JSON.parse(body) as { Message?: unknown } | null)?.Message;
+  } catch {
+    return undefined;
+  }
+  return typeof message === 'string' ? /^ErrorCode:([A-Za-z]+);/.exec(message)?.[1] : undefined;
 }
 
 function toTwinDocument(twin: { tags?: unknown; properties?: { desired?: unknown; reported?: unknown } }): TwinDocument {

@@ -4,7 +4,13 @@
  * IoT Hub stamps an enrichment such as `location: $twin.tags.location` with the twin's value when it can, and with
  * the literal placeholder text when the twin lacks the path or a twin change has not reached the enrichment yet
  * (up to five minutes). This module reads the twin itself for such messages, through the {@link TwinReader} port,
- * with a per-device cache, single-flight reads, bounded concurrency and a rate below IoT Hub's twin-read throttle.
+ * with a per-twin cache, single-flight reads, bounded concurrency and a rate below IoT Hub's twin-read throttle.
+ *
+ * Whose twin: the sender's. A device's message is enriched from its device twin, an IoT Edge module's message from
+ * its module twin, which inherits nothing from the device twin (learn.microsoft.com/azure/iot-hub/
+ * iot-hub-message-enrichments-overview, "Limitations": "Modules don't inherit twin tags from their corresponding
+ * devices. Enrichments for messages originating from device modules (for example from IoT Edge modules) must use the
+ * twin tags that are set on the module twin."). See {@link TwinOwner}.
  *
  * Pure domain: no SDK import. The azure-iothub adapter lives in `registryTwinReader.ts`.
  */
@@ -13,7 +19,7 @@ import { RoutingError, isRoutingError } from '../../errors.js';
 import type { PropertyValue } from '../../message/RoutedMessage.js';
 import type { Clock } from '../../ports.js';
 
-/** The parts of a device twin that enrichments can name. */
+/** The parts of a device or module twin that enrichments can name. */
 export interface TwinDocument {
   tags: Record<string, unknown>;
   properties: {
@@ -22,18 +28,40 @@ export interface TwinDocument {
   };
 }
 
-/** Port: reads one device twin. */
+/**
+ * Whose twin a message's `$twin` enrichments name: the module's twin for an IoT Edge module's message (`moduleId`
+ * set and not empty), the device's twin otherwise. A module twin is a twin of its own (`GET /twins/{id}/modules/{mid}`),
+ * never a view of the device twin.
+ */
+export interface TwinOwner {
+  deviceId: string;
+  moduleId?: string | undefined;
+}
+
+/** True when `owner` names a module's twin; an empty module id is no module, as in message identities. */
+export function isModuleTwin(owner: TwinOwner): owner is TwinOwner & { moduleId: string } {
+  return owner.moduleId !== undefined && owner.moduleId !== '';
+}
+
+/** "device 'd'" or "module 'm' of device 'd'", for messages. */
+export function describeTwinOwner(owner: TwinOwner): string {
+  return isModuleTwin(owner) ? `module '${owner.moduleId}' of device '${owner.deviceId}'` : `device '${owner.deviceId}'`;
+}
+
+/** Port: reads one device or module twin. */
 export interface TwinReader {
   /**
-   * Resolves to `null` when the hub has no such device. Any other failure rejects; the resolver treats it as
-   * transient.
+   * The module twin when `owner` names a module, else the device twin. Resolves to `null` when the hub has no such
+   * device (or no such module on it). Any other failure rejects; the resolver treats it as transient.
    */
-  getTwin(deviceId: string): Promise<TwinDocument | null>;
+  getTwin(owner: TwinOwner): Promise<TwinDocument | null>;
 }
 
 export type TwinUnresolvedReason =
   /** The hub has no device with this id (deleted since the message was sent, or a wrong id). */
   | 'DeviceNotFound'
+  /** The hub has no module with this id on the device (the module or its device was deleted since). */
+  | 'ModuleNotFound'
   /** The twin exists but has nothing at the placeholder's path. */
   | 'PathMissing'
   /** Not a placeholder this resolver understands (IoT Hub only offers tags, desired and reported properties). */
@@ -55,13 +83,13 @@ export interface ResolvedProperties {
 }
 
 export interface TwinResolver {
-  /** Resolves one placeholder such as `$twin.tags.location` for one device. */
-  resolve(deviceId: string, placeholder: string): Promise<TwinResolution>;
+  /** Resolves one placeholder such as `$twin.tags.location` from one device's or module's twin. */
+  resolve(owner: TwinOwner, placeholder: string): Promise<TwinResolution>;
   /**
-   * Resolves every property value that is an unresolved `$twin.` placeholder, with at most one twin read per device
+   * Resolves every property value that is an unresolved `$twin.` placeholder, with at most one twin read per twin
    * per cache lifetime. Other values are copied unchanged.
    */
-  resolveProperties(deviceId: string, properties: Readonly<Record<string, PropertyValue>>): Promise<ResolvedProperties>;
+  resolveProperties(owner: TwinOwner, properties: Readonly<Record<string, PropertyValue>>): Promise<ResolvedProperties>;
 }
 
 /**
@@ -79,7 +107,10 @@ export const DEFAULT_TWIN_READS_PER_SECOND = 8;
  */
 export const DEFAULT_TWIN_TTL_MS = 5 * 60_000;
 
-/** A device that does not exist is usually deleted for good; a minute bounds the wait if it is being re-created. */
+/**
+ * A device (or module) that does not exist is usually deleted for good; a minute bounds the wait if it is being
+ * re-created (IoT Edge deployments re-create modules).
+ */
 export const DEFAULT_NOT_FOUND_TTL_MS = 60_000;
 
 export const DEFAULT_MAX_CONCURRENT_TWIN_READS = 4;
@@ -93,7 +124,7 @@ export interface TwinResolverOptions {
   sleep?: (ms: number) => Promise<void>;
   /** How long a twin read stays usable, in milliseconds. Default {@link DEFAULT_TWIN_TTL_MS}. */
   ttlMs?: number;
-  /** How long "device not found" is remembered, in milliseconds. Default {@link DEFAULT_NOT_FOUND_TTL_MS}. */
+  /** How long "device/module not found" is remembered, in milliseconds. Default {@link DEFAULT_NOT_FOUND_TTL_MS}. */
   negativeTtlMs?: number;
   /** Twin reads in flight at once. Default {@link DEFAULT_MAX_CONCURRENT_TWIN_READS}. */
   maxConcurrency?: number;
@@ -105,7 +136,10 @@ export interface TwinResolverOptions {
    * `ratePerSecond`.
    */
   burst?: number;
-  /** Devices kept in the cache; the least recently read is dropped first. Default {@link DEFAULT_MAX_CACHED_TWINS}. */
+  /**
+   * Twins (device and module twins together) kept in the cache; the least recently read is dropped first. Default
+   * {@link DEFAULT_MAX_CACHED_TWINS}.
+   */
   maxCachedDevices?: number;
 }
 
@@ -165,58 +199,66 @@ export function createTwinResolver(options: TwinResolverOptions): TwinResolver {
   const slots = new Semaphore(settings.maxConcurrency);
   const bucket = new TokenBucket(settings.ratePerSecond, settings.burst, clock.now().getTime());
 
-  async function readThrottled(deviceId: string): Promise<TwinDocument | null> {
+  async function readThrottled(owner: TwinOwner): Promise<TwinDocument | null> {
     // The slot is taken before the token so that a read starts as soon as its token is granted; taking tokens while
-    // queued for a slot would let reads bunch up later and exceed the rate.
+    // queued for a slot would let reads bunch up later and exceed the rate. Device and module twin reads share the
+    // bucket: IoT Hub's twin-read throttle counts both.
     await slots.acquire();
     try {
       const waitMs = bucket.reserve(clock.now().getTime());
       if (waitMs > 0) await sleep(waitMs);
-      return await reader.getTwin(deviceId);
+      return await reader.getTwin(owner);
     } finally {
       slots.release();
     }
   }
 
-  async function load(deviceId: string): Promise<TwinDocument | null> {
+  async function load(key: string, owner: TwinOwner): Promise<TwinDocument | null> {
     let twin: TwinDocument | null;
     try {
-      twin = await readThrottled(deviceId);
+      twin = await readThrottled(owner);
     } catch (error) {
-      // Not cached: the next message for this device tries again, and the trigger's retry sees a transient error.
+      // Not cached: the next message from this twin's owner tries again, and the trigger's retry sees a transient error.
       if (isRoutingError(error) && error.code === 'TwinUnavailable') throw error;
-      throw new RoutingError('TwinUnavailable', `Reading the twin of device '${deviceId}' failed: ${describe(error)}`, {
+      throw new RoutingError('TwinUnavailable', `Reading the twin of ${describeTwinOwner(owner)} failed: ${describe(error)}`, {
         cause: error,
       });
     }
     const ttl = twin === null ? settings.negativeTtlMs : settings.ttlMs;
-    cache.set(deviceId, twin, clock.now().getTime() + ttl);
+    cache.set(key, twin, clock.now().getTime() + ttl);
     return twin;
   }
 
-  function twinOf(deviceId: string): Promise<TwinDocument | null> {
-    const cached = cache.get(deviceId, clock.now().getTime());
+  function twinOf(owner: TwinOwner): Promise<TwinDocument | null> {
+    const key = twinKey(owner);
+    const cached = cache.get(key, clock.now().getTime());
     if (cached !== undefined) return Promise.resolve(cached);
-    const pending = inFlight.get(deviceId);
+    const pending = inFlight.get(key);
     if (pending !== undefined) return pending;
     // Single flight: every caller that arrives while the read runs shares it, so a burst of messages from one
-    // device costs one read and one token.
-    const started = load(deviceId).finally(() => inFlight.delete(deviceId));
-    inFlight.set(deviceId, started);
+    // device (or module) costs one read and one token.
+    const started = load(key, owner).finally(() => inFlight.delete(key));
+    inFlight.set(key, started);
     return started;
   }
 
+  /** What a missing twin means for `owner`: its device, or its module, is not (or no longer) registered. */
+  const notFound = (owner: TwinOwner): TwinResolution => ({
+    resolved: false,
+    reason: isModuleTwin(owner) ? 'ModuleNotFound' : 'DeviceNotFound',
+  });
+
   return {
-    async resolve(deviceId, placeholder) {
+    async resolve(owner, placeholder) {
       const twinPath = parseTwinPlaceholder(placeholder);
       if (twinPath === null) return { resolved: false, reason: 'Unsupported' };
-      if (deviceId.length === 0) return { resolved: false, reason: 'DeviceNotFound' };
-      const twin = await twinOf(deviceId);
-      if (twin === null) return { resolved: false, reason: 'DeviceNotFound' };
+      if (owner.deviceId.length === 0) return { resolved: false, reason: 'DeviceNotFound' };
+      const twin = await twinOf(owner);
+      if (twin === null) return notFound(owner);
       return readTwinPath(twin, twinPath);
     },
 
-    async resolveProperties(deviceId, properties) {
+    async resolveProperties(owner, properties) {
       const result: ResolvedProperties = { properties: { ...properties }, resolved: [], unresolved: [], reasons: {} };
       const wanted: Array<[string, TwinPath]> = [];
       for (const [key, value] of Object.entries(properties)) {
@@ -231,10 +273,11 @@ export function createTwinResolver(options: TwinResolverOptions): TwinResolver {
       }
       if (wanted.length === 0) return result;
 
-      const twin = deviceId.length === 0 ? null : await twinOf(deviceId);
+      const noDevice = owner.deviceId.length === 0;
+      const twin = noDevice ? null : await twinOf(owner);
       for (const [key, twinPath] of wanted) {
         const resolution: TwinResolution =
-          twin === null ? { resolved: false, reason: 'DeviceNotFound' } : readTwinPath(twin, twinPath);
+          twin !== null ? readTwinPath(twin, twinPath) : noDevice ? { resolved: false, reason: 'DeviceNotFound' } : notFound(owner);
         if (resolution.resolved) {
           result.properties[key] = resolution.value;
           result.resolved.push(key);
@@ -246,6 +289,14 @@ export function createTwinResolver(options: TwinResolverOptions): TwinResolver {
       return result;
     },
   };
+}
+
+/**
+ * The cache key of a twin: the device id, or `{device}/{module}` for a module twin, the form message identities use
+ * for a module (identity.ts). Device and module ids cannot hold `/`, so a module twin never shares a device's key.
+ */
+function twinKey(owner: TwinOwner): string {
+  return isModuleTwin(owner) ? `${owner.deviceId}/${owner.moduleId}` : owner.deviceId;
 }
 
 interface Settings {
@@ -294,26 +345,26 @@ function realSleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Twin reads by device id with expiry; Map order doubles as recency so the oldest read is evicted first. */
+/** Twin reads by twin key with expiry; Map order doubles as recency so the oldest read is evicted first. */
 class TwinCache {
   readonly #entries = new Map<string, { twin: TwinDocument | null; expiresAt: number }>();
 
   constructor(private readonly maxEntries: number) {}
 
-  /** `undefined` means "not cached"; `null` is a cached "device not found". */
-  get(deviceId: string, nowMs: number): TwinDocument | null | undefined {
-    const entry = this.#entries.get(deviceId);
+  /** `undefined` means "not cached"; `null` is a cached "device (or module) not found". */
+  get(key: string, nowMs: number): TwinDocument | null | undefined {
+    const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
     if (nowMs >= entry.expiresAt) {
-      this.#entries.delete(deviceId);
+      this.#entries.delete(key);
       return undefined;
     }
     return entry.twin;
   }
 
-  set(deviceId: string, twin: TwinDocument | null, expiresAt: number): void {
-    this.#entries.delete(deviceId);
-    this.#entries.set(deviceId, { twin, expiresAt });
+  set(key: string, twin: TwinDocument | null, expiresAt: number): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, { twin, expiresAt });
     while (this.#entries.size > this.maxEntries) {
       const oldest = this.#entries.keys().next();
       if (oldest.done === true) break;
