@@ -10,7 +10,7 @@ import { createTelemetryStreamHandler } from '../src/lib/aggregate/telemetryStre
 import { createWindowAggregator } from '../src/lib/aggregate/windowAggregator.js';
 import { memoryWindowStore } from '../src/lib/aggregate/windowStore.js';
 import { parseChecksConfig } from '../src/lib/checks/expectations.js';
-import { createTwinResolver, type TwinDocument } from '../src/lib/checks/twins/twinResolver.js';
+import { createTwinResolver, type TwinDocument, type TwinOwner } from '../src/lib/checks/twins/twinResolver.js';
 import { decodeEventHubBatch } from '../src/lib/message/eventHubBatch.js';
 import { ManualClock } from '../src/lib/ports.js';
 import { replayQuarantined } from '../src/lib/quarantineReplay.js';
@@ -26,12 +26,22 @@ async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
 /**
  * pump-7's `site` enrichment is `$twin.tags.site`, and the rule wants "Lyon"; the twin says "lyon" at first.
  * `enqueued: false`: the message has no enqueued time (which `outcomes` may let through as a warning).
+ * `moduleId`: the message is that IoT Edge module's, enriched from the module twin ("lyon" at first); pump-7's device
+ * twin then says "Lyon" all along, so reading it instead would let the message through on the first pass.
  */
-function setup(outcomes: object, { enqueued = true }: { enqueued?: boolean } = {}) {
+function setup(outcomes: object, { enqueued = true, moduleId }: { enqueued?: boolean; moduleId?: string } = {}) {
   const clock = new ManualClock(new Date('2024-05-01T13:00:00Z'));
   const quarantine = createQuarantine(new MemoryBlobStore({ clock }), 'quarantine', clock);
   const twin: TwinDocument = { tags: { site: 'lyon' }, properties: { desired: {}, reported: {} } };
-  const twins = createTwinResolver({ reader: { getTwin: async () => twin }, clock, ttlMs: 60_000 });
+  const deviceTwin: TwinDocument = { tags: { site: 'Lyon' }, properties: { desired: {}, reported: {} } };
+  const reads: string[] = [];
+  const reader = {
+    getTwin: async (owner: TwinOwner) => {
+      reads.push(owner.moduleId === undefined ? owner.deviceId : `${owner.deviceId}/${owner.moduleId}`);
+      return moduleId === undefined || owner.moduleId === moduleId ? twin : owner.moduleId === undefined ? deviceTwin : null;
+    },
+  };
+  const twins = createTwinResolver({ reader, clock, ttlMs: 60_000 });
   const parsed = parseChecksConfig({ endpoints: { events: { enrichments: [{ key: 'site', oneOf: ['Lyon'] }], outcomes } } });
   const aggregation = parseAggregationConfig({ windows: ['1m'] });
   if (!('value' in parsed) || parsed.value === undefined || 'errors' in aggregation) throw new Error('config');
@@ -46,7 +56,12 @@ function setup(outcomes: object, { enqueued = true }: { enqueued?: boolean } = {
   const batch = decodeEventHubBatch([Buffer.from('{"temperature":21.5}')], {
     partitionContext: { partitionId: '0' },
     systemPropertiesArray: [
-      { 'iothub-connection-device-id': 'pump-7', ...(enqueued ? { 'iothub-enqueuedtime': '2024-05-01T12:00:01.000Z' } : {}), 'message-id': 'm1' },
+      {
+        'iothub-connection-device-id': 'pump-7',
+        ...(moduleId === undefined ? {} : { 'iothub-connection-module-id': moduleId }),
+        ...(enqueued ? { 'iothub-enqueuedtime': '2024-05-01T12:00:01.000Z' } : {}),
+        'message-id': 'm1',
+      },
     ],
     propertiesArray: [{ site: '$twin.tags.site' }],
   });
@@ -57,6 +72,7 @@ function setup(outcomes: object, { enqueued = true }: { enqueued?: boolean } = {
   return {
     quarantine,
     windows,
+    reads,
     fixTwin,
     quarantineFirst: async () => (await stream(quarantine).processBatch(batch)).quarantinedBy,
     dry: () => all(replayQuarantined({ quarantine, handlers: async () => ({}), dryRun: { admission: { checks, now: () => clock.now(), twins } } })),
@@ -104,5 +120,25 @@ describe('quarantine replay of twin-resolved messages', () => {
     expect(((await s.quarantine.get(item!.name)) as QuarantinedMessage).properties['site']).toBe('$twin.tags.site');
     expect((await s.dry())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnqueuedTimeInvalid'] });
     expect((await s.replay())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnqueuedTimeInvalid'] });
+  });
+
+  it("an IoT Edge module's message: quarantined, dry-run and replayed against the module twin, keyed as the module's", async () => {
+    const s = setup({ EnrichmentMismatch: 'quarantine' }, { moduleId: 'filter' });
+    expect(await s.quarantineFirst()).toEqual({ EnrichmentMismatch: 1 });
+    const [item] = await all(s.quarantine.list());
+    const record = (await s.quarantine.get(item!.name)) as QuarantinedMessage;
+    expect(record).toMatchObject({ deviceId: 'pump-7', moduleId: 'filter', properties: { site: '$twin.tags.site' } });
+    expect(record.reasons[0]?.detail).toContain('"lyon"');
+    expect((await s.dry())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnrichmentMismatch'] });
+
+    s.fixTwin();
+    expect((await s.dry())[0]).toMatchObject({ outcome: 'would-replay' });
+    expect(await s.replay()).toEqual([expect.objectContaining({ outcome: 'replayed', deviceId: 'pump-7', detail: expect.stringMatching(/^aggregated/) })]);
+    expect(await all(s.quarantine.list())).toEqual([]);
+    // Only the module twin was ever read; the aggregate counts the message under the module's identity.
+    expect(new Set(s.reads)).toEqual(new Set(['pump-7/filter']));
+    const documents: unknown[] = [];
+    for await (const name of s.windows.list('')) documents.push(await s.windows.get(name, (raw) => raw));
+    expect(JSON.stringify(documents)).toContain('mid:filter/m1');
   });
 });

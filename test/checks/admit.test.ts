@@ -120,12 +120,80 @@ describe('admit', () => {
     // The decoded message handed in is not mutated: replays see the original properties.
     expect(m.properties['DeviceLocation']).toBe('$twin.tags.location');
 
-    // A module's message: IoT Hub enriches it from the module twin, so the device twin's value is not stamped.
-    const fromModule = message({ moduleId: 'sensorModule', properties: { level: 'critical', DeviceLocation: '$twin.tags.location' } });
-    const moduleResult = await admit([fromModule], 'criticalQueue', d);
-    expect(reads).toBe(1);
-    expect(moduleResult.findings.EnrichmentUnresolved).toBe(1);
-    expect(moduleResult.admitted.map((a) => a.message.properties['DeviceLocation'])).toEqual(['$twin.tags.location']);
+  });
+
+  it("resolves a module's $twin enrichments from its module twin, never from the device twin", async () => {
+    // Keyed as IoT Hub addresses twins: /twins/{device} and /twins/{device}/modules/{module}.
+    const twins: Record<string, TwinDocument> = {
+      'dev-1': { tags: { location: 'Lyon' }, properties: { desired: {}, reported: {} } },
+      'dev-1/sensorModule': { tags: { location: 'Dock 4' }, properties: { desired: {}, reported: { rate: 5 } } },
+    };
+    const read: string[] = [];
+    const resolver = createTwinResolver({
+      reader: {
+        getTwin: async ({ deviceId, moduleId }) => {
+          const key = moduleId === undefined ? deviceId : `${deviceId}/${moduleId}`;
+          read.push(key);
+          return twins[key] ?? null;
+        },
+      },
+      clock,
+      sleep: async (ms) => {
+        clock.advance(ms);
+      },
+    });
+    const d = deps(new MemoryBlobStore(), { twins: resolver });
+    const placeholders = { level: 'critical', DeviceLocation: '$twin.tags.location', rate: '$twin.properties.reported.rate' };
+    const fromModule = message({ moduleId: 'sensorModule', messageId: 'm1', properties: placeholders });
+    const fromDevice = message({ messageId: 'm1', properties: { level: 'critical', DeviceLocation: '$twin.tags.location' } });
+
+    const result = await admit([fromModule, fromDevice, fromModule], 'criticalQueue', d);
+    expect(result.admitted.map((a) => a.message.properties['DeviceLocation'])).toEqual(['Dock 4', 'Lyon', 'Dock 4']);
+    expect(result.admitted[0]!.message.properties['rate']).toBe('5');
+    expect(result.admitted[0]!.twinResolved).toEqual(['DeviceLocation', 'rate']);
+    expect(result.findings.EnrichmentUnresolved).toBeUndefined();
+    // One read per twin: the module twin and the device twin are cached apart.
+    expect(read).toEqual(['dev-1/sensorModule', 'dev-1']);
+    // The identity is the module's as delivered: the resolved copy keeps device and module, the original is untouched.
+    expect(result.admitted[0]!.message).toMatchObject({ deviceId: 'dev-1', moduleId: 'sensorModule', messageId: 'm1' });
+    expect(result.admitted[0]!.delivered).toBe(fromModule);
+    expect(fromModule.properties['DeviceLocation']).toBe('$twin.tags.location');
+  });
+
+  it("reports a module's unresolved enrichment with the module-twin hint when the module twin lacks it or is gone", async () => {
+    const twins: Record<string, TwinDocument> = {
+      // The device twin has the tag; the module inherits nothing from it.
+      'dev-1': { tags: { location: 'Lyon' }, properties: { desired: {}, reported: {} } },
+      'dev-1/sensorModule': { tags: {}, properties: { desired: {}, reported: {} } },
+    };
+    const resolver = createTwinResolver({
+      reader: {
+        getTwin: async ({ deviceId, moduleId }) => twins[moduleId === undefined ? deviceId : `${deviceId}/${moduleId}`] ?? null,
+      },
+      clock,
+      sleep: async (ms) => {
+        clock.advance(ms);
+      },
+    });
+    const d = deps(new MemoryBlobStore(), { twins: resolver });
+    const properties = { level: 'critical', DeviceLocation: '$twin.tags.location' };
+    const result = await admit(
+      [message({ moduleId: 'sensorModule', properties }), message({ moduleId: 'removedModule', properties })],
+      'criticalQueue',
+      d,
+    );
+    expect(result.findings.EnrichmentUnresolved).toBe(2);
+    expect(result.admitted.map((a) => a.message.properties['DeviceLocation'])).toEqual(['$twin.tags.location', '$twin.tags.location']);
+    for (const [i, module] of ['sensorModule', 'removedModule'].entries()) {
+      const [finding] = result.admitted[i]!.check.findings;
+      expect(finding).toMatchObject({ code: 'EnrichmentUnresolved', outcome: 'warn', property: 'DeviceLocation' });
+      expect(finding!.detail).toContain(`module "${module}"`);
+      expect(finding!.hint).toContain('az iot hub module-twin update');
+    }
+    await expect(resolver.resolve({ deviceId: 'dev-1', moduleId: 'removedModule' }, '$twin.tags.location')).resolves.toEqual({
+      resolved: false,
+      reason: 'ModuleNotFound',
+    });
   });
 
   it('gives a quarantined message only the findings that quarantined it as reasons', async () => {

@@ -19,12 +19,12 @@ export interface AdmitDeps {
 }
 
 export interface AdmittedMessage {
-  /** The message as checked: its `$twin` placeholders resolved from the device twin, when that is configured. */
+  /** The message as checked: its `$twin` placeholders resolved from its device's or module's twin, when configured. */
   message: RoutedMessage;
   /** The message as delivered; what a later stage quarantines, so that a replay resolves its twins again. */
   delivered: RoutedMessage;
   check: CheckResult;
-  /** Enrichment keys whose `$twin` placeholder was resolved from the device twin. */
+  /** Enrichment keys whose `$twin` placeholder was resolved from the twin (the module twin for a module's message). */
   twinResolved: readonly string[];
 }
 
@@ -131,15 +131,27 @@ function hasPlaceholder(message: RoutedMessage): boolean {
 }
 
 /**
- * What `admit` checks: the message with its `$twin` placeholders resolved (device messages, resolver configured).
- * A module's message is enriched from its module twin, which inherits nothing from the device twin: the device
- * twin (the only one the resolver reads) would give a value IoT Hub would not have stamped. Its placeholders stay
- * unresolved, and the checks say so.
+ * What `admit` checks: the message with its `$twin` placeholders resolved from its sender's twin (resolver
+ * configured): the device twin for a device's message, the module twin for an IoT Edge module's message.
+ *
+ * Why the module twin: IoT Hub enriches a module's message from the module twin and never falls back to the device
+ * twin. learn.microsoft.com/azure/iot-hub/iot-hub-message-enrichments-overview, "Limitations": "Modules don't inherit
+ * twin tags from their corresponding devices. Enrichments for messages originating from device modules (for example
+ * from IoT Edge modules) must use the twin tags that are set on the module twin." The routing query guide says the
+ * same of `$twin` in route conditions (learn.microsoft.com/azure/iot-hub/iot-hub-devguide-routing-query-syntax: twin
+ * queries for module messages "query against the module twin and not the corresponding device twin"). The same page
+ * lists when the hub leaves the literal placeholder: basic tier (no twins), a path the twin does not have, a path
+ * that holds an object; and a twin change can take up to five minutes to reach enrichments. The device twin would
+ * give a value IoT Hub would not have stamped, so it is never read for a module's message.
+ *
+ * The message's identity is untouched: it is keyed as delivered (`mid:{module}/...` for a module's message), and
+ * the resolved copy only feeds the checks and the path's own work.
  */
 async function resolveTwinPlaceholders(message: RoutedMessage, twins: TwinResolver | undefined): Promise<{ message: RoutedMessage; resolved: readonly string[] }> {
-  if (twins !== undefined && message.deviceId !== null && message.moduleId === undefined && hasPlaceholder(message)) {
+  if (twins !== undefined && message.deviceId !== null && hasPlaceholder(message)) {
     // Transient twin failures throw (TwinUnavailable) so the trigger retries the batch: nothing is half-done here.
-    const resolution = await twins.resolveProperties({ deviceId: message.deviceId }, message.properties);
+    const owner = { deviceId: message.deviceId, moduleId: message.moduleId };
+    const resolution = await twins.resolveProperties(owner, message.properties);
     if (resolution.resolved.length > 0) return { message: { ...message, properties: resolution.properties }, resolved: resolution.resolved };
   }
   return { message, resolved: NONE_RESOLVED };

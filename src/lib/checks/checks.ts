@@ -7,7 +7,7 @@ import { lookupProperty } from '../message/normalize.js';
 import type { PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { ChecksConfig, EndpointChecks, EnrichmentExpectation } from './expectations.js';
 import { looseKey } from './expectations.js';
-import { BODY_BASE64_NOT_JSON_HINT, ENRICHMENT_KEY, REASONS, moreSevere, type EndpointName, type Outcome, type ReasonCode } from './reasons.js';
+import { BODY_BASE64_NOT_JSON_HINT, ENRICHMENT_KEY, ENRICHMENT_UNRESOLVED_MODULE_HINT, REASONS, moreSevere, type EndpointName, type Outcome, type ReasonCode } from './reasons.js';
 
 export interface Finding {
   code: ReasonCode;
@@ -68,6 +68,15 @@ function add(
   if (findings === undefined) return [finding];
   findings.push(finding);
   return findings;
+}
+
+/** A module's message is enriched from its module twin: the finding says so, and its hint points there. */
+function unresolvedFrom(message: RoutedMessage): string {
+  return message.moduleId === undefined || message.moduleId === '' ? '' : ` (sent by module "${message.moduleId}", enriched from its module twin)`;
+}
+
+function unresolvedHint(message: RoutedMessage): string | undefined {
+  return message.moduleId === undefined || message.moduleId === '' ? undefined : ENRICHMENT_UNRESOLVED_MODULE_HINT;
 }
 
 function ruleFailure(expectation: EnrichmentExpectation, value: PropertyValue): string | undefined {
@@ -196,7 +205,14 @@ export function checkMessage(message: RoutedMessage, endpointName: EndpointName,
     } else if (isUnresolvedPlaceholder(value)) {
       // With placeholder reporting on, the scan below reports this property once.
       if (!config.unresolvedPlaceholders) {
-        findings = add(findings, endpoint, 'EnrichmentUnresolved', `enrichment "${expectation.key}" is ${shown(value)}`, expectation.key);
+        findings = add(
+          findings,
+          endpoint,
+          'EnrichmentUnresolved',
+          `enrichment "${expectation.key}" is ${shown(value)}${unresolvedFrom(message)}`,
+          expectation.key,
+          unresolvedHint(message),
+        );
       }
     } else {
       const failure = ruleFailure(expectation, value);
@@ -217,7 +233,14 @@ export function checkMessage(message: RoutedMessage, endpointName: EndpointName,
     const value = properties[key];
     const placeholder = isUnresolvedPlaceholder(value);
     if (placeholder && config.unresolvedPlaceholders) {
-      findings = add(findings, endpoint, 'EnrichmentUnresolved', `"${key}" is ${shown(value)}: IoT Hub could not resolve it`, key);
+      findings = add(
+        findings,
+        endpoint,
+        'EnrichmentUnresolved',
+        `"${key}" is ${shown(value)}: IoT Hub could not resolve it${unresolvedFrom(message)}`,
+        key,
+        unresolvedHint(message),
+      );
     }
     if ((placeholder || endpoint.enrichments.length > 0) && !ENRICHMENT_KEY.test(key)) {
       if (placeholder || matchesExpectedLoosely(key, endpoint)) {

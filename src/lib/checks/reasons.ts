@@ -187,6 +187,20 @@ export const BODY_BASE64_NOT_JSON_HINT =
   'decoded. If it should be JSON, fix the device serializer and set contentType=application/json and ' +
   'contentEncoding=UTF-8; otherwise nothing needs to change (routing queries cannot read $body of non-JSON messages).';
 
+/**
+ * EnrichmentUnresolved's hint for an IoT Edge module's message: IoT Hub enriches it from the module twin, which
+ * inherits nothing from the device twin (learn.microsoft.com/azure/iot-hub/iot-hub-message-enrichments-overview,
+ * "Limitations"), so the device-twin advice of the general hint would not fix it.
+ */
+export const ENRICHMENT_UNRESOLVED_MODULE_HINT =
+  'This message was sent by an IoT Edge module: IoT Hub enriches a module\'s messages from the module twin, which ' +
+  'inherits no tags from the device twin. Either the module twin has no such tag or property (paths are ' +
+  'case-sensitive: check `az iot hub module-twin show -d <device> -m <module>`), the module is no longer registered ' +
+  '(IoT Edge deployments re-create modules), or the twin was changed less than five minutes ago. Set the tag on the ' +
+  'module twin (`az iot hub module-twin update -d <device> -m <module> --tags \'{"location":"..."}\'`; a device twin ' +
+  'tag does not reach module messages) or fix the enrichment value; only $iothubname, $twin.tags, ' +
+  '$twin.properties.desired and $twin.properties.reported are supported, and only for primitive values.';
+
 export function isReasonCode(value: string): value is ReasonCode {
   return Object.hasOwn(REASONS, value);
 }
