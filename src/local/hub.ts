@@ -76,8 +76,11 @@ export interface HubOptions {
   routes: readonly CompiledRoute[];
   fallbackRoute: boolean;
   enrichments: readonly EnrichmentConfig[];
-  /** The device twin; undefined for a device without one. */
-  twinOf(deviceId: string): RouteTwin | undefined;
+  /**
+   * The twin a message is enriched and routed by: the device twin for a device's message, the module twin for a
+   * module's (IoT Hub never falls back to the device twin for a module); undefined when there is none.
+   */
+  twinOf(deviceId: string, moduleId: string | undefined): RouteTwin | undefined;
   endpoints: Partial<Record<EndpointName, HubEndpoint>>;
   resends?: Resends;
 }
@@ -140,7 +143,7 @@ export class LocalHub {
     const options = this.#options;
     const sequence = ++this.stats.sent;
     const systemProperties = stampSystemProperties(message, enqueuedTime);
-    const twin = options.twinOf(message.deviceId);
+    const twin = options.twinOf(message.deviceId, message.moduleId);
     const evaluation = evaluateRoutes(
       options.routes,
       options.fallbackRoute,

@@ -484,7 +484,8 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
       routes: compiled.compiled,
       fallbackRoute: routing.fallbackRoute,
       enrichments: routing.enrichments,
-      twinOf: (id) => fleet.twinOf(id),
+      // The simulated fleet has device twins only: a module's message finds no twin, as on a hub whose modules have none.
+      twinOf: (id, moduleId) => (moduleId === undefined ? fleet.twinOf(id) : undefined),
       endpoints: { events: tracked(eventsSink), criticalQueue: tracked(queue), archive: tracked(storageEndpoint) },
       resends: {
         probability: options.resendProbability ?? 0,

@@ -168,6 +168,9 @@ describe('rendering', () => {
     expect(facts.properties).toContainEqual(['deviceLocation', '$twin.tags.location (not resolved: the device twin has no such value)']);
     const email = renderAlertEmail(facts, context());
     expect(email.text).toContain('\u2026: 12 more properties not shown');
+    // A module's message is enriched from its module twin, which inherits nothing from the device twin.
+    const fromModule = alertFactsOf({ ...message({ temperature: 30.1 }, { deviceLocation: '$twin.tags.location' }), moduleId: 'filter' }, config());
+    expect(fromModule.properties).toContainEqual(['deviceLocation', '$twin.tags.location (not resolved: the module twin has no such value)']);
   });
 
   it('says "(none)" in the text part where a list is empty, as the HTML part does', () => {

@@ -153,6 +153,22 @@ describe('local hub', () => {
     }
   });
 
+  it("enriches a module's message from the module twin, never from its device's twin", () => {
+    const modules = { 'device-001/filter': { tags: { location: 'Dock 4' }, properties: { desired: {}, reported: {} } } };
+    const { hub, delivered } = hubWith(TUTORIAL, {
+      twinOf: (id, moduleId) =>
+        moduleId === undefined
+          ? id === 'device-001'
+            ? { tags: { location: 'Seattle' }, properties: { desired: {}, reported: {} } }
+            : undefined
+          : modules[`${id}/${moduleId}` as keyof typeof modules],
+    });
+    hub.send(message('critical', { moduleId: 'filter' }), T);
+    hub.send(message('critical', { moduleId: 'other', messageId: 'm-2' }), T);
+    hub.send(message('critical', { messageId: 'm-3' }), T);
+    expect(delivered.map((m) => m.properties['DeviceLocation'])).toEqual(['Dock 4', '$twin.tags.location', 'Seattle']);
+  });
+
   it('counts messages routed to an endpoint it has no sink for', () => {
     const { config, compiled } = routing(TUTORIAL);
     const hub = new LocalHub({

@@ -97,7 +97,7 @@ export function alertFactsOf(message: RoutedMessage, config: AlertsConfig, enric
     group,
     recipients: recipientsFor(severity, group, config),
     readings: readingsOf(message),
-    properties: propertiesOf(message.properties, [...enrichmentKeys, ...keysReadBy(config)]),
+    properties: propertiesOf(message.properties, [...enrichmentKeys, ...keysReadBy(config)], twinNameOf(message)),
   };
 }
 
@@ -145,7 +145,11 @@ function readingValue(value: JsonValue): Reading['value'] {
 }
 
 /** The properties shown, in name order: all, or over the limit the preferred ones (ignoring case) first. */
-function propertiesOf(properties: Readonly<Record<string, PropertyValue>>, preferred: readonly string[]): Array<[string, string]> {
+function propertiesOf(
+  properties: Readonly<Record<string, PropertyValue>>,
+  preferred: readonly string[],
+  twin: TwinName,
+): Array<[string, string]> {
   const all = Object.keys(properties).sort();
   let keys = all;
   if (keys.length > FACT_LIMITS.properties) {
@@ -153,19 +157,26 @@ function propertiesOf(properties: Readonly<Record<string, PropertyValue>>, prefe
     const first = keys.filter((k) => wanted.has(k.toLowerCase()));
     keys = [...first, ...keys.filter((k) => !wanted.has(k.toLowerCase()))].slice(0, FACT_LIMITS.properties).sort();
   }
-  const shown: Array<[string, string]> = keys.map((key) => [boundText(key, FACT_LIMITS.nameChars), propertyText(properties[key]!)]);
+  const shown: Array<[string, string]> = keys.map((key) => [boundText(key, FACT_LIMITS.nameChars), propertyText(properties[key]!, twin)]);
   const omitted = all.length - keys.length;
   if (omitted > 0) shown.push([OMITTED_NAME, `${omitted} more propert${omitted === 1 ? 'y' : 'ies'} not shown`]);
   return shown;
+}
+
+/** The twin IoT Hub enriches a message from: a module's message from its module twin, never the device's. */
+type TwinName = 'device twin' | 'module twin';
+
+function twinNameOf(message: RoutedMessage): TwinName {
+  return message.moduleId === undefined || message.moduleId === '' ? 'device twin' : 'module twin';
 }
 
 /**
  * A property as the e-mail shows it. An enrichment IoT Hub could not resolve keeps its `$twin.` placeholder as the
  * value; shown bare, it reads like a location or a group.
  */
-function propertyText(value: PropertyValue): string {
+function propertyText(value: PropertyValue, twin: TwinName): string {
   const text = String(value);
-  return shortText(/^\$twin\./i.test(text) ? `${text} (not resolved: the device twin has no such value)` : text);
+  return shortText(/^\$twin\./i.test(text) ? `${text} (not resolved: the ${twin} has no such value)` : text);
 }
 
 /** The properties the alert configuration decides by: level, the group property, the rules' conditions. */
