@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createSendGate, decide, emptyGate, GATE_BLOB, type GateDecision, type SendGate } from '../../src/lib/alerts/sendGate.js';
+import { createSendGate, decide, emptyGate, GATE_BLOB, type GateDecision, type GateDocument, type SendGate } from '../../src/lib/alerts/sendGate.js';
 import { ManualClock, type BlobStore } from '../../src/lib/ports.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
 import { faultyStore } from '../support/faultyStore.js';
@@ -119,6 +119,28 @@ describe('send gate: quiet periods', () => {
     expect(await g.admitDigest('dev-1', 'digest-1')).toEqual(send());
     clock.advance(MINUTE);
     expect(await g.admitAlert('dev-1', 'k9')).toEqual(hold('quiet', T0 + 30 * MINUTE));
+  });
+
+  it('says when a hold stands only on a pending digest past its period, the one hold a cached version cannot vouch for', () => {
+    const budget = { perMinute: 25, perHour: 90 };
+    const period = 15 * MINUTE;
+    const at = (quiet: GateDocument['quiet'], pausedUntil = 0): GateDocument => ({ ...emptyGate(), sends: [T0], pausedUntil, quiet });
+    const ended = T0 + period + 5_000;
+    const pendingPast = at({ 'dev-1': { until: T0 + period, by: 'k1', pending: true } });
+
+    const stale = decide(pendingPast, ended, 'dev-1', 'k2', 'alert', budget, period);
+    expect(stale).toEqual({ decision: hold('quiet', ended + period), heldOnlyByPendingDigest: true });
+    // Still inside the period, pending or not: the period itself holds, and only moves later.
+    expect(decide(pendingPast, T0 + MINUTE, 'dev-1', 'k2', 'alert', budget, period).heldOnlyByPendingDigest).toBeUndefined();
+    const open = decide(at({ 'dev-1': { until: T0 + period, by: 'k1' } }), T0 + MINUTE, 'dev-1', 'k2', 'alert', budget, period);
+    expect(open.decision).toEqual(hold('quiet', T0 + period));
+    expect(open.heldOnlyByPendingDigest).toBeUndefined();
+    // Holds of the pause and the budget, and a digest (which the quiet period does not hold), are not that case.
+    const paused = decide(at({}, ended + MINUTE), ended, 'dev-1', 'k2', 'alert', budget, period);
+    expect(paused).toEqual({ decision: hold('paused', ended + MINUTE) });
+    expect(decide(pendingPast, ended, 'dev-1', 'digest-1', 'digest', budget, period).heldOnlyByPendingDigest).toBeUndefined();
+    // The alert that opened the period, retrying: its own reservation, not a hold.
+    expect(decide(pendingPast, ended, 'dev-1', 'k1', 'alert', budget, period)).toEqual({ decision: send(false) });
   });
 
   it('forgets expired quiet periods and old reservations, so the document stays bounded', () => {

@@ -14,9 +14,9 @@
  * Each instance caches the version it last read or wrote. A cached "hold" is trusted without a read, because the
  * state only moves towards holding: reservations are only added (and age out the same way for everyone), quiet
  * periods and pauses are only extended. The exception is a quiet period that has ended and is held only by its
- * pending digest: a digest sent since then replaced it, so that one is re-read. A cached "go" is never trusted on
- * its own: the reservation is a write conditional on the cached ETag, and losing that race re-reads and decides
- * again.
+ * pending digest (`decide` says so, `heldOnlyByPendingDigest`): a digest sent since then replaced it, so that one is
+ * re-read. A cached "go" is never trusted on its own: the reservation is a write conditional on the cached ETag,
+ * and losing that race re-reads and decides again.
  */
 
 import { RoutingError } from '../errors.js';
@@ -82,10 +82,16 @@ export function emptyGate(): GateDocument {
   return { schema: 1, sends: [], pausedUntil: 0, quiet: {} };
 }
 
-interface Decided {
+export interface Decided {
   decision: GateDecision;
   /** The version to write; absent when the decision needs no write. */
   next?: GateDocument;
+  /**
+   * The hold stands only because the device's quiet period has ended with its digest still pending. That is the one
+   * hold that can lift without a pause or the budget moving: the digest, once sent, replaces the entry with a later
+   * period (whose end is the due time to fold with). So it is the one hold a cached version cannot vouch for.
+   */
+  heldOnlyByPendingDigest?: true;
 }
 
 /**
@@ -116,6 +122,7 @@ export function decide(
     // after the first.
     const until = quiet.until > nowMs ? quiet.until : nowMs + quietPeriodMs;
     const decision: GateDecision = { kind: 'hold', reason: 'quiet', until: new Date(until) };
+    if (quiet.until <= nowMs) return { decision, heldOnlyByPendingDigest: true };
     if (quiet.pending === true) return { decision };
     // The first alert held by this period marks it pending (one write per quiet period, not per alert).
     return { decision, next: { ...gate, quiet: { ...activeQuiet(gate.quiet, nowMs), [deviceId]: { ...quiet, pending: true } } } };
@@ -184,10 +191,8 @@ export function createSendGate(options: SendGateOptions): SendGate {
     for (let round = 0; round < MAX_ROUNDS; round += 1) {
       const now = clock.now().getTime();
       const decided = decide(state.value, now, deviceId, key, kind, budget, quietPeriodMs);
-      const { decision } = decided;
-      if (fromCache && decision.kind === 'hold' && decision.reason === 'quiet' && (state.value.quiet[deviceId]?.until ?? Infinity) <= now) {
-        // Held only because a digest is pending: a digest may have been sent since this version, opening a later
-        // period, whose end is the due time to fold with. Read it fresh.
+      if (fromCache && decided.heldOnlyByPendingDigest === true) {
+        // A digest may have been sent since this version, opening a later period: read it fresh.
         state = await load();
         fromCache = false;
         continue;
