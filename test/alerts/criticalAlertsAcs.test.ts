@@ -15,7 +15,7 @@ import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
 import { ManualClock, type BlobStore } from '../../src/lib/ports.js';
 import type { Services } from '../../src/lib/runtime.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../src/lib/storage/azureBlobStore.js';
-import { createQuarantine, type QuarantinedMessage } from '../../src/lib/storage/quarantine.js';
+import { createQuarantine, digestRecordName, type QuarantinedMessage } from '../../src/lib/storage/quarantine.js';
 import { acs, startAcsEmailStandIn, type AcsEmailStandIn } from '../support/acsEmailStandIn.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { faultyStore } from '../support/faultyStore.js';
@@ -100,6 +100,12 @@ async function quarantined(store: BlobStore): Promise<QuarantinedMessage[]> {
   for await (const item of store.list(quarantineContainer)) {
     out.push(JSON.parse((await store.get(quarantineContainer, item.name))!.body.toString('utf8')) as QuarantinedMessage);
   }
+  return out;
+}
+
+async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
   return out;
 }
 
@@ -382,6 +388,70 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
     expect(await alerts.digests.run()).toMatchObject({ due: 1, sent: 1 });
     expect(standIn.count('POST')).toBe(2); // the alert and the digest, each once
     expect(standIn.sent).toHaveLength(2);
+  });
+
+  describe('a refused digest taken over after midnight UTC (the first run refused it, then lost its ledger update)', () => {
+    const BEFORE_MIDNIGHT = Date.parse('2026-11-22T23:40:00Z');
+
+    /** Refuses the digest of device-m and fails the ledger update that would record it, as a crash there would. */
+    async function refuseThenCrash(): Promise<{ store: BlobStore; clock: ManualClock; refusedAt: string }> {
+      let crash = true;
+      const store = faultyStore(azureStore(), (operation, _i, name) => {
+        if (crash && operation === 'replace' && name.startsWith('ledger/digest-')) {
+          crash = false;
+          return true;
+        }
+        return false;
+      });
+      const clock = new ManualClock(BEFORE_MIDNIGHT);
+      const alerts = alertServices(store, clock);
+      expect(await alerts.handler.handle(message('device-m', 'm-1'))).toMatchObject({ outcome: 'sent' });
+      expect(await alerts.handler.handle(message('device-m', 'm-2'))).toMatchObject({ outcome: 'digested' });
+      clock.advance(15 * 60_000);
+      standIn.script(acs.failOperation('EmailDropped'));
+      const refusedAt = clock.now().toISOString();
+      expect(await routingRejection(alerts.digests.run())).toMatchObject({ code: 'StorageUnavailable' });
+      expect(await quarantined(store)).toEqual([expect.objectContaining({ kind: 'digest', quarantinedAt: refusedAt })]);
+      return { store, clock, refusedAt };
+    }
+
+    /** The next run, on a new instance once the lease has run out: past midnight, on the next UTC day. */
+    async function takeOver(store: BlobStore, clock: ManualClock): Promise<void> {
+      clock.advance(config().leaseSeconds * 1000 + 5 * 60_000);
+      expect(clock.now().toISOString().slice(0, 10)).toBe('2026-11-23');
+      const summary = await alertServices(store, clock).digests.run();
+      expect(summary).toMatchObject({ due: 1, sent: 0, failed: [expect.objectContaining({ deviceId: 'device-m', error: expect.stringContaining('dropped') })] });
+      // The takeover asked ACS for the operation (no second POST) and got the same verdict.
+      expect(standIn.count('POST')).toBe(2);
+    }
+
+    it('keeps one quarantine record, named by the digest key, with the first refusal time', async () => {
+      const { store, clock, refusedAt } = await refuseThenCrash();
+      await takeOver(store, clock);
+      const records = await quarantined(store);
+      expect(records).toEqual([expect.objectContaining({ kind: 'digest', deviceId: 'device-m', quarantinedAt: refusedAt })]);
+      const [item] = await all(store.list(quarantineContainer));
+      expect(item?.name).toBe(digestRecordName(records[0]!.identity));
+      expect(await ledgerRecord(store, records[0]!.identity)).toMatchObject({ kind: 'digest', state: 'failed', attempts: 2 });
+    });
+
+    it("finds the record an earlier build filed under the refusal's day instead of writing a second one", async () => {
+      const { store, clock, refusedAt } = await refuseThenCrash();
+      // What an earlier build wrote: the same record under messages/criticalQueue/{day refused}/.
+      const [item] = await all(store.list(quarantineContainer));
+      const current = (await store.get(quarantineContainer, item!.name))!;
+      const identity = (JSON.parse(current.body.toString('utf8')) as { identity: string }).identity;
+      const legacyName = `messages/criticalQueue/2026/11/22/${identity}.json`;
+      await store.create(quarantineContainer, legacyName, current.body, { contentType: 'application/json', metadata: item!.metadata });
+      await store.delete(quarantineContainer, item!.name);
+
+      await takeOver(store, clock);
+      expect((await all(store.list(quarantineContainer))).map((i) => i.name)).toEqual([legacyName]);
+      expect(await quarantined(store)).toEqual([expect.objectContaining({ kind: 'digest', quarantinedAt: refusedAt })]);
+      // And the quarantine's own listing still shows it as a digest of that device.
+      const listed = await all(createQuarantine(store, quarantineContainer, clock).list({ endpoint: 'criticalQueue' }));
+      expect(listed).toEqual([expect.objectContaining({ name: legacyName, kind: 'digest', deviceId: 'device-m', reasons: ['EmailRejected'] })]);
+    });
   });
 
   it('costs at most 3 storage calls for the first alert of a device (measured on Azurite)', async () => {

@@ -104,7 +104,8 @@ export function createDigestRunner(deps: DigestRunDeps): DigestRunner {
         }
         if (result.status === 'failed') {
           // Quarantine first, as for a single alert: a crash before the ledger update sends the same operation
-          // again, gets the same verdict and writes nothing new here.
+          // again, gets the same verdict and writes nothing new here. The record is named by the digest's key, so
+          // a takeover on a later day finds it too, as it finds one an earlier build filed under the refusal's day.
           await deps.quarantine.putDigest({
             identity: facts.digestKey,
             deviceId,
@@ -119,7 +120,7 @@ export function createDigestRunner(deps: DigestRunDeps): DigestRunner {
               readings: facts.readings,
               recentAlertKeys: window.recentKeys,
             },
-          });
+          }, claim.takeover ? { earlierAttemptsSince: new Date(claim.record.createdAt) } : {});
           const failure = { state: 'failed' as const, error: result.error };
           await ledger.finish(claim, {
             ...failure,

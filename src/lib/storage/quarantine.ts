@@ -5,6 +5,9 @@
  * Layout (container from QUARANTINE_CONTAINER, default `quarantine`):
  *   messages/{endpoint}/{YYYY}/{MM}/{DD}/{identity}.json   one per message identity (enqueued day; `undated`)
  *   blobs/{endpoint}/{sha of blob name}-{sha of etag}.json   one per damaged archive blob version
+ *   digests/criticalQueue/{digest key}.json                  one per refused digest (its ledger key)
+ * Earlier builds filed refused digests as messages/criticalQueue/{day refused}/{digest key}.json (kind `digest` in
+ * the metadata): `list` and the dashboard still find them there, and a takeover of such a digest finds it first.
  * Blob metadata holds the reason codes and the device id so a listing can filter without downloading.
  */
 import { createHash } from 'node:crypto';
@@ -132,8 +135,15 @@ export interface Quarantine {
     endpoint: EndpointName,
     damage: ArchiveDamage,
   ): Promise<QuarantinePutResult>;
-  /** Kept with the messages of the critical queue (a failed digest is a failed delivery of its alerts). */
-  putDigest(entry: Omit<QuarantinedDigest, 'schema' | 'kind' | 'endpoint' | 'quarantinedAt'>): Promise<QuarantinePutResult>;
+  /**
+   * Kept under the critical queue (a failed digest is a failed delivery of its alerts), named by the digest's key.
+   * `earlierAttemptsSince`, for a takeover: when the digest's first attempt began, so that a record an earlier
+   * build wrote under the day of its refusal is found instead of written again.
+   */
+  putDigest(
+    entry: Omit<QuarantinedDigest, 'schema' | 'kind' | 'endpoint' | 'quarantinedAt'>,
+    options?: { earlierAttemptsSince?: Date },
+  ): Promise<QuarantinePutResult>;
   list(filter?: { endpoint?: string; reason?: string; deviceId?: string }): AsyncIterable<QuarantineListItem>;
   get(name: string): Promise<QuarantineEntry | null>;
   /** Deletes a record (a replayed message that went through). False when it was already gone. */
@@ -159,6 +169,15 @@ export function reasonsFromFindings(findings: readonly Finding[]): QuarantineRea
 export function reasonFor(code: ReasonCode, detail: string): QuarantineReason {
   return { code, detail, hint: REASONS[code].hint };
 }
+
+/** A refused digest's record: named by its key, the name of its ledger record, so every attempt names the same one. */
+export function digestRecordName(digestKey: string): string {
+  return `digests/criticalQueue/${digestKey}.json`;
+}
+
+/** How many days back a takeover looks for an earlier build's record of its digest (see `legacyDigestRecord`). */
+const LEGACY_DIGEST_DAYS = 8;
+const DAY_MS = 86_400_000;
 
 function sha(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 24);
@@ -190,7 +209,7 @@ export function quarantineListing(item: Pick<BlobItem, 'name' | 'metadata'>): Pi
   }
   return {
     endpoint,
-    kind: item.metadata['kind'] === 'digest' ? 'digest' : root === 'messages' ? 'message' : 'archive-blob',
+    kind: item.metadata['kind'] === 'digest' || root === 'digests' ? 'digest' : root === 'messages' ? 'message' : 'archive-blob',
     reasons: [...new Set((item.metadata['reasons'] ?? '').split(',').filter((r) => r !== ''))],
     deviceId,
   };
@@ -254,18 +273,26 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       return { name, created: result.created };
     },
 
-    async putDigest(digest) {
+    async putDigest(digest, options = {}) {
       await ensure();
-      const quarantinedAt = clock.now().toISOString();
-      const name = `messages/criticalQueue/${quarantinedAt.slice(0, 10).replaceAll('-', '/')}/${digest.identity}.json`;
-      const entry: QuarantinedDigest = { schema: 1, kind: 'digest', endpoint: 'criticalQueue', quarantinedAt, ...digest };
-      // Invariant: one record per digest key and day; the runner that takes a failed send over writes nothing more.
+      if (options.earlierAttemptsSince !== undefined) {
+        const earlier = await legacyDigestRecord(digest.identity, options.earlierAttemptsSince);
+        if (earlier !== null) return { name: earlier, created: false };
+      }
+      const name = digestRecordName(digest.identity);
+      const entry: QuarantinedDigest = { schema: 1, kind: 'digest', endpoint: 'criticalQueue', quarantinedAt: clock.now().toISOString(), ...digest };
+      // Invariant: one record per digest key, whatever the day. If-None-Match: * makes the first attempt's record
+      // win, so a takeover (after a crash or a lease that ran out, on any later day) or a retry writes nothing and
+      // the first quarantinedAt stays.
       const result = await createJson(store, container, name, entry, { metadata: metadataFor('digest', digest.reasons, digest.deviceId) });
       return { name, created: result.created };
     },
 
     async *list(filter = {}) {
-      const roots = filter.endpoint === undefined ? ['messages/', 'blobs/'] : [`messages/${filter.endpoint}/`, `blobs/${filter.endpoint}/`];
+      const roots =
+        filter.endpoint === undefined
+          ? ['messages/', 'blobs/', 'digests/']
+          : [`messages/${filter.endpoint}/`, `blobs/${filter.endpoint}/`, `digests/${filter.endpoint}/`];
       for (const prefix of roots) {
         for await (const item of store.list(container, prefix)) {
           const listed = quarantineListing(item);
@@ -298,6 +325,22 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
     },
   };
   return quarantine;
+
+  /**
+   * The record an earlier build wrote for this digest, if any: it named the record by the day of the refusal, which
+   * fell between the digest's first attempt and now. Only a takeover asks (an attempt that refused it and stopped
+   * before the ledger recorded the outcome), and those come within minutes, so the last days are enough.
+   */
+  async function legacyDigestRecord(digestKey: string, since: Date): Promise<string | null> {
+    const today = Math.floor(clock.now().getTime() / DAY_MS) * DAY_MS;
+    const first = Math.max(Math.floor(since.getTime() / DAY_MS) * DAY_MS, today - (LEGACY_DIGEST_DAYS - 1) * DAY_MS);
+    for (let day = today; day >= first; day -= DAY_MS) {
+      const name = `messages/criticalQueue/${new Date(day).toISOString().slice(0, 10).replaceAll('-', '/')}/${digestKey}.json`;
+      const document = await getJson<QuarantineEntry>(store, container, name);
+      if (document?.value.kind === 'digest') return name;
+    }
+    return null;
+  }
 
   /** If-Match on the version read: a record another writer changed meanwhile keeps that writer's reasons. */
   async function replaceReasons(name: string, reasons: readonly QuarantineReason[], deviceId: string | null): Promise<void> {
