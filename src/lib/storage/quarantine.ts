@@ -8,7 +8,8 @@
  *   digests/criticalQueue/{digest key}.json                  one per refused digest (its ledger key)
  * Earlier builds filed refused digests as messages/criticalQueue/{day refused}/{digest key}.json (kind `digest` in
  * the metadata): `list` and the dashboard still find them there, and a takeover of such a digest finds it first.
- * Blob metadata holds the reason codes and the device id so a listing can filter without downloading.
+ * Blob metadata holds the reason codes, the device id and when it was quarantined (the app's clock), so a listing
+ * can filter without downloading.
  */
 import { createHash } from 'node:crypto';
 import type { Finding } from '../checks/checks.js';
@@ -118,6 +119,8 @@ export interface QuarantineListItem {
   kind: QuarantineEntry['kind'];
   reasons: string[];
   deviceId: string | null;
+  /** When the record was first written, by the app's clock; null for records of builds that did not store it. */
+  quarantinedAt: Date | null;
   lastModified: Date;
   size: number;
 }
@@ -183,12 +186,16 @@ function sha(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 24);
 }
 
-/** Metadata values travel as HTTP headers: ASCII only, so device ids are percent-encoded. */
-function metadataFor(kind: QuarantineEntry['kind'], reasons: readonly QuarantineReason[], deviceId: string | null): Record<string, string> {
+/**
+ * Metadata values travel as HTTP headers: ASCII only, so device ids are percent-encoded. `quarantinedat` is the
+ * app's clock (simulated under `npm start`), which Last-Modified is not.
+ */
+function metadataFor(kind: QuarantineEntry['kind'], reasons: readonly QuarantineReason[], deviceId: string | null, quarantinedAt: string): Record<string, string> {
   return {
     kind,
     reasons: [...new Set(reasons.map((r) => r.code))].join(','),
     ...(deviceId !== null ? { deviceid: encodeURIComponent(deviceId) } : {}),
+    quarantinedat: quarantinedAt,
   };
 }
 
@@ -197,7 +204,9 @@ function metadataFor(kind: QuarantineEntry['kind'], reasons: readonly Quarantine
  * downloading it: the one reading of that metadata, for `list` and the dashboard. Null for a name outside the
  * layout. A device id whose encoding is damaged (a hand-edited blob) reads as none.
  */
-export function quarantineListing(item: Pick<BlobItem, 'name' | 'metadata'>): Pick<QuarantineListItem, 'endpoint' | 'kind' | 'reasons' | 'deviceId'> | null {
+export function quarantineListing(
+  item: Pick<BlobItem, 'name' | 'metadata'>,
+): Pick<QuarantineListItem, 'endpoint' | 'kind' | 'reasons' | 'deviceId' | 'quarantinedAt'> | null {
   const [root, endpoint] = item.name.split('/');
   if (endpoint === undefined) return null;
   let deviceId: string | null = null;
@@ -207,11 +216,13 @@ export function quarantineListing(item: Pick<BlobItem, 'name' | 'metadata'>): Pi
   } catch {
     deviceId = null;
   }
+  const quarantinedMs = Date.parse(item.metadata['quarantinedat'] ?? '');
   return {
     endpoint,
     kind: item.metadata['kind'] === 'digest' || root === 'digests' ? 'digest' : root === 'messages' ? 'message' : 'archive-blob',
     reasons: [...new Set((item.metadata['reasons'] ?? '').split(',').filter((r) => r !== ''))],
     deviceId,
+    quarantinedAt: Number.isNaN(quarantinedMs) ? null : new Date(quarantinedMs),
   };
 }
 
@@ -246,7 +257,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       // Invariant: one blob per (endpoint, message identity). If-None-Match: * makes the first copy win, so a
       // replayed or re-sent message finds it and writes nothing; its first reasons and time are kept.
       const result = await createJson(store, container, name, entry, {
-        metadata: metadataFor('message', reasons, message.deviceId),
+        metadata: metadataFor('message', reasons, message.deviceId, entry.quarantinedAt),
       });
       return { name, created: result.created };
     },
@@ -269,7 +280,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       };
       // Invariant: one record per blob version (name + ETag); a re-fired trigger for the same version writes nothing,
       // a rewritten blob (new ETag) is judged again.
-      const result = await createJson(store, container, name, entry, { metadata: metadataFor('archive-blob', reasons, null) });
+      const result = await createJson(store, container, name, entry, { metadata: metadataFor('archive-blob', reasons, null, entry.quarantinedAt) });
       return { name, created: result.created };
     },
 
@@ -284,7 +295,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       // Invariant: one record per digest key, whatever the day. If-None-Match: * makes the first attempt's record
       // win, so a takeover (after a crash or a lease that ran out, on any later day) or a retry writes nothing and
       // the first quarantinedAt stays.
-      const result = await createJson(store, container, name, entry, { metadata: metadataFor('digest', digest.reasons, digest.deviceId) });
+      const result = await createJson(store, container, name, entry, { metadata: metadataFor('digest', digest.reasons, digest.deviceId, entry.quarantinedAt) });
       return { name, created: result.created };
     },
 
@@ -347,7 +358,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
     const document = await getJson<QuarantineEntry>(store, container, name);
     if (document === null || document.value.kind !== 'message') return;
     const entry: QuarantinedMessage = { ...document.value, reasons: [...reasons] };
-    await replaceJson(store, container, name, entry, document.etag, { metadata: metadataFor('message', reasons, deviceId) });
+    await replaceJson(store, container, name, entry, document.etag, { metadata: metadataFor('message', reasons, deviceId, entry.quarantinedAt) });
   }
 }
 
