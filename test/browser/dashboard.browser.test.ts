@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { createAlertStores } from '../../src/lib/alerts/alertStores.js';
+import { DIGEST_REJECTED_HINT } from '../../src/lib/alerts/digestRunner.js';
 import { runLocal, type RunningLocal } from '../../src/local/main.js';
 import { FIELDS, seedDashboard } from '../dashboard/dashboardSeed.js';
 
@@ -99,8 +100,23 @@ async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> 
   const seeded = await seedDashboard(runtime.services, { endMs: START, devices: DEVICES, windows: WINDOWS });
   const stores = createAlertStores(runtime.store, runtime.services.config.settings.alerts.container, runtime.services.clock, runtime.services.config.routing.alerts);
   await stores.ledger.claim('hostile', { kind: 'alert', deviceId: HOSTILE_DEVICE, operationId: 'op-hostile' });
+  // A digest e-mail the e-mail service refused, as the digest runner quarantines it.
+  await runtime.services.quarantine.putDigest({
+    identity: 'digest-refused-1',
+    deviceId: 'pump-2',
+    reasons: [{ code: 'EmailRejected', detail: 'InvalidRecipient: The recipient address is not valid.', hint: DIGEST_REJECTED_HINT }],
+    digest: { operationId: 'op-digest', alerts: 7, firstTime: null, lastTime: null, severities: [], recipients: ['ops@contoso.example'], readings: [], recentAlertKeys: [] },
+  });
   await page.waitForSelector('#charts svg.plot path.line', { timeout: 15_000 });
   await expect.poll(() => page.locator('#alerts tbody tr').count(), { timeout: 15_000 }).toBe(4);
+  // Shown with the alerts, apart from them: device, alerts it held, the reason and the hint.
+  const refused = page.locator('#refused-digests');
+  await expect.poll(() => refused.isVisible(), { timeout: 15_000 }).toBe(true);
+  expect(await refused.locator('tbody tr').count()).toBe(1);
+  const refusedRow = await refused.locator('tbody tr').innerText();
+  for (const text of ['pump-2', '7 alerts', 'EmailRejected', 'The recipient address is not valid.']) expect(refusedRow).toContain(text);
+  expect(await refused.innerText()).toContain('1 digest e-mail was refused in this range');
+  expect(await refused.innerText()).toContain(DIGEST_REJECTED_HINT.slice(0, 60));
 
   const all = await chartCounts(page);
   expect(all).toEqual(FIELDS.map((field) => ({ field, lines: DEVICES.length, vertices: DEVICES.length * seeded.windowStarts.length })));

@@ -6,6 +6,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { aggregationConfigOf } from '../../src/lib/aggregate/aggregationConfig.js';
 import { archiveFromServices } from '../../src/lib/archive/archiveDeps.js';
+import { DIGEST_REJECTED_HINT } from '../../src/lib/alerts/digestRunner.js';
 import { createAlertLedger } from '../../src/lib/alerts/ledger.js';
 import { REASONS } from '../../src/lib/checks/reasons.js';
 import {
@@ -25,6 +26,8 @@ import { seedDashboard, type Seeded } from './dashboardSeed.js';
 
 const END = Date.parse('2024-03-01T10:30:00Z');
 const NOW = END + 20_000;
+const MINUTE = 60_000;
+const DAY_MS = 86_400_000;
 const DEVICES = ['__proto__', 'constructor', 'pump-1'] as const;
 const ENV = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ARCHIVE_CONTAINER: 'archive' };
 
@@ -135,7 +138,7 @@ describe('createDashboardDataSource', () => {
     expect(data.coverage.archive).toEqual({ blobs: 2, indexed: 1, limited: true });
     expect(data.routes.archive).toBeNull();
     // Every count fed by a cut scan is marked; the archive route is not counted at all here (devices were cut).
-    expect(data.lowerBounds).toEqual(['events', 'criticalQueue', 'accept', 'warn', 'quarantine']);
+    expect(data.lowerBounds).toEqual(['events', 'criticalQueue', 'accept', 'warn', 'quarantine', 'refusedDigests']);
     expect(data.notes).toEqual(
       expect.arrayContaining([
         'Charts and event counts cover the first 2 of 2+ devices: choose up to 12 devices in the filter to compare others.',
@@ -244,6 +247,64 @@ describe('createDashboardDataSource', () => {
     const after = await createDashboardDataSource(deps())(query());
     expect(after.outcomes).toEqual(before.outcomes);
     expect(after.quarantineTop).toEqual(before.quarantineTop);
+  });
+
+  it('shows refused digests apart: when, which device, how many alerts, the reason and its hint; counted in no other section', async () => {
+    const before = await createDashboardDataSource(deps())(query());
+    expect(before.refusedDigests).toEqual({ count: 0, latest: [] });
+    const refuse = (identity: string, deviceId: string, alerts: number) =>
+      services.quarantine.putDigest({
+        identity,
+        deviceId,
+        reasons: [{ code: 'EmailRejected', detail: `InvalidRecipient: ${identity} refused`, hint: DIGEST_REJECTED_HINT }],
+        digest: {
+          operationId: `op-${identity}`,
+          alerts,
+          firstTime: '2024-03-01T10:01:00.000Z',
+          lastTime: '2024-03-01T10:14:00.000Z',
+          severities: [],
+          recipients: ['ops@contoso.example'],
+          readings: [],
+          recentAlertKeys: [],
+        },
+      });
+    clock.set(NOW - 2 * DAY_MS);
+    await refuse('digest-old', 'pump-1', 9); // refused before the range
+    clock.set(NOW - 20 * MINUTE);
+    await refuse('digest-a', 'pump-1', 4);
+    clock.set(NOW - 10 * MINUTE);
+    await refuse('digest-b', 'constructor', 2);
+    // One an earlier build filed under the day it was refused, without the time in its metadata.
+    await services.store.put(services.config.settings.quarantineContainer, 'messages/criticalQueue/2024/03/01/digest-c.json', Buffer.from('{}'), {
+      metadata: { kind: 'digest', reasons: 'EmailRejected', deviceid: 'pump-1' },
+    });
+    clock.set(NOW);
+
+    const data = await createDashboardDataSource(deps())(query());
+    expect(data.refusedDigests.count).toBe(3);
+    expect(data.refusedDigests.latest).toEqual([
+      {
+        time: new Date(NOW - 10 * MINUTE).toISOString(),
+        deviceId: 'constructor',
+        alerts: 2,
+        firstTime: '2024-03-01T10:01:00.000Z',
+        lastTime: '2024-03-01T10:14:00.000Z',
+        reasons: [{ code: 'EmailRejected', detail: 'InvalidRecipient: digest-b refused', hint: DIGEST_REJECTED_HINT }],
+        name: 'digests/criticalQueue/digest-b.json',
+      },
+      expect.objectContaining({ time: new Date(NOW - 10 * MINUTE).toISOString(), deviceId: 'pump-1', alerts: null, name: 'messages/criticalQueue/2024/03/01/digest-c.json' }),
+      expect.objectContaining({ time: new Date(NOW - 20 * MINUTE).toISOString(), deviceId: 'pump-1', alerts: 4 }),
+    ]);
+    // An unreadable record still says what the listing knows, with the digest's hint.
+    expect(data.refusedDigests.latest[1]?.reasons).toEqual([{ code: 'EmailRejected', detail: '', hint: DIGEST_REJECTED_HINT }]);
+    // Not messages, not failed alerts: every other section reads as before.
+    expect(data.routes).toEqual(before.routes);
+    expect(data.outcomes).toEqual(before.outcomes);
+    expect(data.quarantineTop).toEqual(before.quarantineTop);
+    expect(data.alerts).toEqual(before.alerts);
+
+    const narrowed = await createDashboardDataSource(deps())(query('deviceId=constructor'));
+    expect(narrowed.refusedDigests).toMatchObject({ count: 1, latest: [{ deviceId: 'constructor', name: 'digests/criticalQueue/digest-b.json' }] });
   });
 
   it('answers an empty store with empty sections', async () => {

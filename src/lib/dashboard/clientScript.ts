@@ -298,6 +298,7 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
     renderDevices(data);
     renderCharts(data);
     renderAlerts(data);
+    renderRefusedDigests(data);
     renderCounts(data);
     renderQuarantine(data);
     renderNotes(data);
@@ -557,6 +558,58 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
       ),
     ]);
     box.replaceChildren(el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Latest critical alerts' }, [table]));
+  }
+
+  /**
+   * Digest e-mails the e-mail service refused for good, apart from the alerts: their alerts show above as digested
+   * but were never delivered. Hidden while there are none (and none can have been missed).
+   */
+  function renderRefusedDigests(data) {
+    const box = byId('refused-digests');
+    const refused = data.refusedDigests;
+    if (refused.count === 0 && !data.lowerBounds.includes('refusedDigests')) {
+      box.hidden = true;
+      box.replaceChildren();
+      return;
+    }
+    const alerts = refused.latest.reduce((n, d) => n + (typeof d.alerts === 'number' ? d.alerts : 0), 0);
+    const span = (d) =>
+      typeof d.alerts !== 'number'
+        ? 'not readable'
+        : d.alerts + (d.alerts === 1 ? ' alert' : ' alerts') + (d.firstTime && d.lastTime ? ', ' + stamp(d.firstTime) + ' to ' + stamp(d.lastTime) : '');
+    const BQ = String.fromCharCode(96);
+    const hints = [];
+    for (const d of refused.latest) for (const r of d.reasons) if (r.hint && !hints.includes(r.hint)) hints.push(r.hint);
+    const table = el('table', { class: 'alerts' }, [
+      el('caption', { class: 'visually-hidden' }, ['Refused digest e-mails, newest first']),
+      el('thead', null, [el('tr', null, ['Refused', 'Device', 'Alerts it held', 'Reason'].map((h) => el('th', { scope: 'col' }, [h])))]),
+      el(
+        'tbody',
+        null,
+        refused.latest.map((d) =>
+          el('tr', null, [
+            el('td', { class: 'time' }, [el('time', { datetime: d.time }, [stamp(d.time)])]),
+            el('td', { class: 'device' }, [d.deviceId]),
+            el('td', null, [span(d)]),
+            el('td', null, d.reasons.map((r) => el('span', { class: 'detail' }, [el('span', { class: 'badge status-failed' }, [String(r.code)]), r.detail ? ' ' + r.detail : '']))),
+          ]),
+        ),
+      ),
+    ]);
+    box.replaceChildren(
+      el('h3', null, ['Digest e-mails refused by the e-mail service']),
+      el('p', { class: 'count' }, [
+        countCell(data, 'refusedDigests', refused.count),
+        ' digest e-mail' + (refused.count === 1 ? ' was' : 's were') + ' refused in this range' +
+          (refused.latest.length < refused.count ? ' (the newest ' + refused.latest.length + ' are listed)' : '') +
+          '. ' + (refused.latest.length < refused.count ? 'The listed ones held ' : 'They held ') + numberFormat.format(alerts) + (alerts === 1 ? ' alert' : ' alerts') +
+          ', which show above as digested but were not delivered. They are not counted as messages.',
+      ]),
+      refused.latest.length === 0 ? null : el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Refused digest e-mails' }, [table]),
+      ...hints.map((hint) => el('p', { class: 'hint' }, withCode(hint))),
+      el('p', { class: 'hint' }, withCode('Each is kept in the quarantine, named digests/criticalQueue/<digest key>.json: ' + BQ + 'iot-routing quarantine list --endpoint criticalQueue --reason EmailRejected' + BQ + ' lists them, ' + BQ + 'iot-routing quarantine show <name>' + BQ + ' shows the recipients and the alert keys.')),
+    );
+    box.hidden = false;
   }
 
   /** A count; one that is a lower bound (a scan stopped at its limit, see the notes) reads "at least". */

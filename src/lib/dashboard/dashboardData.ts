@@ -9,7 +9,8 @@
  *   validation guarantees it);
  * - devices: a hierarchical listing of the reports container per UTC day, one entry per device and day;
  * - alerts: a listing of `ledger/` (no downloads), then reads newest-first until the range is passed;
- * - quarantine: listings of the UTC days the range touches (reason codes and device ids are blob metadata);
+ * - quarantine: listings of the UTC days the range touches (reason codes and device ids are blob metadata), and of
+ *   the refused digests, of which the newest are read for what they held;
  * - archive: a listing of the blobs whose names fall in the range, then their manifests, newest first.
  * Documents are cached by ETag between requests (etagCache.ts), so a refresh reads only what changed.
  */
@@ -19,6 +20,7 @@ import { readReports, type WindowReport } from '../aggregate/reports.js';
 import type { WindowStore } from '../aggregate/windowStore.js';
 import { windowListPrefixes } from '../aggregate/windows.js';
 import { EMAIL_REJECTED_HINT } from '../alerts/criticalAlertHandler.js';
+import { DIGEST_REJECTED_HINT } from '../alerts/digestRunner.js';
 import { ledgerListingTimes, type LedgerState } from '../alerts/ledger.js';
 import type { ResolvedArchive } from '../archive/archiveDeps.js';
 import { listArchiveBlobs, nameMinuteWindow } from '../archive/fileNameFormat.js';
@@ -50,6 +52,21 @@ export interface DashboardAlert {
   error?: string;
   /** digested: when the digest that holds it is due. */
   dueAt?: string;
+}
+
+/** A digest e-mail the e-mail service refused for good: its alerts (shown as digested) were not delivered. */
+export interface DashboardRefusedDigest {
+  /** When the refusal was quarantined. */
+  time: string;
+  deviceId: string;
+  /** The alerts the digest held and the enqueued times of the first and last; null when its record cannot be read. */
+  alerts: number | null;
+  firstTime: string | null;
+  lastTime: string | null;
+  /** As the record gives them (a code this version does not know included); detail at most 300 characters. */
+  reasons: Array<{ code: string; detail: string; hint: string }>;
+  /** The quarantine record, for `iot-routing quarantine show`. */
+  name: string;
 }
 
 export interface QuarantineReasonCount {
@@ -97,12 +114,17 @@ export interface DashboardData {
    */
   lowerBounds: CountName[];
   quarantineTop: QuarantineReasonCount[];
+  /**
+   * Digests refused in the range (by when they were refused), newest first. Neither messages nor failed alerts: their
+   * alerts are in `alerts` as digested, and no count above includes them.
+   */
+  refusedDigests: { count: number; latest: DashboardRefusedDigest[] };
   coverage: DashboardCoverage;
   /** Plain sentences on what the numbers cover, for the page. */
   notes: string[];
 }
 
-export type CountName = 'events' | 'criticalQueue' | 'archive' | 'accept' | 'warn' | 'quarantine';
+export type CountName = 'events' | 'criticalQueue' | 'archive' | 'accept' | 'warn' | 'quarantine' | 'refusedDigests';
 
 export interface DashboardLimits {
   /** Devices listed for the filter. */
@@ -162,7 +184,7 @@ export function createDashboardDataSource(deps: DashboardDeps): DashboardDataSou
     const [listed, alerts, quarantine, archive] = await Promise.all([
       listDevices(deps, query, limits),
       readAlerts(deps, query, filter, limits),
-      scanQuarantine(deps, query, filter, limits),
+      scanQuarantine(deps, query, filter, limits).then(async (scan) => ({ ...scan, refused: await readRefusedDigests(deps, scan.digests, limits) })),
       filter === null && deps.archive !== null ? countArchive(deps, deps.archive, query, limits) : Promise.resolve(null),
     ]);
     const charted = filter !== null ? query.deviceIds : listed.devices.slice(0, MAX_DEVICE_FILTER);
@@ -208,6 +230,7 @@ export function createDashboardDataSource(deps: DashboardDeps): DashboardDataSou
     if (archiveCut) lowerBounds.push('archive');
     if (archiveCut || !chartedAll) lowerBounds.push('accept', 'warn');
     if (quarantine.limited || archiveCut) lowerBounds.push('quarantine');
+    if (quarantine.limited) lowerBounds.push('refusedDigests');
     const data: DashboardData = {
       generatedAt: deps.clock.now().toISOString(),
       window: query.window.label,
@@ -235,6 +258,7 @@ export function createDashboardDataSource(deps: DashboardDeps): DashboardDataSou
         .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0))
         .slice(0, limits.quarantineTop)
         .map(([code, count]) => ({ code, count, ...describeReason(code) })),
+      refusedDigests: { count: quarantine.digests.length, latest: quarantine.refused },
       coverage: {
         devices: { listed: listed.devices.length, limited: listed.limited, charted: charted.length },
         alerts: { listed: alerts.listed, read: alerts.read, limited: alerts.limited },
@@ -466,9 +490,18 @@ interface QuarantineScan {
   /** Critical messages quarantined because the e-mail service refused them: their ledger record counts them. */
   failedAlerts: number;
   reasons: Map<string, number>;
+  /** Refused digests of the range, newest first, by when they were refused. */
+  digests: ListedDigest[];
   days: string[];
   scanned: number;
   limited: boolean;
+}
+
+interface ListedDigest {
+  item: BlobItem;
+  deviceId: string | null;
+  codes: string[];
+  atMs: number;
 }
 
 /**
@@ -490,22 +523,35 @@ async function scanQuarantine(
     byEndpoint: { events: 0, criticalQueue: 0, archive: 0 },
     failedAlerts: 0,
     reasons: new Map(),
+    digests: [],
     days,
     scanned: 0,
     limited: false,
   };
   const count = (item: BlobItem, endpoint: string | null): void => {
     const listed = quarantineListing(item);
-    // A refused digest is filed with the critical queue's messages but is none: its alerts are in the ledger.
-    if (listed === null || listed.kind === 'digest') return;
+    if (listed === null) return;
     const { deviceId, reasons: codes } = listed;
     if (filter !== null && (deviceId === null || !filter.has(deviceId))) return;
+    if (listed.kind === 'digest') {
+      // Not a message, nor a failed alert: its alerts are in the ledger (digested). It is taken by when it was
+      // refused: the app's clock in its metadata, else (an earlier build's record) its Last-Modified, which the
+      // If-None-Match create leaves at the first write.
+      const atMs = (listed.quarantinedAt ?? item.lastModified).getTime();
+      if (atMs >= query.fromMs && atMs < query.toMs) scan.digests.push({ item, deviceId, codes, atMs });
+      return;
+    }
     for (const code of codes) scan.reasons.set(code, (scan.reasons.get(code) ?? 0) + 1);
     if (endpoint === null || !(ENDPOINT_NAMES as readonly string[]).includes(endpoint)) return;
     if (endpoint === 'criticalQueue' && codes.includes('EmailRejected')) scan.failedAlerts += 1;
     else scan.byEndpoint[endpoint as EndpointName] += 1;
   };
-  const prefixes = days.flatMap((day) => ENDPOINT_NAMES.map((endpoint) => ({ endpoint, prefix: `messages/${endpoint}/${day.replaceAll('-', '/')}/` })));
+  // Refused digests first: few, and each is critical alerts that were not delivered. Earlier builds filed them
+  // under messages/criticalQueue/{day refused}/, which the day listings below find.
+  const prefixes = [
+    { endpoint: null, prefix: 'digests/' },
+    ...days.flatMap((day) => ENDPOINT_NAMES.map((endpoint) => ({ endpoint, prefix: `messages/${endpoint}/${day.replaceAll('-', '/')}/` }))),
+  ];
   for (const { endpoint, prefix } of prefixes) {
     for await (const item of deps.store.list(deps.quarantineContainer, prefix)) {
       if (scan.scanned >= limits.quarantineScanned) {
@@ -526,6 +572,58 @@ async function scanQuarantine(
     if (daySet.has(item.lastModified.toISOString().slice(0, 10))) count(item, null);
   }
   return scan;
+}
+
+interface DigestRecordView {
+  alerts: number;
+  firstTime: string | null;
+  lastTime: string | null;
+  reasons: DashboardRefusedDigest['reasons'];
+}
+
+/** What the dashboard shows of a refused digest's record (quarantine.ts `QuarantinedDigest`); null for anything else. */
+function decodeDigestRecord(raw: unknown): DigestRecordView | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const r = raw as Record<string, unknown>;
+  const digest = r['digest'] as Record<string, unknown> | null | undefined;
+  if (r['kind'] !== 'digest' || typeof digest !== 'object' || digest === null || typeof digest['alerts'] !== 'number' || !Array.isArray(r['reasons'])) return null;
+  const time = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+  const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+  return {
+    alerts: digest['alerts'],
+    firstTime: time(digest['firstTime']),
+    lastTime: time(digest['lastTime']),
+    reasons: (r['reasons'] as unknown[]).flatMap((reason) => {
+      if (typeof reason !== 'object' || reason === null) return [];
+      const { code, detail, hint } = reason as Record<string, unknown>;
+      return typeof code === 'string' ? [{ code, detail: text(detail).slice(0, 300), hint: text(hint) }] : [];
+    }),
+  };
+}
+
+/**
+ * The newest refused digests of the scan, read for the alerts they held and the service's reason (as many as alert
+ * rows are shown; unchanged records come from the cache). One whose record cannot be read still shows its device
+ * and codes from the listing.
+ */
+async function readRefusedDigests(deps: DashboardDeps, digests: readonly ListedDigest[], limits: DashboardLimits): Promise<DashboardRefusedDigest[]> {
+  const newest = [...digests].sort((a, b) => b.atMs - a.atMs || (a.item.name < b.item.name ? -1 : 1)).slice(0, limits.alerts);
+  const records = await mapLimit(newest, limits.concurrency, (listed) => cachedJson(deps, deps.quarantineContainer, listed.item, decodeDigestRecord));
+  return newest.map((listed, i) => {
+    const record = records[i] ?? null;
+    return {
+      time: new Date(listed.atMs).toISOString(),
+      deviceId: listed.deviceId ?? '',
+      alerts: record?.alerts ?? null,
+      firstTime: record?.firstTime ?? null,
+      lastTime: record?.lastTime ?? null,
+      reasons:
+        record !== null && record.reasons.length > 0
+          ? record.reasons
+          : listed.codes.map((code) => ({ code, detail: '', hint: code === 'EmailRejected' ? DIGEST_REJECTED_HINT : describeReason(code).hint })),
+      name: listed.item.name,
+    };
+  });
 }
 
 const DAMAGE_SUMMARY = 'an archive blob could not be read to its end; the records before the damage were processed';

@@ -141,6 +141,7 @@ ${DASHBOARD_CSS}
   <section class="card" aria-labelledby="alerts-heading">
     <h2 id="alerts-heading">Latest critical alerts</h2>
     <div id="alerts"><p class="caption">Loading…</p></div>
+    <div id="refused-digests" class="refused" hidden></div>
   </section>
   <section class="card" aria-labelledby="counts-heading">
     <h2 id="counts-heading">Messages</h2>

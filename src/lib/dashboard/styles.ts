@@ -98,6 +98,9 @@ table.alerts .detail { display: block; color: var(--muted); font-size: 0.875rem;
 .counts table td.bar-cell { width: 40%; }
 .counts svg rect { fill: var(--bar); }
 
+.refused { margin-top: 1rem; border-left: 4px solid var(--failed); padding-left: 0.75rem; }
+.refused h3 { margin: 0; font-size: 1rem; }
+.refused p { margin: 0.25rem 0; }
 ol.reasons { margin: 0; padding: 0; list-style: none; display: grid; gap: 0.75rem; }
 ol.reasons li { border-left: 4px solid var(--border); padding-left: 0.75rem; }
 ol.reasons h3 { margin: 0; font-size: 1rem; overflow-wrap: anywhere; }
