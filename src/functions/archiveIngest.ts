@@ -1,21 +1,26 @@
 import { app, type InvocationContext } from '@azure/functions';
-import { ingestDepsFromServices } from '../lib/archive/archiveDeps.js';
+import { archiveFromServices, ingestDepsFromServices } from '../lib/archive/archiveDeps.js';
+import { blobCreatedTarget } from '../lib/archive/blobCreatedEvent.js';
+import { archiveTriggerSourceOf } from '../lib/archive/config.js';
 import { createArchiveIngestHandler, type ArchiveIngestHandler, type IngestSummary } from '../lib/archive/ingest.js';
 import { processServices, type Services } from '../lib/runtime.js';
 
 /**
- * The blob the host hands over is ignored: the Node library delivers a blob trigger's content as one Buffer the
- * host has already downloaded (IoT Hub chunks go up to 500 MB), and decoding from it would hold the whole blob in
- * memory. The handler re-reads the blob as a stream through @azure/storage-blob, and pins the version it indexes by
- * the ETag of that read. SDK-type bindings (`sdkBinding: true` with the preview package
- * @azure/functions-extensions-blob) would skip the host's download; see docs/adr/0008.
+ * Exactly one registration ingests, chosen by ARCHIVE_TRIGGER_SOURCE when this module loads (docs/adr/0008):
+ * - `EventGrid` (production): an Event Grid trigger on the storage account's BlobCreated events. The host hands
+ *   over the event only, never the blob, so the blob is read once, as a stream, by the handler.
+ * - anything else: the polling blob trigger (LogsAndContainerScan), for plans that run it. The Node library hands
+ *   a blob trigger its content as one Buffer the host has already downloaded (up to IoT Hub's 500 MiB chunk); it
+ *   is ignored and the blob re-read as a stream, but the host's download and buffer remain.
+ * Both call the same ingest, which reads the blob itself and pins the version it indexes by the ETag of that read.
  */
-export function archiveIngestHandler(getServices: () => Promise<Services> = processServices) {
+
+/** The one ingest both registrations share: by blob name, with its summary logged. */
+function ingestByName(getServices: () => Promise<Services>) {
   let cached: { services: Services; ingest: ArchiveIngestHandler } | undefined;
-  return async (_content: unknown, context: InvocationContext): Promise<IngestSummary> => {
+  return async (name: string, context: InvocationContext): Promise<IngestSummary> => {
     const services = await getServices();
     if (cached?.services !== services) cached = { services, ingest: createArchiveIngestHandler(ingestDepsFromServices(services)) };
-    const name = blobName(context);
     const summary = await cached.ingest(name);
     const damage = summary.damage === null ? '' : `; ${summary.damage.code} at byte ${summary.damage.byteOffset}, quarantined`;
     context.log(
@@ -23,6 +28,40 @@ export function archiveIngestHandler(getServices: () => Promise<Services> = proc
         `${summary.records} records, ${summary.quarantined} quarantined${damage}`,
     );
     return summary;
+  };
+}
+
+/** The polling blob trigger's handler: the host's buffer is ignored, the blob named by the trigger re-read. */
+export function archiveIngestHandler(getServices: () => Promise<Services> = processServices) {
+  const ingest = ingestByName(getServices);
+  return async (_content: unknown, context: InvocationContext): Promise<IngestSummary> => ingest(blobName(context), context);
+}
+
+export type ArchiveEventOutcome = IngestSummary | { outcome: 'ignored' | 'malformed'; reason: string };
+
+/**
+ * The Event Grid trigger's handler. Delivery is at least once: Event Grid redelivers an event the host answered
+ * with an error (the host answers 500 when this throws) or did not answer within 30 seconds, on its retry
+ * schedule, for up to 30 attempts / 24 hours (the subscription's retry policy). Redelivery changes nothing: ingest is
+ * idempotent by (name, ETag) — an indexed version is recognised from its manifest before any download, quarantine
+ * records are keyed by message identity, and the manifest is written conditionally (manifest.ts) — so a storage
+ * failure is thrown for Event Grid to retry. An event that can never name an archive blob is logged and answered
+ * as handled: retrying it would only repeat the log line for a day.
+ */
+export function archiveEventGridHandler(getServices: () => Promise<Services> = processServices) {
+  const ingest = ingestByName(getServices);
+  return async (event: unknown, context: InvocationContext): Promise<ArchiveEventOutcome> => {
+    const services = await getServices();
+    const target = blobCreatedTarget(event, archiveFromServices(services).container);
+    if (target.kind === 'malformed') {
+      context.error(`archiveIngest: event not handled (${target.problem}); received: ${target.received}`);
+      return { outcome: 'malformed', reason: target.problem };
+    }
+    if (target.kind === 'ignored') {
+      context.log(`archiveIngest: event ignored (${target.reason}): ${target.detail}`);
+      return { outcome: 'ignored', reason: target.reason };
+    }
+    return ingest(target.blobName, context);
   };
 }
 
@@ -36,12 +75,18 @@ function blobName(context: InvocationContext): string {
   throw new Error('archiveIngest: the trigger metadata has neither {name} nor blobTrigger');
 }
 
-app.storageBlob('archiveIngest', {
-  path: '%ARCHIVE_CONTAINER%/{name}',
-  // One storage account for IoT Hub's container and ours (DESIGN.md section 5).
-  connection: 'AzureWebJobsStorage',
-  // EventGrid is the production setting: seconds instead of minutes of latency and no container scans. Polling
-  // (LogsAndContainerScan) needs no Event Grid subscription, so it is the default for local runs.
-  source: process.env['ARCHIVE_TRIGGER_SOURCE'] === 'EventGrid' ? 'EventGrid' : 'LogsAndContainerScan',
-  handler: archiveIngestHandler(),
-});
+if (archiveTriggerSourceOf(process.env) === 'EventGrid') {
+  // The infra template subscribes /runtime/webhooks/eventgrid?functionName=archiveIngest to BlobCreated events of
+  // the archive container; the subject names the blob (src/lib/archive/blobCreatedEvent.ts).
+  app.eventGrid('archiveIngest', { handler: archiveEventGridHandler() });
+} else {
+  app.storageBlob('archiveIngest', {
+    path: '%ARCHIVE_CONTAINER%/{name}',
+    // One storage account for IoT Hub's container and ours (DESIGN.md section 5).
+    connection: 'AzureWebJobsStorage',
+    // Polling needs no Event Grid subscription: local runs and plans that run polling blob triggers (not Flex
+    // Consumption). Its cost is the host's download of every blob into memory, on top of the handler's stream.
+    source: 'LogsAndContainerScan',
+    handler: archiveIngestHandler(),
+  });
+}

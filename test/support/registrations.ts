@@ -4,8 +4,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { app } from '@azure/functions';
 import { vi } from 'vitest';
 
-export type TriggerKind = 'http' | 'eventHub' | 'serviceBusQueue' | 'storageBlob' | 'timer';
-const KINDS: readonly TriggerKind[] = ['http', 'eventHub', 'serviceBusQueue', 'storageBlob', 'timer'];
+export type TriggerKind = 'http' | 'eventHub' | 'serviceBusQueue' | 'storageBlob' | 'eventGrid' | 'timer';
+const KINDS: readonly TriggerKind[] = ['http', 'eventHub', 'serviceBusQueue', 'storageBlob', 'eventGrid', 'timer'];
 
 export interface Registration {
   kind: TriggerKind;

@@ -176,8 +176,17 @@ export function parseArchiveSettings(env: Env, archive: Pick<ArchiveConfig, 'con
     problems.push('ARCHIVE_INDEX_CONTAINER must differ from ARCHIVE_CONTAINER: manifests written there would trigger ingestion themselves');
   }
   const source = env['ARCHIVE_TRIGGER_SOURCE']?.trim() || 'LogsAndContainerScan';
-  let triggerSource: ArchiveTriggerSource = 'LogsAndContainerScan';
-  if (source === 'EventGrid' || source === 'LogsAndContainerScan') triggerSource = source;
-  else problems.push(`ARCHIVE_TRIGGER_SOURCE: expected EventGrid or LogsAndContainerScan, got "${source}"`);
-  return { container, indexContainer, triggerSource };
+  if (source !== 'EventGrid' && source !== 'LogsAndContainerScan') {
+    problems.push(`ARCHIVE_TRIGGER_SOURCE: expected EventGrid or LogsAndContainerScan, got "${source}"`);
+  }
+  return { container, indexContainer, triggerSource: archiveTriggerSourceOf(env) };
+}
+
+/**
+ * ARCHIVE_TRIGGER_SOURCE as archiveIngest registers by it (src/functions/archiveIngest.ts, when the module loads):
+ * `EventGrid` registers the Event Grid trigger, anything else the polling blob trigger. A value that is neither
+ * is reported by {@link parseArchiveSettings} and polls meanwhile.
+ */
+export function archiveTriggerSourceOf(env: Env): ArchiveTriggerSource {
+  return env['ARCHIVE_TRIGGER_SOURCE']?.trim() === 'EventGrid' ? 'EventGrid' : 'LogsAndContainerScan';
 }
