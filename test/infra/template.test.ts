@@ -282,22 +282,31 @@ describe('buildArmTemplate: around the hub', () => {
     );
   });
 
-  it('subscribes the archive blob trigger to BlobCreated in the archive container, in a second deployment', () => {
+  it("delivers the archive container's BlobCreated events to archiveIngest's Event Grid webhook, in a second deployment", () => {
     only(template, 'Microsoft.EventGrid/systemTopics');
     const subscription = only<
-      Record<string, unknown> & { properties: { destination: { endpointType: string; properties: { endpointUrl: string } }; filter: unknown } }
+      Record<string, unknown> & {
+        properties: { destination: { endpointType: string; properties: { endpointUrl: string; maxEventsPerBatch: number } }; filter: unknown; eventDeliverySchema: string };
+      }
     >(template, 'Microsoft.EventGrid/systemTopics/eventSubscriptions');
     expect(subscription['condition']).toBe("[parameters('deployArchiveEventSubscription')]");
     expect(template.parameters['deployArchiveEventSubscription']?.defaultValue).toBe(false);
+    // BlobCreated only, and only the archive container: the function ignores anything else, but should not see it.
     expect(subscription.properties.filter).toEqual({
       includedEventTypes: ['Microsoft.Storage.BlobCreated'],
       subjectBeginsWith: '/blobServices/default/containers/archive/blobs/',
     });
+    expect(subscription.properties.eventDeliverySchema).toBe('EventGridSchema');
     expect(subscription.properties.destination.endpointType).toBe('WebHook');
+    expect(subscription.properties.destination.properties.maxEventsPerBatch).toBe(1);
     const url = subscription.properties.destination.properties.endpointUrl;
-    expect(url).toMatch(/^\[if\(parameters\('deployArchiveEventSubscription'\), concat\('https:\/\/'/);
-    expect(url).toContain("'/runtime/webhooks/blobs?functionName=Host.Functions.', variables('archiveFunctionName')");
-    expect(url).toContain('.systemKeys.blobs_extension');
+    // The Event Grid trigger's webhook with the Event Grid extension's key: never the blob extension's
+    // /runtime/webhooks/blobs, whose blob trigger makes the host download every blob.
+    expect(url).toBe(
+      "[if(parameters('deployArchiveEventSubscription'), concat('https://', reference(resourceId('Microsoft.Web/sites', variables('functionAppName')), '2024-04-01').defaultHostName, " +
+        "'/runtime/webhooks/eventgrid?functionName=', variables('archiveFunctionName'), '&code=', " +
+        "listKeys(concat(resourceId('Microsoft.Web/sites', variables('functionAppName')), '/host/default'), '2024-04-01').systemKeys.eventgrid_extension), '')]",
+    );
     expect(template.variables['archiveFunctionName']).toBe('archiveIngest');
   });
 
@@ -444,12 +453,10 @@ describe('buildArmTemplate: app settings', () => {
       }
     });
 
-    it('have the blob-triggered function the Event Grid subscription calls, with source EventGrid', () => {
-      const blob = registrations.filter((r) => r.kind === 'storageBlob');
-      for (const registration of blob) {
-        expect(registration.options['source'], registration.name).toBe('EventGrid');
-        expect(registration.name).toBe(template.variables['archiveFunctionName']);
-      }
+    it('have exactly one archive ingest: the Event Grid trigger the subscription calls, and no blob trigger', () => {
+      expect(settings.find((s) => s.name === 'ARCHIVE_TRIGGER_SOURCE')?.value).toBe('EventGrid');
+      expect(registrations.filter((r) => r.kind === 'storageBlob').map((r) => r.name)).toEqual([]);
+      expect(registrations.filter((r) => r.kind === 'eventGrid').map((r) => r.name)).toEqual([template.variables['archiveFunctionName']]);
     });
   });
 });

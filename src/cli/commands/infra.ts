@@ -11,7 +11,7 @@ export const infraUsage = `iot-routing infra [--config PATH] [--out FILE]
   ./routing.config.json): the IoT hub with its routes, endpoints, fallback route, enrichments and consumer group;
   storage and containers; the Service Bus queue; Communication Services e-mail; the Function App (Flex
   Consumption, Node 22, managed identity, every app setting the functions read); role assignments; the Event Grid
-  subscription of the archive blob trigger. Prints to stdout, or writes FILE with --out. Exit 1 listing every
+  subscription that delivers the archive's BlobCreated events to archiveIngest. Prints to stdout, or writes FILE with --out. Exit 1 listing every
   problem when IoT Hub would refuse the configuration. Deploying it: docs/deployment.md.`;
 
 /**

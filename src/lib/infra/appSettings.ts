@@ -91,7 +91,8 @@ const KNOWN: Readonly<Record<string, Known>> = {
   ACS_CONNECTION_STRING: () => ({ setting: 'ACS_CONNECTION_STRING', form: 'alternative', entries: [], coveredBy: 'ACS_ENDPOINT' }),
   // The Functions convention for an identity-based ACS connection, should the catalogue name it that way.
   ACS_CONNECTION: (v) => provide('ACS_CONNECTION', 'identity', { ACS_CONNECTION__endpoint: expr(v.acsEndpoint) }),
-  // Flex Consumption runs blob triggers only from Event Grid; the template creates the subscription.
+  // archiveIngest registers its Event Grid trigger (no blob trigger, so the host never downloads a blob); the template
+  // creates the subscription. Flex Consumption would not run the polling blob trigger anyway.
   ARCHIVE_TRIGGER_SOURCE: () => provide('ARCHIVE_TRIGGER_SOURCE', 'value', { ARCHIVE_TRIGGER_SOURCE: 'EventGrid' }),
   // In Azure alerts go out through Communication Services, whatever alerts.sender says for local runs.
   ALERT_SENDER: () => provide('ALERT_SENDER', 'value', { ALERT_SENDER: 'acs' }),

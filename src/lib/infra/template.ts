@@ -9,7 +9,8 @@
  * compare against it) routing to a Service Bus queue and a storage container through a user-assigned identity that
  * holds its role assignments before the hub exists; storage, Service Bus, Communication Services e-mail, a Flex
  * Consumption Function App (Node 22, system-assigned identity, identity-based connections) and the Event Grid
- * subscription its archive blob trigger needs, deployed in a second pass once the code is published.
+ * subscription that delivers the archive's BlobCreated events to archiveIngest's Event Grid trigger, deployed in a
+ * second pass once the code is published.
  */
 import { SETTINGS, type EndpointName, type EnrichmentConfig, type RouteConfig, type SettingSpec } from '../config.js';
 import { ENRICHMENT_KEY } from '../checks/reasons.js';
@@ -68,7 +69,7 @@ export interface ArmTemplateOptions {
   eventsConsumerGroup?: string;
   /** Overrides the encoding derived from `archive.encoding` (the CLI passes AvroDeflate when the file asks for it). */
   archiveEncoding?: IotHubStorageEncoding;
-  /** Name of the blob-triggered function the Event Grid subscription calls. Default `archiveIngest`. */
+  /** Name of the Event Grid-triggered function the archive's event subscription calls. Default `archiveIngest`. */
   archiveFunctionName?: string;
 }
 
@@ -347,8 +348,9 @@ const E = {
   siteHostName: `${reference(REF.site, API.web)}.defaultHostName`,
   sitePrincipal: `${reference(REF.site, API.web, true)}.identity.principalId`,
   hubPrincipal: `${reference(REF.hubIdentity, API.identity)}.principalId`,
-  // The blob extension's system key exists only once the published code has started; see deployArchiveEventSubscription.
-  blobsExtensionKey: `listKeys(concat(${resourceIdExpr(REF.site)}, '/host/default'), ${lit(API.web)}).systemKeys.blobs_extension`,
+  // The Event Grid extension's system key exists only once the published code (with its Event Grid trigger) has
+  // started; see deployArchiveEventSubscription.
+  eventGridExtensionKey: `listKeys(concat(${resourceIdExpr(REF.site)}, '/host/default'), ${lit(API.web)}).systemKeys.eventgrid_extension`,
 };
 
 function settingValues(routing: InfraRoutingConfig): SettingValues {
@@ -483,7 +485,7 @@ function parameters(plan: AppSettingsPlan, consumerGroup: string): Record<string
     [P.deployArchiveEventSubscription]: {
       type: 'bool',
       defaultValue: false,
-      metadata: { description: 'Create the Event Grid subscription that runs the archive blob trigger. Leave false on the first deployment: its webhook needs the blobs_extension key, which exists only once the published functions have started. Deploy again with true after func azure functionapp publish.' },
+      metadata: { description: "Create the Event Grid subscription that delivers the archive container's BlobCreated events to archiveIngest. Leave false on the first deployment: its webhook needs the eventgrid_extension key, which exists only once the published functions have started. Deploy again with true after func azure functionapp publish." },
     },
     ...plan.parameters,
   };
@@ -798,7 +800,7 @@ function functionAppResources(plan: AppSettingsPlan, routing: InfraRoutingConfig
       ],
     },
     site(ROLES.storageBlobDataOwner, REF.storage, 'Host storage, the deployment package, our containers and blob leases: AzureWebJobsStorage__accountName.'),
-    site(ROLES.storageQueueDataContributor, REF.storage, 'The blob trigger moves a blob that keeps failing to the webjobs-blobtrigger-poison queue.'),
+    site(ROLES.storageQueueDataContributor, REF.storage, 'Queues behind AzureWebJobsStorage: the polling blob trigger (ARCHIVE_TRIGGER_SOURCE other than EventGrid) keeps its poison queue there.'),
     site(ROLES.storageTableDataContributor, REF.storage, 'The Functions host writes its diagnostic events to Table storage through AzureWebJobsStorage (AZFD0003 without it).'),
     site(ROLES.serviceBusDataReceiver, REF.queue, 'criticalAlerts receives, completes and abandons messages of the critical queue.'),
     site(ROLES.iotHubDataContributor, REF.iotHub, 'Twin reads for unresolved $twin enrichments and cloud-to-device alert notifications (IOTHUB_SERVICE_CONNECTION__hostName).'),
@@ -807,7 +809,9 @@ function functionAppResources(plan: AppSettingsPlan, routing: InfraRoutingConfig
 }
 
 function eventGridResources(routing: InfraRoutingConfig): ArmResource[] {
-  const webhook = `concat('https://', ${E.siteHostName}, '/runtime/webhooks/blobs?functionName=Host.Functions.', ${variable(V.archiveFunctionName)}, '&code=', ${E.blobsExtensionKey})`;
+  // The Event Grid trigger's webhook: the host answers 202 once the function returns, 500 when it throws (Event Grid
+  // then retries), and never downloads the blob, unlike /runtime/webhooks/blobs (the blob trigger's EventGrid source).
+  const webhook = `concat('https://', ${E.siteHostName}, '/runtime/webhooks/eventgrid?functionName=', ${variable(V.archiveFunctionName)}, '&code=', ${E.eventGridExtensionKey})`;
   return [
     {
       type: REF.systemTopic.type,
@@ -822,7 +826,7 @@ function eventGridResources(routing: InfraRoutingConfig): ArmResource[] {
       apiVersion: API.eventGrid,
       name: resourceName(REF.eventSubscription),
       condition: expr(param(P.deployArchiveEventSubscription)),
-      comments: 'Runs the archive blob trigger (source EventGrid) for every blob IoT Hub writes to the archive container.',
+      comments: "Delivers a BlobCreated event to archiveIngest's Event Grid trigger for every blob IoT Hub writes to the archive container.",
       properties: {
         destination: {
           endpointType: 'WebHook',
