@@ -111,6 +111,13 @@ export async function localSettings(input: LocalSettingsInput): Promise<LocalSet
   env['AzureWebJobsStorage'] = input.storageConnectionString;
   origins.set('AzureWebJobsStorage', 'local Azurite');
 
+  // Blob arrivals are driven here through the blob trigger's registration (src/local/blobTriggers.ts); there is no
+  // Event Grid to deliver to the Event Grid registration a shared local.settings.json may otherwise choose.
+  if (env['ARCHIVE_TRIGGER_SOURCE'] !== undefined && env['ARCHIVE_TRIGGER_SOURCE'] !== 'LogsAndContainerScan') {
+    env['ARCHIVE_TRIGGER_SOURCE'] = 'LogsAndContainerScan';
+    origins.set('ARCHIVE_TRIGGER_SOURCE', 'local runtime (no Event Grid locally)');
+  }
+
   const acsConfigured = (env['ACS_CONNECTION_STRING'] ?? env['ACS_ENDPOINT'] ?? '') !== '';
   // The sample's ALERT_SENDER=outbox is the default for a run without ACS, not a choice: setting ACS is enough.
   const outboxChosen = env['ALERT_SENDER'] === 'outbox' && origins.get('ALERT_SENDER') !== 'local.settings.sample.json';

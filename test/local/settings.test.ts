@@ -44,6 +44,12 @@ describe('local settings', () => {
     expect(settings.env['DASHBOARD_URL']).toBe('http://localhost:8080/api/dashboard');
   });
 
+  it('poll for archive blobs even when the shared settings choose Event Grid, which does not deliver locally', async () => {
+    const settings = await localSettings({ ...input, root, processEnv: { ARCHIVE_TRIGGER_SOURCE: 'EventGrid' }, registrationsSettings: [] });
+    expect(settings.env['ARCHIVE_TRIGGER_SOURCE']).toBe('LogsAndContainerScan');
+    expect(settings.origins.get('ARCHIVE_TRIGGER_SOURCE')).toBe('local runtime (no Event Grid locally)');
+  });
+
   it('read only the defaults and the sample when asked (tests), sending e-mail to the outbox', async () => {
     const settings = await localSettings({ ...input, root, processEnv: { CRITICAL_QUEUE_NAME: 'from-env' }, registrationsSettings: [], sampleOnly: true });
     expect(settings.env['CRITICAL_QUEUE_NAME']).toBe('from-sample');
