@@ -160,7 +160,7 @@ export const SETTINGS = [
   {
     name: "ARCHIVE_TRIGGER_SOURCE",
     description:
-      "EventGrid (recommended in Azure: needs the Event Grid subscription the infra template creates) or LogsAndContainerScan (default, polling; used locally).",
+      "EventGrid (Azure: archiveIngest is an Event Grid trigger on the storage account's BlobCreated events, delivered by the subscription the infra template creates; the host never downloads the blob) or LogsAndContainerScan (default: a polling blob trigger, whose host downloads every blob into memory; local runs, and npm start always).",
     example: "LogsAndContainerScan",
     secret: false,
   },

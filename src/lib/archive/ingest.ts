@@ -2,7 +2,9 @@
  * archiveIngest: for each archive blob IoT Hub writes (or rewrites), decode it as a stream, run the archive
  * endpoint's checks, quarantine what must not be served, and index it with one manifest.
  *
- * Delivery: the blob trigger fires at least once per blob version, and again after a rewrite. Everything here is
+ * Delivery: the trigger (Event Grid's BlobCreated event in Azure, the polling blob trigger elsewhere) fires at least
+ * once per blob version, and again after a rewrite; Event Grid also redelivers an event whose invocation failed or
+ * took longer than its 30-second answer timeout, even while that invocation still runs. Everything here is
  * keyed so a replay changes nothing: quarantined messages by message identity, a damaged blob by (name, ETag), the
  * manifest by (name, ETag) with the conditional protocol in manifest.ts. A replay of an indexed version is noticed
  * before the blob is downloaded.
