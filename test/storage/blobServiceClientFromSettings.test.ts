@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { isRoutingError } from '../../src/lib/errors.js';
 import { blobServiceClientFromSettings } from '../../src/lib/storage/azureBlobStore.js';
 import { AZURITE_ACCOUNT_KEY, azuriteConnectionString } from '../support/azurite.js';
+import { installManagedIdentityEndpoint } from '../support/managedIdentityEndpoint.js';
 
-/** Settings resolution only: no request is sent and no token is acquired. */
+/** Settings resolution: no storage request is sent; tokens come from a loopback managed identity endpoint. */
 
 /** The SDK keeps a trailing slash on host-only URLs; it is not significant. */
 const endpoint = (url: string) => url.replace(/\/$/, '');
@@ -73,18 +74,40 @@ describe('blobServiceClientFromSettings', () => {
     expect(endpoint(serviceUri.url)).toBe('https://other.blob.core.windows.net');
   });
 
-  it('uses a (user-assigned) managed identity when __credential=managedidentity', () => {
-    const system = blobServiceClientFromSettings({
-      AzureWebJobsStorage__accountName: 'iotarchive',
-      AzureWebJobsStorage__credential: 'managedidentity',
-    });
-    expect(system.credential).toBeInstanceOf(ManagedIdentityCredential);
-    const user = blobServiceClientFromSettings({
-      'AzureWebJobsStorage:accountName': 'iotarchive',
-      'AzureWebJobsStorage:credential': 'ManagedIdentity',
-      'AzureWebJobsStorage:clientId': '00000000-0000-0000-0000-000000000001',
-    });
-    expect(user.credential).toBeInstanceOf(ManagedIdentityCredential);
+  it('signs in as the identity the host would: user-assigned when __credential=managedidentity and __clientId say so', async () => {
+    const identity = await installManagedIdentityEndpoint();
+    try {
+      const asked = async (settings: Record<string, string>) => {
+        const { credential } = blobServiceClientFromSettings(settings);
+        expect(credential).toBeInstanceOf(ManagedIdentityCredential);
+        await (credential as TokenCredential).getToken(`https://storage-${identity.requests.length}.example/.default`);
+        return identity.requests.at(-1);
+      };
+      expect(
+        await asked({ AzureWebJobsStorage__accountName: 'iotarchive', AzureWebJobsStorage__credential: 'managedidentity' }),
+      ).toMatchObject({ clientId: undefined, resourceId: undefined });
+      expect(
+        await asked({
+          'AzureWebJobsStorage:accountName': 'iotarchive',
+          'AzureWebJobsStorage:credential': 'ManagedIdentity',
+          'AzureWebJobsStorage:clientId': '00000000-0000-0000-0000-000000000001',
+        }),
+      ).toMatchObject({ clientId: '00000000-0000-0000-0000-000000000001', resourceId: undefined });
+    } finally {
+      await identity.close();
+    }
+  });
+
+  it('refuses a client id that is not one rather than signing in as another identity', () => {
+    const error = configError(() =>
+      blobServiceClientFromSettings({
+        AzureWebJobsStorage__accountName: 'iotarchive',
+        AzureWebJobsStorage__credential: 'managedidentity',
+        AzureWebJobsStorage__clientId: 'iot-routing-identity',
+      }),
+    );
+    expect(error.message).toContain('AzureWebJobsStorage__clientId: not a client ID');
+    expect(error.message).not.toContain('iot-routing-identity');
   });
 
   it('uses a credential handed in by the caller', () => {

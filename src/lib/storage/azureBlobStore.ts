@@ -1,11 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import {
-  ClientSecretCredential,
-  DefaultAzureCredential,
-  ManagedIdentityCredential,
-  type TokenCredential,
-} from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import { BlobServiceClient, type BlobDownloadResponseParsed, type StoragePipelineOptions } from '@azure/storage-blob';
+import { connectionCredential, connectionSetting } from '../connectionCredential.js';
 import { RoutingError, isRoutingError } from '../errors.js';
 import type {
   BlobDocument,
@@ -276,9 +272,8 @@ export interface BlobServiceClientSettingsOptions {
  *    (Azurite on 127.0.0.1:10000), or Azurite's explicit `DefaultEndpointsProtocol=http;...;BlobEndpoint=...`.
  * 2. Otherwise an identity-based connection: the endpoint from `<CONNECTION>__blobServiceUri`, else
  *    `<CONNECTION>__serviceUri`, else `https://<CONNECTION>__accountName.blob.core.windows.net`; the credential is
- *    a managed identity when `<CONNECTION>__credential` is `managedidentity` (user-assigned with `__clientId` or
- *    `__managedIdentityResourceId`), a client secret when `__tenantId`, `__clientId` and `__clientSecret` are set,
- *    and `DefaultAzureCredential` (developer sign-in locally, system-assigned identity in Azure) otherwise.
+ *    the one the host would use for the connection ({@link connectionCredential}: `__credential=managedidentity`
+ *    with `__clientId` or `__managedIdentityResourceId` for a user-assigned identity, and so on).
  *
  * `:` is accepted in place of `__` (local.settings.json style). Error messages name settings, never their values.
  */
@@ -287,14 +282,7 @@ export function blobServiceClientFromSettings(
   options: BlobServiceClientSettingsOptions = {},
 ): BlobServiceClient {
   const connection = options.connection ?? 'AzureWebJobsStorage';
-  const setting = (suffix?: string): string | undefined => {
-    const keys = suffix === undefined ? [connection] : [`${connection}__${suffix}`, `${connection}:${suffix}`];
-    for (const key of keys) {
-      const value = settings[key]?.trim();
-      if (value) return value;
-    }
-    return undefined;
-  };
+  const setting = (property?: string): string | undefined => connectionSetting(settings, connection, property);
 
   const connectionString = setting();
   if (connectionString !== undefined) {
@@ -330,23 +318,8 @@ export function blobServiceClientFromSettings(
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new RoutingError('ConfigInvalid', `${connection} blob service URI must use https (got ${url.protocol})`);
   }
-  const credential = options.credential ?? credentialFromSettings(setting);
+  const credential = options.credential ?? connectionCredential(settings, connection);
   return new BlobServiceClient(url.toString().replace(/\/$/, ''), credential, options.pipeline);
-}
-
-function credentialFromSettings(setting: (suffix: string) => string | undefined): TokenCredential {
-  const clientId = setting('clientId');
-  if (setting('credential')?.toLowerCase() === 'managedidentity') {
-    const resourceId = setting('managedIdentityResourceId');
-    if (resourceId !== undefined) return new ManagedIdentityCredential({ resourceId });
-    return clientId === undefined ? new ManagedIdentityCredential() : new ManagedIdentityCredential({ clientId });
-  }
-  const tenantId = setting('tenantId');
-  const clientSecret = setting('clientSecret');
-  if (tenantId !== undefined && clientId !== undefined && clientSecret !== undefined) {
-    return new ClientSecretCredential(tenantId, clientId, clientSecret);
-  }
-  return new DefaultAzureCredential();
 }
 
 /** The SDK recognises the emulator shortcut only verbatim and at the start; the host is more forgiving. */
