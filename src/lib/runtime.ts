@@ -7,6 +7,7 @@ import type { AdmitDeps } from './checks/admit.js';
 import { registryTwinReaderFromConnectionString, registryTwinReaderFromTokenCredential } from './checks/twins/registryTwinReader.js';
 import { createTwinResolver, type TwinResolver } from './checks/twins/twinResolver.js';
 import { loadAppConfig, type AppConfig } from './config.js';
+import { connectionCredential } from './connectionCredential.js';
 import { systemClock, type BlobStore, type Clock } from './ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from './storage/azureBlobStore.js';
 import { createQuarantine, type Quarantine } from './storage/quarantine.js';
@@ -36,7 +37,7 @@ export async function createServices(env: Env, overrides: ServiceOverrides = {})
   const clock = overrides.clock ?? systemClock;
   const store = overrides.store ?? new AzureBlobStore(blobServiceClientFromSettings(env));
   const quarantine = createQuarantine(store, config.settings.quarantineContainer, clock);
-  const twins = twinResolverFor(config, clock);
+  const twins = twinResolverFor(env, config, clock);
   return {
     env,
     config,
@@ -48,14 +49,17 @@ export async function createServices(env: Env, overrides: ServiceOverrides = {})
   };
 }
 
-function twinResolverFor(config: AppConfig, clock: Clock): TwinResolver | undefined {
+function twinResolverFor(env: Env, config: AppConfig, clock: Clock): TwinResolver | undefined {
   const { twinResolution } = config.routing;
   const connection = config.settings.iotHubService;
   if (!twinResolution.enabled || connection === null) return undefined;
   const reader =
     connection.kind === 'connectionString'
       ? registryTwinReaderFromConnectionString(connection.value)
-      : registryTwinReaderFromTokenCredential(connection.properties['hostName'] ?? '');
+      : registryTwinReaderFromTokenCredential(
+          connection.properties['hostName'] ?? '',
+          connectionCredential(env, 'IOTHUB_SERVICE_CONNECTION'),
+        );
   return createTwinResolver({
     reader,
     clock,

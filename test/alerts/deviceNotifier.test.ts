@@ -19,6 +19,7 @@ import { ManualClock } from '../../src/lib/ports.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
 import { createQuarantine } from '../../src/lib/storage/quarantine.js';
 import type { TestCertificate } from '../support/iotHubTwinApi.js';
+import { identityToken, installManagedIdentityEndpoint } from '../support/managedIdentityEndpoint.js';
 import {
   createLoopbackCertificate,
   hasOpenssl,
@@ -116,6 +117,36 @@ describe.runIf(hasOpenssl())('IoT Hub device notifier (real service Client, loop
     const standIn = await hub({ bearerTokens: ['entra-token-1'] });
     const credential: TokenCredential = { getToken: async () => ({ token: 'entra-token-1', expiresOnTimestamp: Date.now() + 3_600_000 }) };
     expect(await notifierFor({ hostName: standIn.hostName, credential }).notify(notification())).toEqual({ status: 'sent' });
+    expect(standIn.cbs).toEqual([{ audience: 'https://iothubs.azure.net/.default', statusCode: 200 }]);
+  });
+
+  it('signs in as the user-assigned identity IOTHUB_SERVICE_CONNECTION__clientId names, as the host would', async () => {
+    const clientId = '6f1c2a4e-0b7d-4c1e-9a35-2d8f0e7b9c41';
+    const identity = await installManagedIdentityEndpoint();
+    opened.push(identity);
+    // The hub accepts this identity's tokens only: the system-assigned identity's would be refused.
+    const standIn = await hub({ bearerTokens: [identityToken({ clientId })] });
+    const env = {
+      AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+      IOTHUB_SERVICE_CONNECTION__hostName: standIn.hostName,
+      IOTHUB_SERVICE_CONNECTION__credential: 'managedidentity',
+      IOTHUB_SERVICE_CONNECTION__clientId: clientId,
+    };
+    const app = buildAppConfig(env, {});
+    const store = new MemoryBlobStore();
+    const clock = new ManualClock('2026-11-22T10:00:00Z');
+    const quarantine = createQuarantine(store, 'quarantine', clock);
+    const sender: EmailSender = { send: async (m) => ({ status: 'sent', operationId: m.operationId }), lookup: async () => null };
+    const parsed = parseAlertsConfig({ from: 'alerts@contoso.example', recipients: { default: ['ops@contoso.example'] }, notifyDevice: true });
+    if ('errors' in parsed) throw new Error(parsed.errors.join());
+    const { notifier } = createAlertServices(
+      { env, config: app, clock, store, quarantine, twins: undefined, admitDeps: { checks: app.routing.checks, quarantine, twins: undefined, now: () => clock.now() } },
+      { alerts: parsed.value, sender },
+    );
+    opened.push(notifier as IotHubDeviceNotifier);
+
+    expect(await notifier?.notify(notification())).toEqual({ status: 'sent' });
+    expect(identity.requests).toEqual([{ clientId, resourceId: undefined, resource: 'https://iothubs.azure.net' }]);
     expect(standIn.cbs).toEqual([{ audience: 'https://iothubs.azure.net/.default', statusCode: 200 }]);
   });
 

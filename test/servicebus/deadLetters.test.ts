@@ -5,6 +5,7 @@
  */
 import type { ServiceBusClient, ServiceBusMessage, ServiceBusReceivedMessage } from '@azure/service-bus';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connectionCredential } from '../../src/lib/connectionCredential.js';
 import { isRoutingError } from '../../src/lib/errors.js';
 import {
   ENQUEUED_TIME_PROPERTY,
@@ -242,7 +243,10 @@ describe('serviceBusClientFromSettings', () => {
   });
 
   it('builds a credential-based client for a namespace', async () => {
-    const namespaced = serviceBusClientFromSettings({ fullyQualifiedNamespace: 'contoso-iot' });
+    const namespaced = serviceBusClientFromSettings({
+      fullyQualifiedNamespace: 'contoso-iot',
+      credential: connectionCredential({}, 'SERVICEBUS_CONNECTION'),
+    });
     expect(namespaced.fullyQualifiedNamespace).toBe('contoso-iot.servicebus.windows.net');
     await namespaced.close();
   });

@@ -9,6 +9,7 @@ import {
   type DeadLetterSummary,
   type Selection,
 } from '../../lib/servicebus/deadLetters.js';
+import { connectionCredential } from '../../lib/connectionCredential.js';
 import { serviceBusClientFromSettings, type ServiceBusSettings } from '../../lib/servicebus/serviceBusClientFromSettings.js';
 import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
@@ -24,7 +25,8 @@ export const dlqUsage = `iot-routing dlq list|show|resubmit|purge --queue NAME (
     purge     deletes the selected (or all) dead letters; without --yes only says what it would delete
   resubmit and purge act on the messages present when they start. --wait-ms: how long to wait for selected messages
   that are not delivered (default 5000). The connection string may come from SERVICEBUS_CONNECTION, a namespace from
-  SERVICEBUS_CONNECTION__fullyQualifiedNamespace; a namespace signs in with DefaultAzureCredential.
+  SERVICEBUS_CONNECTION__fullyQualifiedNamespace; a namespace signs in as SERVICEBUS_CONNECTION__credential and
+  __clientId say (a user-assigned managed identity), else with DefaultAzureCredential (az login).
   Exit 0 on success; 1 for usage errors, a refused purge, selected messages not found and Service Bus errors.`;
 
 type Format = 'table' | 'json';
@@ -283,11 +285,17 @@ function connectionSettings(
 ): ServiceBusSettings {
   if (connectionString !== undefined && namespace !== undefined) throw new UsageError('give --connection-string or --namespace, not both');
   if (connectionString !== undefined) return { connectionString };
-  if (namespace !== undefined) return { fullyQualifiedNamespace: namespace };
+  // A namespace signs in as the Functions host would for SERVICEBUS_CONNECTION (a user-assigned identity when its
+  // __credential and __clientId say so).
+  const identity = (fullyQualifiedNamespace: string): ServiceBusSettings => ({
+    fullyQualifiedNamespace,
+    credential: connectionCredential(env, 'SERVICEBUS_CONNECTION'),
+  });
+  if (namespace !== undefined) return identity(namespace);
   const fromEnv = env.SERVICEBUS_CONNECTION;
   if (fromEnv !== undefined && fromEnv !== '') return { connectionString: fromEnv };
   // The Functions convention for an identity-based connection named SERVICEBUS_CONNECTION.
   const identityNamespace = env.SERVICEBUS_CONNECTION__fullyQualifiedNamespace;
-  if (identityNamespace !== undefined && identityNamespace !== '') return { fullyQualifiedNamespace: identityNamespace };
+  if (identityNamespace !== undefined && identityNamespace !== '') return identity(identityNamespace);
   throw new UsageError('give --connection-string CS or --namespace NS, or set SERVICEBUS_CONNECTION');
 }

@@ -24,7 +24,7 @@ import {
   type EmailMessage as AcsEmailMessage,
   type EmailSendResult,
 } from '@azure/communication-email';
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import { isRoutingError, RoutingError } from '../errors.js';
 import { acsConnectionStringEndpoint } from './alertsConfig.js';
 import { checkEmailMessage, localRejection, type EmailMessage, type EmailSender, type SendResult } from './email.js';
@@ -32,8 +32,11 @@ import { checkEmailMessage, localRejection, type EmailMessage, type EmailSender,
 export type AcsEmailConnection =
   /** `endpoint=https://<resource>.communication.azure.com/;accesskey=<base64>` (HMAC-SHA256 request signing). */
   | { connectionString: string }
-  /** Microsoft Entra ID; the identity needs a role that allows sending e-mail on the resource. */
-  | { endpoint: string; credential?: TokenCredential };
+  /**
+   * Microsoft Entra ID; the identity needs a role that allows sending e-mail on the resource. The credential comes
+   * from `connectionCredential(settings, 'ACS_ENDPOINT')`.
+   */
+  | { endpoint: string; credential: TokenCredential };
 
 export interface AcsEmailSenderOptions {
   /**
@@ -85,7 +88,7 @@ export function createAcsEmailSender(connection: AcsEmailConnection, options: Ac
   const client =
     'connectionString' in connection
       ? new EmailClient(connection.connectionString, clientOptions)
-      : new EmailClient(connection.endpoint, connection.credential ?? new DefaultAzureCredential(), clientOptions);
+      : new EmailClient(connection.endpoint, connection.credential, clientOptions);
 
   const endpoint = 'connectionString' in connection ? (acsConnectionStringEndpoint(connection.connectionString) ?? '') : connection.endpoint;
 

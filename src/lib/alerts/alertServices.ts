@@ -7,6 +7,7 @@
 
 import { resolve } from 'node:path';
 import type { AppConfig, RoutingConfig } from '../config.js';
+import { connectionCredential } from '../connectionCredential.js';
 import { RoutingError } from '../errors.js';
 import { processServices, type Services } from '../runtime.js';
 import { createAcsEmailSender } from './acsEmailSender.js';
@@ -82,7 +83,10 @@ export function createAlertServices(services: Services, overrides: AlertServiceO
       overrides.notifier ??
       (iotHub?.kind === 'connectionString'
         ? createIotHubDeviceNotifier({ connectionString: iotHub.value })
-        : createIotHubDeviceNotifier({ hostName: iotHub?.properties['hostName'] ?? '' }));
+        : createIotHubDeviceNotifier({
+            hostName: iotHub?.properties['hostName'] ?? '',
+            credential: connectionCredential(services.env, 'IOTHUB_SERVICE_CONNECTION'),
+          }));
   }
   const stores = createAlertStores(services.store, settings.container, services.clock, config);
   const deps: AlertDeps = {
@@ -109,7 +113,12 @@ function senderFor(config: AlertsConfig, settings: AlertSettings, services: Serv
   // A send gives up (EmailUnavailable, the alert handed back) 15 s before its lease ends: a send still polling when
   // the lease ran out would let a duplicate delivery take the alert over without knowing the service had accepted it.
   const maxWaitMs = Math.min(60_000, Math.max(1_000, config.leaseSeconds * 1000 - 15_000));
-  return createAcsEmailSender(acs.kind === 'connectionString' ? { connectionString: acs.value } : { endpoint: acs.endpoint }, { maxWaitMs });
+  return createAcsEmailSender(
+    acs.kind === 'connectionString'
+      ? { connectionString: acs.value }
+      : { endpoint: acs.endpoint, credential: connectionCredential(services.env, 'ACS_ENDPOINT') },
+    { maxWaitMs },
+  );
 }
 
 let shared: Promise<AlertServices> | undefined;

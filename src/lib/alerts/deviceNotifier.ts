@@ -11,7 +11,7 @@
  * can send cloud-to-device messages, such as "IoT Hub Data Contributor".
  */
 
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import iothub from 'azure-iothub';
 import type { Client } from 'azure-iothub';
 import { Message } from 'azure-iothub/dist/common-core/message.js';
@@ -22,8 +22,11 @@ import type { DeviceNotification, DeviceNotifier, NotifyResult } from './deviceN
 export type IotHubServiceConnection =
   /** `HostName=<hub>.azure-devices.net;SharedAccessKeyName=...;SharedAccessKey=...` */
   | { connectionString: string }
-  /** Microsoft Entra ID: `hostName` is `<hub>.azure-devices.net`. */
-  | { hostName: string; credential?: TokenCredential };
+  /**
+   * Microsoft Entra ID: `hostName` is `<hub>.azure-devices.net`; the credential comes from
+   * `connectionCredential(settings, 'IOTHUB_SERVICE_CONNECTION')`.
+   */
+  | { hostName: string; credential: TokenCredential };
 
 export interface IotHubDeviceNotifierOptions {
   /**
@@ -74,7 +77,7 @@ export function createIotHubDeviceNotifier(
     client =
       'connectionString' in connection
         ? iothub.Client.fromConnectionString(connection.connectionString)
-        : iothub.Client.fromTokenCredential(connection.hostName, connection.credential ?? new DefaultAzureCredential());
+        : iothub.Client.fromTokenCredential(connection.hostName, connection.credential);
   } catch (error) {
     // The SDK names the missing part of a connection string and never echoes the key.
     throw new RoutingError('ConfigInvalid', `IoT Hub connection for device notifications is not valid: ${messageOf(error)}`, {

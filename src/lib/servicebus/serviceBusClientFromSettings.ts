@@ -1,13 +1,14 @@
-import { DefaultAzureCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import { ServiceBusClient, type ServiceBusClientOptions } from '@azure/service-bus';
 import { RoutingError } from '../errors.js';
 
 /**
  * How to reach a Service Bus namespace: a connection string (SAS key, or the emulator's
- * `UseDevelopmentEmulator=true`), or a namespace reached with the identity `DefaultAzureCredential` finds (managed
- * identity in Azure, `az login` or environment variables on a workstation).
+ * `UseDevelopmentEmulator=true`), or a namespace reached with a Microsoft Entra credential, the one
+ * `connectionCredential(settings, 'SERVICEBUS_CONNECTION')` chooses (a user-assigned identity when
+ * `SERVICEBUS_CONNECTION__credential=managedidentity` and `__clientId` say so, `az login` on a workstation).
  */
-export type ServiceBusSettings = { connectionString: string } | { fullyQualifiedNamespace: string };
+export type ServiceBusSettings = { connectionString: string } | { fullyQualifiedNamespace: string; credential: TokenCredential };
 
 /**
  * Accepts `myns`, `myns.servicebus.windows.net` and `sb://myns.servicebus.windows.net/`, the three forms operators
@@ -32,5 +33,5 @@ export function serviceBusClientFromSettings(settings: ServiceBusSettings, optio
     }
     return new ServiceBusClient(settings.connectionString, options);
   }
-  return new ServiceBusClient(normalizeNamespace(settings.fullyQualifiedNamespace), new DefaultAzureCredential(), options);
+  return new ServiceBusClient(normalizeNamespace(settings.fullyQualifiedNamespace), settings.credential, options);
 }

@@ -3,6 +3,7 @@ import type { EmailClientOptions } from '@azure/communication-email';
 import { ACS_EMAIL_API_VERSION, createAcsEmailSender, retryAfterSeconds } from '../../../src/lib/alerts/acsEmailSender.js';
 import { emailOperationId, type EmailSender } from '../../../src/lib/alerts/email.js';
 import { isRoutingError, isTransient } from '../../../src/lib/errors.js';
+import { connectionCredential } from '../../../src/lib/connectionCredential.js';
 import { acs, startAcsEmailStandIn, type AcsEmailStandIn } from '../../support/acsEmailStandIn.js';
 import { routingRejection } from '../../support/rejections.js';
 import { sampleEmail } from '../../support/emails.js';
@@ -253,8 +254,9 @@ describe('ACS e-mail sender against the loopback ACS stand-in', () => {
     expect(standIn.count()).toBe(0);
   });
 
-  it('accepts an endpoint with the default credential (DefaultAzureCredential) without contacting anything', () => {
-    expect(() => createAcsEmailSender({ endpoint: 'https://example.communication.azure.com' })).not.toThrow();
+  it('accepts an endpoint with the credential the settings choose, without contacting anything', () => {
+    const credential = connectionCredential({}, 'ACS_ENDPOINT');
+    expect(() => createAcsEmailSender({ endpoint: 'https://example.communication.azure.com', credential })).not.toThrow();
   });
 });
 

@@ -6,7 +6,6 @@
  * role that can read twins, such as "IoT Hub Data Reader", on the hub.
  */
 
-import { DefaultAzureCredential } from '@azure/identity';
 import type { TokenCredential } from '@azure/identity';
 import iothub from 'azure-iothub';
 import type { Registry } from 'azure-iothub';
@@ -34,13 +33,11 @@ export function registryTwinReaderFromConnectionString(connectionString: string)
 }
 
 /**
- * Reads twins with a Microsoft Entra identity (managed identity in Azure, developer sign-in locally).
- * `hostName` is the hub's host name, e.g. `my-hub.azure-devices.net`.
+ * Reads twins with a Microsoft Entra identity (managed identity in Azure, developer sign-in locally): the credential
+ * comes from `connectionCredential(settings, 'IOTHUB_SERVICE_CONNECTION')`. `hostName` is the hub's host name, e.g.
+ * `my-hub.azure-devices.net`.
  */
-export function registryTwinReaderFromTokenCredential(
-  hostName: string,
-  credential: TokenCredential = new DefaultAzureCredential(),
-): TwinReader {
+export function registryTwinReaderFromTokenCredential(hostName: string, credential: TokenCredential): TwinReader {
   if (hostName.trim().length === 0) {
     throw new RoutingError('ConfigInvalid', 'IoT Hub host name for twin resolution is empty');
   }
