@@ -122,6 +122,65 @@ describe('config', () => {
     expect(config.settings.storage).toEqual({ kind: 'identity', properties: { blobServiceUri: blob, queueServiceUri: queue } });
   });
 
+  it('checks the identity settings of every connection our own clients use: problems by name, never by value', () => {
+    const clientId = '6f1c2a4e-0b7d-4c1e-9a35-2d8f0e7b9c41';
+    const resourceId =
+      '/subscriptions/0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app';
+    const notAGuid = 'contoso-functions-identity';
+    const endpoints = {
+      AzureWebJobsStorage__accountName: 'contosostorage',
+      IOTHUB_SERVICE_CONNECTION__hostName: 'contoso.azure-devices.net',
+      SERVICEBUS_CONNECTION__fullyQualifiedNamespace: 'contoso.servicebus.windows.net',
+      ACS_ENDPOINT: 'https://contoso.communication.azure.com',
+    };
+    const message = configError(() =>
+      buildAppConfig(
+        {
+          ...endpoints,
+          AzureWebJobsStorage__credential: 'managedidentity',
+          AzureWebJobsStorage__clientId: notAGuid,
+          IOTHUB_SERVICE_CONNECTION__credential: 'managedidentity',
+          IOTHUB_SERVICE_CONNECTION__clientId: clientId,
+          IOTHUB_SERVICE_CONNECTION__managedIdentityResourceId: resourceId,
+          SERVICEBUS_CONNECTION__clientId: notAGuid,
+          ACS_ENDPOINT__credential: 'workloadidentity',
+        },
+        {},
+      ),
+    );
+    expect(message).toContain('AzureWebJobsStorage__clientId: not a client ID (a GUID');
+    expect(message).toContain('az identity show -g <group> -n <identity> --query clientId');
+    expect(message).toContain(
+      'IOTHUB_SERVICE_CONNECTION__clientId and IOTHUB_SERVICE_CONNECTION__managedIdentityResourceId are both set',
+    );
+    expect(message).toContain('SERVICEBUS_CONNECTION__clientId: not a client ID');
+    expect(message).toContain('ACS_ENDPOINT__credential: expected managedidentity');
+    expect(message).not.toContain(notAGuid);
+    expect(message).not.toContain('workloadidentity');
+
+    // Well-formed: a user-assigned identity per connection, by client id or by resource id.
+    const fixed: Record<string, string> = { ...endpoints };
+    for (const connection of ['AzureWebJobsStorage', 'IOTHUB_SERVICE_CONNECTION', 'SERVICEBUS_CONNECTION', 'ACS_ENDPOINT']) {
+      fixed[`${connection}__credential`] = 'managedidentity';
+      fixed[`${connection}__clientId`] = clientId;
+    }
+    delete fixed['IOTHUB_SERVICE_CONNECTION__clientId'];
+    fixed['IOTHUB_SERVICE_CONNECTION__managedIdentityResourceId'] = resourceId;
+    expect(buildAppConfig(fixed, {}).settings.storage).toEqual({
+      kind: 'identity',
+      properties: { accountName: 'contosostorage', credential: 'managedidentity', clientId },
+    });
+    // A connection given as a connection string does not read them, here or in the host.
+    const withConnectionStrings = {
+      ...endpoints,
+      AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+      AzureWebJobsStorage__clientId: notAGuid,
+      SERVICEBUS_CONNECTION: 'Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=k',
+      SERVICEBUS_CONNECTION__clientId: notAGuid,
+    };
+    expect(buildAppConfig(withConnectionStrings, {}).settings.storage).toEqual({ kind: 'connectionString', value: 'UseDevelopmentStorage=true' });
+  });
+
   it('names the file when routing.config.json is not JSON', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'routing-config-'));
     const file = path.join(dir, 'routing.config.json');

@@ -21,6 +21,7 @@ import {
 } from './archive/config.js';
 import { parseChecksConfig, type ChecksConfig } from './checks/expectations.js';
 import { ENDPOINT_NAMES, ENRICHMENT_KEY, type EndpointName } from './checks/reasons.js';
+import { connectionCredentialProblems } from './connectionCredential.js';
 import { RoutingError } from './errors.js';
 import { compileRoutes } from './routing/routes.js';
 import { APP_ROOT } from './version.js';
@@ -275,6 +276,17 @@ export function parseSettings(env: Env, problems: string[], archive: Pick<Archiv
   }
   if (iotHubService?.kind === 'identity' && iotHubService.properties['hostName'] === undefined) {
     problems.push('IOTHUB_SERVICE_CONNECTION__*: an identity-based connection needs IOTHUB_SERVICE_CONNECTION__hostName');
+  }
+  // The clients this app builds itself sign in as the host would for each identity-based connection
+  // (connectionCredential.ts); a wrong identity setting is reported here rather than as a token failure later.
+  const identityConnections = [
+    storage?.kind === 'identity' ? 'AzureWebJobsStorage' : null,
+    iotHubService?.kind === 'identity' ? 'IOTHUB_SERVICE_CONNECTION' : null,
+    env['SERVICEBUS_CONNECTION']?.trim() ? null : 'SERVICEBUS_CONNECTION',
+    env['ACS_CONNECTION_STRING']?.trim() ? null : 'ACS_ENDPOINT',
+  ];
+  for (const connection of identityConnections) {
+    if (connection !== null) problems.push(...connectionCredentialProblems(env, connection));
   }
   const reports = parseReportsContainer(env);
   if ('errors' in reports) problems.push(...reports.errors);
