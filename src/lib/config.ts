@@ -133,7 +133,7 @@ export const SETTINGS = [
   {
     name: "ACS_ENDPOINT",
     description:
-      "Identity-based alternative to ACS_CONNECTION_STRING: https://<resource>.communication.azure.com with DefaultAzureCredential (role: Communication and Email Service Owner).",
+      "Identity-based alternative to ACS_CONNECTION_STRING: https://<resource>.communication.azure.com (role: Communication and Email Service Owner). A user-assigned identity: ACS_ENDPOINT__credential=managedidentity and ACS_ENDPOINT__clientId=<client id>.",
     example: "https://<resource>.communication.azure.com",
     secret: false,
   },

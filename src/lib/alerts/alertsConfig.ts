@@ -347,7 +347,7 @@ export interface AlertSettings {
   queueName: string | null;
   /** DASHBOARD_URL: the alert links to it with `?deviceId=`. */
   dashboardUrl: string;
-  /** ACS_CONNECTION_STRING, or ACS_ENDPOINT for Microsoft Entra ID (DefaultAzureCredential). */
+  /** ACS_CONNECTION_STRING, or ACS_ENDPOINT for Microsoft Entra ID (identity from ACS_ENDPOINT__credential/__clientId). */
   acs: AcsSetting | null;
   /** ALERT_SENDER: `acs` or `outbox`, overriding `alerts.sender` for this deployment. */
   sender: AlertSenderKind | null;

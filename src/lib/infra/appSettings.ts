@@ -5,9 +5,10 @@
  * being dropped.
  *
  * Connections take the identity-based form wherever the binding and SDK accept it (`NAME__accountName`,
- * `NAME__fullyQualifiedNamespace`, `NAME__hostName`, an ACS endpoint for DefaultAzureCredential). The one exception
- * is IoT Hub's built-in Event Hub-compatible endpoint, which accepts only shared access signatures: it gets a
- * connection string built at deployment time from the hub's `service` policy (listKeys), never written anywhere else.
+ * `NAME__fullyQualifiedNamespace`, `NAME__hostName`, an ACS endpoint), signed in as the site's system-assigned
+ * identity (docs/deployment.md says how to switch to a user-assigned one). The one exception is IoT Hub's built-in
+ * Event Hub-compatible endpoint, which accepts only shared access signatures: it gets a connection string built at
+ * deployment time from the hub's `service` policy (listKeys), never written anywhere else.
  */
 import type { SettingSpec } from '../config.js';
 import { expr, literal, param, type ArmParameter } from './arm.js';
