@@ -228,6 +228,12 @@ export interface RoutingConfig {
 export interface AppConfig {
   settings: Settings;
   routing: RoutingConfig;
+  /**
+   * The directory relative paths of the configuration resolve against (ROUTING_CONFIG_PATH, `alerts.outboxDirectory`):
+   * the app root (`APP_ROOT`) unless the caller named another. Never the working directory, which the Functions host
+   * does not promise to be the app root.
+   */
+  root: string;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -481,8 +487,11 @@ function parseDefaultChecks(): ChecksConfig {
   return fallback.value;
 }
 
-/** Validates settings and the parsed routing config together; throws one ConfigInvalid naming every problem. */
-export function buildAppConfig(env: Env, rawRouting: Json, problems: string[] = []): AppConfig {
+/**
+ * Validates settings and the parsed routing config together; throws one ConfigInvalid naming every problem. `root`:
+ * see {@link AppConfig.root}.
+ */
+export function buildAppConfig(env: Env, rawRouting: Json, problems: string[] = [], root: string = APP_ROOT): AppConfig {
   const routing = parseRoutingConfig(rawRouting, problems);
   const settings = parseSettings(env, problems, routing.archive);
   if (routing.twinResolution.enabled && settings.iotHubService === null) {
@@ -491,7 +500,7 @@ export function buildAppConfig(env: Env, rawRouting: Json, problems: string[] = 
   if (problems.length > 0) {
     throw new RoutingError('ConfigInvalid', `Configuration is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`);
   }
-  return { settings, routing };
+  return { settings, routing, root };
 }
 
 /**
@@ -507,7 +516,7 @@ export async function loadAppConfig(env: Env, root: string = APP_ROOT): Promise<
   } catch (error) {
     problems.push(`${configPath}: ${error instanceof SyntaxError ? `not valid JSON: ${error.message}` : (error as Error).message}`);
   }
-  return buildAppConfig(env, raw, problems);
+  return buildAppConfig(env, raw, problems, root);
 }
 
 /** Reads only routing.config.json (the CLI's `--config`), without app settings. */

@@ -21,6 +21,7 @@ import { isRoutingError } from '../lib/errors.js';
 import type { BlobStore } from '../lib/ports.js';
 import { compileRoutes } from '../lib/routing/routes.js';
 import { createServices, type Services } from '../lib/runtime.js';
+import { APP_ROOT } from '../lib/version.js';
 import { startAzurite, type AzuriteConnection, type RunningAzurite } from './azurite.js';
 import { BlobTriggerDispatcher } from './blobTriggers.js';
 import { installProcessClock, SimulatedClock } from './clock.js';
@@ -278,7 +279,11 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
 
     const { iotHubName, archive: archiveConfig, alerts: alertsConfig } = routingConfig;
     // E-mails of a run on a --state of its own stay with that state (two runs never count each other's .eml files).
-    const outboxOption = options.outboxDirectory ?? (options.stateDirectory !== undefined ? path.join(stateDirectory, 'outbox') : undefined);
+    // A run on another root than the app's hands the functions its outbox as an absolute path: they resolve a
+    // relative one against the app root (`APP_ROOT`), this runtime against its root.
+    const outboxOption =
+      options.outboxDirectory ??
+      (options.stateDirectory !== undefined ? path.join(stateDirectory, 'outbox') : root !== APP_ROOT ? alertsConfig.outboxDirectory : undefined);
     const effectiveConfigPath =
       outboxOption === undefined ? configPath : await outboxOverlay(configPath, path.resolve(root, outboxOption), stateDirectory);
     const settingsInput = {

@@ -1,6 +1,6 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseAlertsConfig, type AlertsConfig } from '../../src/lib/alerts/alertsConfig.js';
 import { createAlertServices, type AlertServiceOverrides, type AlertServices } from '../../src/lib/alerts/alertServices.js';
@@ -14,7 +14,7 @@ import { messageIdentity } from '../../src/lib/message/identity.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
 import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
 import { ManualClock, type BlobStore } from '../../src/lib/ports.js';
-import type { Services } from '../../src/lib/runtime.js';
+import { createServices, type Services } from '../../src/lib/runtime.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
 import { createQuarantine, type QuarantinedMessage, type QuarantineEntry } from '../../src/lib/storage/quarantine.js';
 import { faultyStore } from '../support/faultyStore.js';
@@ -579,6 +579,30 @@ describe('criticalAlerts with the local outbox sender', () => {
     const eml = await readFile(join(directory, files[0]!), 'utf8');
     expect(eml).toContain('Subject: [critical] dev-1: critical alert at 2026-11-22T10:00:00.000Z');
     expect(eml).toContain('To: ops@contoso.example');
+  });
+
+  it('puts a relative alerts.outboxDirectory under the app root, not the working directory', async () => {
+    directory = await mkdtemp(join(tmpdir(), 'alerts-outbox-'));
+    // Unique, so that a copy written to the working directory (the defect) is found and removed, never a real one.
+    const relative = `outbox-${process.pid}-relative`;
+    const misplaced = resolve(relative);
+    try {
+      const alerts = {
+        from: 'alerts@contoso.example',
+        recipients: { default: ['ops@contoso.example'] },
+        sender: 'outbox',
+        outboxDirectory: relative,
+      };
+      await writeFile(join(directory, 'routing.config.json'), JSON.stringify({ alerts }));
+      const clock = new ManualClock(T0);
+      const services = await createServices({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' }, { root: directory, clock, store: new MemoryBlobStore() });
+      const m = message({ messageId: 'msg-root' });
+      expect(await createAlertServices(services).handler.handle(m)).toMatchObject({ outcome: 'sent' });
+      expect(await readdir(join(directory, relative))).toEqual([`${emailOperationId(messageIdentity(m))}.eml`]);
+      expect(await readdir(misplaced).catch(() => [])).toEqual([]);
+    } finally {
+      await rm(misplaced, { recursive: true, force: true });
+    }
   });
 
   it('refuses to start without a way to send, naming every problem at once', () => {

@@ -5,7 +5,7 @@
  * or configuration through the overrides).
  */
 
-import { resolve } from 'node:path';
+import path from 'node:path';
 import type { AppConfig, RoutingConfig } from '../config.js';
 import { connectionCredential } from '../connectionCredential.js';
 import { RoutingError } from '../errors.js';
@@ -107,7 +107,8 @@ export function createAlertServices(services: Services, overrides: AlertServiceO
 
 function senderFor(config: AlertsConfig, settings: AlertSettings, services: Services): EmailSender {
   const kind = settings.sender ?? config.sender;
-  if (kind === 'outbox') return createOutboxSender({ directory: resolve(config.outboxDirectory), clock: services.clock });
+  // Like every path of the configuration, against the app root: the host's working directory is not it.
+  if (kind === 'outbox') return createOutboxSender({ directory: path.resolve(services.config.root, config.outboxDirectory), clock: services.clock });
   const acs = settings.acs;
   if (acs === null) throw new RoutingError('ConfigInvalid', 'ACS_CONNECTION_STRING or ACS_ENDPOINT is required for alerts.sender "acs"');
   // A send gives up (EmailUnavailable, the alert handed back) 15 s before its lease ends: a send still polling when

@@ -74,6 +74,7 @@ export interface AlertsConfig {
   quietPeriodMinutes: number;
   budget: { perMinute: number; perHour: number };
   sender: AlertSenderKind;
+  /** Where the outbox sender writes; a relative path is under the app root (`AppConfig.root`). */
   outboxDirectory: string;
   notifyDevice: boolean;
   /**
