@@ -22,7 +22,7 @@ import {
 import { parseChecksConfig, type ChecksConfig } from './checks/expectations.js';
 import { ENDPOINT_NAMES, ENRICHMENT_KEY, type EndpointName } from './checks/reasons.js';
 import { connectionCredentialProblems } from './connectionCredential.js';
-import { RoutingError } from './errors.js';
+import { configInvalid } from './errors.js';
 import { compileRoutes } from './routing/routes.js';
 import { APP_ROOT } from './version.js';
 
@@ -498,7 +498,7 @@ export function buildAppConfig(env: Env, rawRouting: Json, problems: string[] = 
     problems.push('twinResolution.enabled is true but IOTHUB_SERVICE_CONNECTION is not set');
   }
   if (problems.length > 0) {
-    throw new RoutingError('ConfigInvalid', `Configuration is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`);
+    throw configInvalid('Configuration is invalid', problems);
   }
   return { settings, routing, root };
 }
@@ -530,7 +530,7 @@ export async function loadRoutingConfig(file: string): Promise<RoutingConfig> {
   }
   const routing = parseRoutingConfig(raw, problems);
   if (problems.length > 0) {
-    throw new RoutingError('ConfigInvalid', `${file} is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`);
+    throw configInvalid(`${file} is invalid`, problems);
   }
   return routing;
 }

@@ -36,6 +36,8 @@ export interface RoutingErrorOptions {
   cause?: unknown;
   /** Seconds the caller should wait before retrying (from a Retry-After header, for example). */
   retryAfterSeconds?: number;
+  /** The problems a ConfigInvalid names, one by one (see {@link configInvalid}). */
+  problems?: readonly string[];
 }
 
 export class RoutingError extends Error {
@@ -43,12 +45,14 @@ export class RoutingError extends Error {
   readonly code: ErrorCode;
   readonly kind: ErrorKind;
   readonly retryAfterSeconds: number | undefined;
+  readonly problems: readonly string[] | undefined;
 
   constructor(code: ErrorCode, message: string, options: RoutingErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.kind = KIND_OF[code];
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.problems = options.problems === undefined ? undefined : [...options.problems];
   }
 }
 
@@ -63,12 +67,18 @@ export function isRoutingError(error: unknown): error is RoutingError {
 }
 
 /**
- * The problems a ConfigInvalid error names: the items of its list (`...:\n- a\n- b`, how every configuration check
- * reports), or the message itself when it names just one.
+ * One ConfigInvalid naming every problem (STYLE.md 3): the message lists them for a log or a terminal
+ * (`heading (2 problems):\n- a\n- b`), and the error carries them as they are for answers that show them one by
+ * one (`/api/health`, the dashboard), so no reader parses the message back.
  */
+export function configInvalid(heading: string, problems: readonly string[], options: Omit<RoutingErrorOptions, 'problems'> = {}): RoutingError {
+  const count = `${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+  return new RoutingError('ConfigInvalid', `${heading} (${count}):\n- ${problems.join('\n- ')}`, { ...options, problems });
+}
+
+/** The problems a ConfigInvalid error names: those it was raised with, or its message when it names just one. */
 export function configProblems(error: RoutingError): string[] {
-  const listed = error.message.split('\n- ').slice(1);
-  return listed.length > 0 ? listed : [error.message];
+  return error.problems === undefined ? [error.message] : [...error.problems];
 }
 
 /** True only for errors that declare themselves transient; unknown errors are not assumed retryable here. */

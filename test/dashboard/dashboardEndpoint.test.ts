@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_AGGREGATION_CONFIG } from '../../src/lib/aggregate/aggregationConfig.js';
 import type { DashboardData } from '../../src/lib/dashboard/dashboardData.js';
 import { createDashboardDataEndpoint, createDashboardHandlers, cspNonce, pageResponse } from '../../src/lib/dashboard/dashboardEndpoint.js';
-import { RoutingError } from '../../src/lib/errors.js';
+import { configInvalid, RoutingError } from '../../src/lib/errors.js';
 import { ManualClock } from '../../src/lib/ports.js';
 import { createServices } from '../../src/lib/runtime.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
@@ -41,7 +41,7 @@ describe('createDashboardDataEndpoint', () => {
 describe('createDashboardHandlers', () => {
   it('answers 503 naming every configuration problem for the data, and none on the page, which needs no key', async () => {
     const handlers = createDashboardHandlers(() =>
-      Promise.reject(new RoutingError('ConfigInvalid', 'Configuration is invalid (2 problems):\n- AzureWebJobsStorage is not set\n- routes[0].condition: <unexpected>')),
+      Promise.reject(configInvalid('Configuration is invalid', ['AzureWebJobsStorage is not set', 'routes[0].condition: <unexpected>'])),
     );
     const page = await handlers.page('/api/dashboard');
     expect(page.status).toBe(503);

@@ -1,4 +1,5 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
+import { tmpdir } from 'node:os';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { verifyStoredConfiguration } from '../../src/lib/aggregate/telemetryStream.js';
@@ -88,6 +89,17 @@ describe('GET /api/health', () => {
     // A record that does not decode is named as what it is, not taken for storage being down.
     await store.put(container, 'config/base-window.json', Buffer.from('{"kind":"something else"}'));
     expect(await check()).toMatchObject({ status: 503, body: { status: 'misconfigured', problems: [expect.stringContaining('config/base-window.json')] } });
+  });
+
+  it('names each problem once, whatever its text: a problem holding a line that looks like a list item stays one', async () => {
+    // The path is in the problem twice (the file and the error opening it); file names may hold newlines.
+    const missing = 'routing\n- not a problem.json';
+    const services = () => createServices({ AzureWebJobsStorage: azurite().connectionString, ROUTING_CONFIG_PATH: missing }, { root: tmpdir() });
+    const report = await healthReport(services, async () => undefined, verifyStoredConfiguration, 'test');
+    expect(report).toEqual({
+      status: 503,
+      body: { status: 'misconfigured', version: 'test', problems: [expect.stringMatching(/^\/\S+\/routing\n- not a problem\.json: ENOENT/)] },
+    });
   });
 
   it('answers ok when the configuration is valid and storage answers', async () => {

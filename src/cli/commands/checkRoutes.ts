@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseRoutingConfig, type EndpointName, type RoutingConfig } from '../../lib/config.js';
-import { RoutingError } from '../../lib/errors.js';
+import { configInvalid, RoutingError } from '../../lib/errors.js';
 import { decodeBody } from '../../lib/message/body.js';
 import { applyEnrichments, classifyEnrichmentValue } from '../../lib/routing/enrich.js';
 import { bodyAvailability, type RouteMessage, type RouteTwin } from '../../lib/routing/evaluate.js';
@@ -79,7 +79,7 @@ async function loadRoutes(file: string, io: CliIo): Promise<Loaded | number> {
   const problems: string[] = [];
   const routing = parseRoutingConfig(Object.fromEntries(Object.entries(doc).filter(([k]) => ROUTING_KEYS.includes(k))), problems);
   if (problems.length > 0) {
-    throw new RoutingError('ConfigInvalid', `${file} is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`);
+    throw configInvalid(`${file} is invalid`, problems);
   }
   const compiled = compileRoutes(routing.routes);
   if ('errors' in compiled) throw new RoutingError('ConfigInvalid', `${file}: ${compiled.errors.join('; ')}`);

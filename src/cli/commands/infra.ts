@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseRoutingConfig } from '../../lib/config.js';
-import { isRoutingError, RoutingError } from '../../lib/errors.js';
+import { configInvalid, isRoutingError } from '../../lib/errors.js';
 import { checkArmTemplate } from '../../lib/infra/arm.js';
 import { buildArmTemplate, infraProblems, type ArmTemplateOptions } from '../../lib/infra/template.js';
 import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
@@ -49,7 +49,7 @@ export async function infraCommand(args: string[], io: CliIo): Promise<number> {
     const reported = new Set(problems.map((p) => p.split(':')[0]));
     problems.push(...infraProblems(routing, options).filter((p) => !reported.has(p.split(':')[0])));
     if (problems.length > 0) {
-      throw new RoutingError('ConfigInvalid', `${file} cannot be deployed (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`);
+      throw configInvalid(`${file} cannot be deployed`, problems);
     }
 
     for (const warning of routeWarnings(routing.routes)) io.stderr.write(`iot-routing infra: warning: ${warning}\n`);

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { AppConfig, RoutingConfig } from '../config.js';
 import { connectionCredential } from '../connectionCredential.js';
-import { RoutingError } from '../errors.js';
+import { configInvalid, RoutingError } from '../errors.js';
 import { processServices, type Services } from '../runtime.js';
 import { createAcsEmailSender } from './acsEmailSender.js';
 import {
@@ -70,10 +70,7 @@ export function createAlertServices(services: Services, overrides: AlertServiceO
     }),
   );
   if (problems.length > 0) {
-    throw new RoutingError(
-      'ConfigInvalid',
-      `Alert configuration is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`,
-    );
+    throw configInvalid('Alert configuration is invalid', problems);
   }
 
   const sender = overrides.sender ?? senderFor(config, settings, services);

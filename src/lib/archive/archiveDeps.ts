@@ -3,7 +3,7 @@
  * services provide it. Kept apart from the handlers so the Functions host, the local runtime, the CLI and tests
  * build it the same way.
  */
-import { RoutingError } from '../errors.js';
+import { configInvalid } from '../errors.js';
 import type { Services } from '../runtime.js';
 import {
   parseArchiveSettings,
@@ -38,7 +38,7 @@ export function resolveArchive(config: ArchiveConfig, env: Env): ResolvedArchive
     problems.push(MISSING_CONTAINER);
   }
   if (problems.length > 0 || 'errors' in format || settings.container === null) {
-    throw new RoutingError('ConfigInvalid', `Archive configuration is invalid:\n- ${problems.join('\n- ')}`);
+    throw configInvalid('Archive configuration is invalid', problems);
   }
   return {
     config,
@@ -63,7 +63,7 @@ export function archiveFromServices(services: Pick<Services, 'config'>): Resolve
       ...('errors' in format ? format.errors.map((e) => `archive.fileNameFormat: ${e}`) : []),
       ...(settings.container === null ? [MISSING_CONTAINER] : []),
     ];
-    throw new RoutingError('ConfigInvalid', `Archive configuration is invalid:\n- ${problems.join('\n- ')}`);
+    throw configInvalid('Archive configuration is invalid', problems);
   }
   return {
     config: archive,

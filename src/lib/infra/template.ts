@@ -16,7 +16,7 @@ import { SETTINGS, type EndpointName, type EnrichmentConfig, type RouteConfig, t
 import { ENRICHMENT_KEY } from '../checks/reasons.js';
 import { DEFAULT_ARCHIVE_CONFIG } from '../archive/config.js';
 import { parseFileNameFormat } from '../archive/fileNameFormat.js';
-import { RoutingError } from '../errors.js';
+import { configInvalid } from '../errors.js';
 import { APP_VERSION } from '../version.js';
 import { planAppSettings, type AppSettingsPlan, type SettingValues } from './appSettings.js';
 import {
@@ -876,10 +876,7 @@ function outputs(): Record<string, ArmOutput> {
 export function buildArmTemplate(routing: InfraRoutingConfig, options: ArmTemplateOptions = {}): ArmTemplate {
   const problems = infraProblems(routing, options);
   if (problems.length > 0) {
-    throw new RoutingError(
-      'ConfigInvalid',
-      `Cannot generate the ARM template (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`,
-    );
+    throw configInvalid('Cannot generate the ARM template', problems);
   }
   const consumerGroup = consumerGroupOf(options);
   const encoding = options.archiveEncoding ?? iotHubEncoding(archiveOf(routing).encoding) ?? 'Avro';
