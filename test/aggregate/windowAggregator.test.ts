@@ -15,6 +15,7 @@ import {
   type WindowStore,
 } from '../../src/lib/aggregate/windowStore.js';
 import { windowDocName } from '../../src/lib/aggregate/windows.js';
+import { admit } from '../../src/lib/checks/admit.js';
 import { parseChecksConfig } from '../../src/lib/checks/expectations.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
 import type { RoutedMessage } from '../../src/lib/message/RoutedMessage.js';
@@ -417,6 +418,24 @@ describe('windowed aggregation: bad input never throws', () => {
     const names: string[] = [];
     for await (const item of quarantineStore.list('quarantine')) names.push(item.name);
     expect(names).toHaveLength(2);
+  });
+
+  it('says why each message cannot be windowed, so that whoever quarantines it need not decide again', async () => {
+    const clock = new ManualClock(T0 + 3_600_000);
+    const checks = parseChecksConfig({ endpoints: { events: { outcomes: { DeviceIdMissing: 'warn', EnqueuedTimeInvalid: 'warn' } } } });
+    if ('errors' in checks) throw new Error(checks.errors.join('\n'));
+    const quarantine = createQuarantine(new MemoryBlobStore({ clock }), 'quarantine', clock);
+    const { admitted } = await admit(
+      batch([{ at: 1_000, id: 'x', device: null }, { at: 2_000, id: 'kept' }, { at: 1_000, id: 'y', time: null }]),
+      'events',
+      { checks: checks.value, quarantine, now: () => clock.now() },
+    );
+    const result = await createWindowAggregator({ windows: memoryWindowStore(), config: config({}), clock }).aggregate(admitted, '0');
+    expect(result.unwindowable.map(({ admitted: item, code }) => [item.delivered.messageId, code])).toEqual([
+      ['x', 'DeviceIdMissing'],
+      ['y', 'EnqueuedTimeInvalid'],
+    ]);
+    expect(result.aggregated).toBe(1);
   });
 });
 

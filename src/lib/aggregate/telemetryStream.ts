@@ -15,7 +15,6 @@ import { aggregationConfigOf } from './aggregationConfig.js';
 import { verifyBaseWindow } from './baseWindow.js';
 import { createWindowAggregator, type WindowAggregator } from './windowAggregator.js';
 import { blobWindowStore } from './windowStore.js';
-import { unwindowableCode } from './windows.js';
 
 export interface TelemetryStreamDeps {
   admit: AdmitDeps;
@@ -80,8 +79,7 @@ export function createTelemetryStreamHandler(deps: TelemetryStreamDeps): Telemet
       };
       for (const [partition, items] of byPartition) {
         const aggregate = await deps.aggregator.aggregate(items, partition);
-        for (const { message, delivered } of aggregate.unwindowable) {
-          const code: ReasonCode = unwindowableCode(message) ?? 'EnqueuedTimeInvalid';
+        for (const { admitted: { delivered }, code } of aggregate.unwindowable) {
           // As delivered, like every quarantined message (admit.ts).
           await deps.quarantine.putMessage(delivered, 'events', [
             reasonFor(code, 'a window is per device and enqueued time; this message has no value for one of them'),

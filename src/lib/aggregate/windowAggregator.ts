@@ -37,7 +37,7 @@ import {
   type RollupWindowDoc,
   type WindowStore,
 } from './windowStore.js';
-import { isoSeconds, partitionDocName, rollupPageOf, unwindowableCode, windowDocName, windowStartOf } from './windows.js';
+import { isoSeconds, partitionDocName, rollupPageOf, unwindowableCode, windowDocName, windowStartOf, type UnwindowableCode } from './windows.js';
 
 export interface WindowAggregatorDeps {
   windows: WindowStore;
@@ -57,9 +57,18 @@ export interface AggregateResult {
   /** Of the newly counted, those whose window had already closed: recorded, and the window gets a new revision. */
   late: number;
   /** Admitted messages that cannot be placed in a window (no device id or no enqueued time): quarantine them. */
-  unwindowable: AdmittedMessage[];
+  unwindowable: UnwindowableMessage[];
   baseWindows: number;
   rollupWindows: number;
+}
+
+/**
+ * An admitted message no window can take, with why: decided once, where the aggregation meets it, and carried to
+ * whoever quarantines it. Only these are wrapped; a message placed in a window costs no allocation for it.
+ */
+export interface UnwindowableMessage {
+  admitted: AdmittedMessage;
+  code: UnwindowableCode;
 }
 
 export interface WindowAggregator {
@@ -94,7 +103,7 @@ interface BaseGroup {
 
 interface BatchGroups {
   groups: BaseGroup[];
-  unwindowable: AdmittedMessage[];
+  unwindowable: UnwindowableMessage[];
   /** The latest enqueued time of the batch (capped at the clock plus a small skew); null when none had one. */
   maxEventTime: number | null;
 }
@@ -136,11 +145,12 @@ export function createWindowAggregator(deps: WindowAggregatorDeps): WindowAggreg
     // one or two windows, so its list is short).
     const groups: BaseGroup[] = [];
     const groupsByDevice = new Map<string, BaseGroup[]>();
-    const unwindowable: AdmittedMessage[] = [];
+    const unwindowable: UnwindowableMessage[] = [];
     for (const item of admitted) {
       const { message, check } = item;
-      if (unwindowableCode(message) !== undefined) {
-        unwindowable.push(item);
+      const code = unwindowableCode(message);
+      if (code !== undefined) {
+        unwindowable.push({ admitted: item, code });
         continue;
       }
       const time = message.enqueuedTime!.getTime();

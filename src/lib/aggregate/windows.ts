@@ -18,11 +18,13 @@ export const WINDOWS_PREFIX = 'windows/';
 export const PARTITIONS_PREFIX = 'partitions/';
 const DAY_MS = 86_400_000;
 
+export type UnwindowableCode = 'DeviceIdMissing' | 'EnqueuedTimeInvalid';
+
 /**
  * Why a message cannot be placed in a window, which is per device and enqueued time; undefined when it can. Only
  * reachable after the checks when routing.config.json lets such messages through as warnings.
  */
-export function unwindowableCode(message: Pick<RoutedMessage, 'deviceId' | 'enqueuedTime'>): 'DeviceIdMissing' | 'EnqueuedTimeInvalid' | undefined {
+export function unwindowableCode(message: Pick<RoutedMessage, 'deviceId' | 'enqueuedTime'>): UnwindowableCode | undefined {
   if (message.deviceId === null || message.deviceId === '') return 'DeviceIdMissing';
   const time = message.enqueuedTime?.getTime();
   return time === undefined || Number.isNaN(time) ? 'EnqueuedTimeInvalid' : undefined;
