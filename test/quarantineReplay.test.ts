@@ -85,7 +85,7 @@ describe('quarantine replay of twin-resolved messages', () => {
     const s = setup({ EnrichmentMismatch: 'quarantine' });
     expect(await s.quarantineFirst()).toEqual({ EnrichmentMismatch: 1 });
     const [item] = await all(s.quarantine.list());
-    const record = (await s.quarantine.get(item!.name)) as QuarantinedMessage;
+    const record = (await s.quarantine.get(item!.name))?.value as QuarantinedMessage;
     // As delivered: the placeholder, not the value the twin had then (the reason names that value).
     expect(record.properties['site']).toBe('$twin.tags.site');
     expect(record.reasons[0]?.detail).toContain('"lyon"');
@@ -117,7 +117,7 @@ describe('quarantine replay of twin-resolved messages', () => {
     // The checks pass it (a warning); the aggregation cannot place it in a window and quarantines it.
     expect(await s.quarantineFirst()).toEqual({ EnqueuedTimeInvalid: 1 });
     const [item] = await all(s.quarantine.list());
-    expect(((await s.quarantine.get(item!.name)) as QuarantinedMessage).properties['site']).toBe('$twin.tags.site');
+    expect(((await s.quarantine.get(item!.name))?.value as QuarantinedMessage).properties['site']).toBe('$twin.tags.site');
     expect((await s.dry())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnqueuedTimeInvalid'] });
     expect((await s.replay())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnqueuedTimeInvalid'] });
   });

@@ -9,7 +9,8 @@
  *
  * Invariant (effectively-once): a replay is one more delivery of the message. Both handlers dedupe by message
  * identity (the window's identity list, the alert ledger), so replaying twice, or replaying a message that also
- * reached its handler another way, changes nothing. A record is deleted only after its handler took the message;
+ * reached its handler another way, changes nothing. A record is deleted only after its handler took the message,
+ * and only in the version the replay read (a record another replay rewrote meanwhile stays, reported `failed`);
  * a message the checks still refuse stays, its record's reasons replaced by today's (`Quarantine.forReplay`).
  * Records keep messages as delivered, `$twin` placeholders unresolved (admit.ts), so a twin fixed since is read
  * again. A crash between the handler and the deletion leaves the record
@@ -25,7 +26,7 @@ import { alertsConfigOf, createAlertServices } from './alerts/alertServices.js';
 import { ledgerVerdict, type CriticalAlertHandler } from './alerts/criticalAlertHandler.js';
 import type { AlertLedger, LedgerState } from './alerts/ledger.js';
 import { checkAdmission, quarantiningCodes, type AdmitDeps } from './checks/admit.js';
-import { isTransient } from './errors.js';
+import { isTransient, RoutingError } from './errors.js';
 import type { RoutedMessage } from './message/RoutedMessage.js';
 import type { Services } from './runtime.js';
 import { ARCHIVE_DAMAGE_CODES, quarantinedMessage, quarantineReasonCodes, type Quarantine, type QuarantineListItem } from './storage/quarantine.js';
@@ -74,8 +75,9 @@ export type ReplayResult = { name: string; endpoint: string; deviceId: string | 
   | { outcome: 'quarantined'; reasons: string[] }
   | { outcome: 'skipped'; why: string }
   /**
-   * A transient failure (storage, the e-mail service, the twin registry, the alert still owned by another run):
-   * the record stays, and a later replay takes it up; the next records are still replayed.
+   * A transient failure (storage, the e-mail service, the twin registry, the alert still owned by another run, the
+   * record rewritten by another replay after the handler took the message): the record stays, and a later replay
+   * takes it up; the next records are still replayed.
    */
   | { outcome: 'failed'; error: string }
 );
@@ -122,8 +124,9 @@ async function replayOne(deps: ReplayDeps, replaying: Quarantine, item: Quaranti
   if (!isReplayable(item.endpoint)) {
     return { ...base, outcome: 'skipped', why: `${item.endpoint} records are archive records: replay the archive blob instead` };
   }
-  const entry = await deps.quarantine.get(item.name);
-  if (entry === null) return { ...base, outcome: 'skipped', why: 'gone (another replay took it)' };
+  const record = await deps.quarantine.get(item.name);
+  if (record === null) return { ...base, outcome: 'skipped', why: 'gone (another replay took it)' };
+  const entry = record.value;
   if (entry.kind !== 'message') return { ...base, outcome: 'skipped', why: `a ${entry.kind} record` };
   const message = quarantinedMessage(entry);
   if (deps.dryRun !== undefined) return { ...base, ...(await judge(deps.dryRun, message, item.endpoint)) };
@@ -148,7 +151,14 @@ async function replayOne(deps: ReplayDeps, replaying: Quarantine, item: Quaranti
     if (outcome.outcome === 'duplicate' && outcome.state === 'failed') return { ...base, outcome: 'quarantined', reasons: ['EmailRejected'] };
     detail = outcome.outcome === 'duplicate' ? `duplicate (${outcome.state})` : outcome.outcome;
   }
-  await deps.quarantine.remove(item.name);
+  // Invariant: a replay deletes only the version of the record it read (If-Match). A record rewritten since (another
+  // replay, with another configuration, refused the message again and wrote its reasons) is that replay's verdict
+  // and stays; this record is then `failed` (a lost race is transient), and the next replay finds the message
+  // already counted or sent and deletes the record it reads. Gone already: another replay took it, as this one did.
+  const removed = await deps.quarantine.remove(item.name, record.etag);
+  if (!removed.deleted && removed.reason === 'conditionNotMet') {
+    throw new RoutingError('StorageConflict', `${detail}, but the record changed while it was replayed (another replay rewrote it): kept, replay it again`);
+  }
   return { ...base, outcome: 'replayed', detail };
 }
 

@@ -56,7 +56,7 @@ describe('an alert the e-mail service refused', () => {
     const names: string[] = [];
     for await (const item of quarantine.list()) names.push(item.name);
     expect(names).toHaveLength(1);
-    const record = (await quarantine.get(names[0]!)) as QuarantinedMessage;
+    const record = (await quarantine.get(names[0]!))?.value as QuarantinedMessage;
     expect(record.reasons.map((r) => r.code)).toEqual(['EmailRejected']);
     expect(record.properties['deviceLocation']).toBe('$twin.tags.location');
 

@@ -1,7 +1,8 @@
 /**
  * `iot-routing quarantine replay` when things go wrong, against Azurite: a transient storage failure on one record
  * and an alert still owned by an interrupted run are that record's outcome (`failed`, exit 4) while the rest is
- * replayed; a dry run fails as the run would when the alert settings are missing; archive damage codes are refused.
+ * replayed; so is a record another replay rewrote meanwhile, which stays; a dry run fails as the run would when the
+ * alert settings are missing; archive damage codes are refused.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EXIT, UsageError } from '../../src/cli/io.js';
@@ -11,6 +12,7 @@ import { alertsConfigOf, createAlertServices } from '../../src/lib/alerts/alertS
 import { createAlertStores } from '../../src/lib/alerts/alertStores.js';
 import { RoutingError } from '../../src/lib/errors.js';
 import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
+import { replayDepsFromServices, replayQuarantined, type ReplayDeps, type ReplayResult } from '../../src/lib/quarantineReplay.js';
 import { AzureBlobStore } from '../../src/lib/storage/azureBlobStore.js';
 import { useAzurite } from '../support/azurite.js';
 import { runCli } from '../support/cli.js';
@@ -105,4 +107,56 @@ describe('quarantine replay when things go wrong', () => {
       await f.remove();
     }
   });
+
+  it('keeps a record another replay rewrote while this one replayed it, and says so; the next replay settles it', async () => {
+    const f = await replayFixture(azurite().connectionString, (dir) => ({
+      strict: siteRule(dir, ['Lyon']),
+      fixed: siteRule(dir, ['Lyon', 'lyon']),
+      elsewhere: siteRule(dir, ['Paris']),
+    }));
+    try {
+      await telemetryStreamFromServices(await f.services('strict')).processBatch(siteEvents([['pump-7', 'lyon', 1]]));
+      const fixed = replayDepsFromServices(await f.services('fixed'));
+      const elsewhere = await f.services('elsewhere');
+      const others: ReplayResult[] = [];
+      // Between this replay's read of the record and its delete, a replay with another configuration refuses the
+      // message again and rewrites the record with its reasons (Quarantine.forReplay).
+      const racing: ReplayDeps = {
+        ...fixed,
+        handlers: async (endpoint, quarantine) => {
+          const { events } = await fixed.handlers(endpoint, quarantine);
+          return {
+            events: {
+              processBatch: async (messages, options) => {
+                if (others.length === 0) others.push(...(await all(replayQuarantined(replayDepsFromServices(elsewhere)))));
+                return events!.processBatch(messages, options);
+              },
+            },
+          };
+        },
+      };
+
+      const results = await all(replayQuarantined(racing));
+      expect(others).toEqual([expect.objectContaining({ outcome: 'quarantined', reasons: ['EnrichmentMismatch'] })]);
+      expect(results).toEqual([
+        expect.objectContaining({ outcome: 'failed', error: expect.stringMatching(/^aggregated, but the record changed while it was replayed/) }),
+      ]);
+      // The other replay's verdict stands: the record is there, with its reasons.
+      const [item] = await all(elsewhere.quarantine.list());
+      const record = (await elsewhere.quarantine.get(item!.name))?.value;
+      expect(record?.reasons.map((r) => r.detail).join()).toContain('Paris');
+
+      // Run again: the message is already counted, and the record this replay reads is deleted.
+      expect(await all(replayQuarantined(fixed))).toEqual([expect.objectContaining({ outcome: 'replayed', detail: 'duplicate (already counted)' })]);
+      expect(await all(elsewhere.quarantine.list())).toEqual([]);
+    } finally {
+      await f.remove();
+    }
+  });
 });
+
+async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}

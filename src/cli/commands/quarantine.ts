@@ -56,12 +56,12 @@ export async function quarantineCommand(args: string[], io: CliIo): Promise<numb
   if (action === 'show') {
     const name = rest[0];
     if (name === undefined || rest.length > 1) throw new UsageError('quarantine show takes one blob name (see quarantine list)');
-    const entry = await quarantine.get(name);
-    if (entry === null) {
+    const record = await quarantine.get(name);
+    if (record === null) {
       io.stderr.write(`quarantine: no record named ${name} in container ${container}\n`);
       return EXIT.usage;
     }
-    await writeLine(io.stdout, JSON.stringify(entry, null, 2));
+    await writeLine(io.stdout, JSON.stringify(record.value, null, 2));
     return EXIT.ok;
   }
 

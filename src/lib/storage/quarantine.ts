@@ -18,8 +18,8 @@ import type { ArchiveDamage } from '../message/archive.js';
 import { messageIdentity } from '../message/identity.js';
 import type { RoutedMessage } from '../message/RoutedMessage.js';
 import { messageFields, messageFromFields, type MessageRecord } from '../message/serialize.js';
-import type { BlobItem, BlobStore, Clock } from '../ports.js';
-import { createJson, getJson, replaceJson } from './jsonDocuments.js';
+import type { BlobItem, BlobStore, Clock, DeleteResult, ETag } from '../ports.js';
+import { createJson, getJson, replaceJson, type JsonDocument } from './jsonDocuments.js';
 
 export type ArchiveDamageCode = ArchiveDamage['code'];
 
@@ -148,9 +148,13 @@ export interface Quarantine {
     options?: { earlierAttemptsSince?: Date },
   ): Promise<QuarantinePutResult>;
   list(filter?: { endpoint?: string; reason?: string; deviceId?: string }): AsyncIterable<QuarantineListItem>;
-  get(name: string): Promise<QuarantineEntry | null>;
-  /** Deletes a record (a replayed message that went through). False when it was already gone. */
-  remove(name: string): Promise<boolean>;
+  /** The record and the version read (`etag`, for a delete that must not remove a rewritten record); null when gone. */
+  get(name: string): Promise<JsonDocument<QuarantineEntry> | null>;
+  /**
+   * Deletes a record (a replayed message that went through); with `etag`, only that version (If-Match), so that a
+   * record rewritten since it was read stays (`conditionNotMet`).
+   */
+  remove(name: string, etag?: ETag): Promise<DeleteResult>;
   /**
    * A quarantine for replays: a message it is asked to quarantine again (its record exists) gets its record's
    * reasons replaced by today's, `quarantinedAt` kept, so that `show`, `list --reason` and the dashboard say why
@@ -315,13 +319,12 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
       }
     },
 
-    async get(name) {
-      const document = await getJson<QuarantineEntry>(store, container, name);
-      return document?.value ?? null;
+    get(name) {
+      return getJson<QuarantineEntry>(store, container, name);
     },
 
-    async remove(name) {
-      return (await store.delete(container, name)).deleted;
+    remove(name, etag) {
+      return store.delete(container, name, etag);
     },
 
     forReplay() {
