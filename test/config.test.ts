@@ -1,11 +1,13 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildAppConfig, loadAppConfig, loadRoutingConfig, SETTINGS } from '../src/lib/config.js';
 import { isRoutingError } from '../src/lib/errors.js';
 import { APP_ROOT } from '../src/lib/version.js';
+import { useTempDirs } from './support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -37,7 +39,7 @@ describe('config', () => {
   it('finds routing.config.json in the app root whatever the working directory (the host does not promise it)', async () => {
     expect(APP_ROOT).toBe(root);
     const sample = JSON.parse(await readFile(path.join(root, 'local.settings.sample.json'), 'utf8')) as { Values: Record<string, string> };
-    const elsewhere = await mkdtemp(path.join(tmpdir(), 'cwd-'));
+    const elsewhere = await tempDir('cwd-');
     const cwd = process.cwd();
     process.chdir(elsewhere);
     try {
@@ -182,7 +184,7 @@ describe('config', () => {
   });
 
   it('names the file when routing.config.json is not JSON', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'routing-config-'));
+    const dir = await tempDir('routing-config-');
     const file = path.join(dir, 'routing.config.json');
     await writeFile(file, '{ "routes": [ }');
     await expect(loadRoutingConfig(file)).rejects.toThrow(/routing\.config\.json: not valid JSON/);

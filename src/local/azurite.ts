@@ -83,7 +83,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
   // A process group of its own: a terminal's Ctrl+C (SIGINT to the foreground group) then reaches only `npm start`,
   // which drains its in-flight work against a storage that is still there and stops this child last. Had the child
   // shared the group, it would close at the first Ctrl+C and the drain would fail with ECONNREFUSED.
-  const child = spawn(process.execPath, ['-e', childEntry(main), 'azurite', ...flags], {
+  const child = spawn(process.execPath, ['-e', childEntry(main, removeWorkspace ? workspace : null), 'azurite', ...flags], {
     cwd: workspace,
     env,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -142,12 +142,17 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
  * outright on Windows). When the parent is gone, however it ended (SIGKILL included, where its exit handler cannot
  * run), the channel disconnects and the child takes the same shutdown path (or exits, if Azurite has not started
  * listening for it yet), so no detached Azurite outlives the run holding its port. The channel is unref'd on both
- * sides: it never keeps either process alive.
+ * sides: it never keeps either process alive. `workspace`: the temporary directory made for an in-memory instance,
+ * which the child removes as it exits, so that it goes too when the parent could not (killed outright); `stop()`
+ * removes it as well, where a platform will not delete a running process's working directory.
  */
-function childEntry(main: string): string {
+function childEntry(main: string, workspace: string | null): string {
   return [
     "process.once('disconnect', () => (process.listenerCount('message') > 0 ? process.emit('message', 'shutdown') : process.exit(0)));",
     'process.channel?.unref();',
+    ...(workspace === null
+      ? []
+      : [`process.once('exit', () => { try { require('node:fs').rmSync(${JSON.stringify(workspace)}, { recursive: true, force: true }); } catch {} });`]),
     `require(${JSON.stringify(main)});`,
   ].join('\n');
 }

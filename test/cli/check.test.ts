@@ -1,5 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { admit } from '../../src/lib/checks/admit.js';
@@ -12,10 +11,13 @@ import { createQuarantine } from '../../src/lib/storage/quarantine.js';
 import { useAzurite, uniqueContainerName } from '../support/azurite.js';
 import { casePath, CASES_SKIP_REASON, HAVE_CASES } from '../support/cases.js';
 import { runCli } from '../support/cli.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'iot-routing-check-'));
+  dir = await tempDir('iot-routing-check-');
 });
 
 /** One IoT Hub JSON-encoded record, as the storage endpoint writes it, with a JSON body. */

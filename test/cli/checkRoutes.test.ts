@@ -1,13 +1,15 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { checkRoutesCommand } from '../../src/cli/commands/checkRoutes.js';
 import { runCommand } from '../support/cli.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'iot-routing-check-routes-'));
+  dir = await tempDir('iot-routing-check-routes-');
 });
 
 const run = (args: string[]) => runCommand(checkRoutesCommand, args);

@@ -1,6 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -8,12 +7,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { iotHubAvroFile } from '../support/avroFiles.js';
 import { casePath, CASES_SKIP_REASON, HAVE_CASES } from '../support/cases.js';
 import { runCli } from '../support/cli.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let dir: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'iot-routing-decode-'));
+  dir = await tempDir('iot-routing-decode-');
 });
 
 function lines(stdout: string): Array<Record<string, unknown>> {

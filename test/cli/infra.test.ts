@@ -1,5 +1,4 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,13 +7,16 @@ import { loadRoutingConfig } from '../../src/lib/config.js';
 import { checkArmTemplate, type ArmTemplate } from '../../src/lib/infra/arm.js';
 import { buildArmTemplate } from '../../src/lib/infra/template.js';
 import { runCli, runCommand, type CliRun } from '../support/cli.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const shippedConfig = path.join(root, 'routing.config.json');
 let dir: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'iot-routing-infra-'));
+  dir = await tempDir('iot-routing-infra-');
 });
 
 const infra = (args: string[]): Promise<CliRun> => runCommand(infraCommand, args);

@@ -1,5 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { BlobServiceClient } from '@azure/storage-blob';
@@ -10,6 +9,9 @@ import { DEFAULT_ARCHIVE_CONFIG } from '../../src/lib/archive/config.js';
 import { AzureBlobStore } from '../../src/lib/storage/azureBlobStore.js';
 import { FIXTURE_HUB, independentDecode, recordKey, writeArchive, type WrittenBlob } from '../support/archiveFixtures.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 const azurite = useAzurite();
 const container = uniqueContainerName('archive');
@@ -19,7 +21,7 @@ let blobs: WrittenBlob[];
 let config: string;
 
 beforeAll(async () => {
-  config = join(await mkdtemp(join(tmpdir(), 'query-cli-')), 'routing.config.json');
+  config = join(await tempDir('query-cli-'), 'routing.config.json');
   await writeFile(config, JSON.stringify({ iotHubName: FIXTURE_HUB }));
   const store = new AzureBlobStore(BlobServiceClient.fromConnectionString(azurite().connectionString));
   blobs = await writeArchive(store, container, DEFAULT_ARCHIVE_CONFIG.fileNameFormat, [

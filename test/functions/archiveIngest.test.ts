@@ -1,5 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { InvocationContext } from '@azure/functions';
@@ -15,6 +14,9 @@ import { FIXTURE_HUB, writeArchive, type WrittenBlob } from '../support/archiveF
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { faultyStore } from '../support/faultyStore.js';
 import { captureRegistrations, registration, type Registration } from '../support/registrations.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 const azurite = useAzurite();
 const archiveContainer = uniqueContainerName('archive');
@@ -26,7 +28,7 @@ let store: AzureBlobStore;
 let configPath: string;
 
 beforeAll(async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'archive-ingest-'));
+  const dir = await tempDir('archive-ingest-');
   const config = path.join(dir, 'routing.config.json');
   configPath = config;
   await writeFile(

@@ -1,5 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { HttpRequest, HttpResponse, InvocationContext, type HttpResponseInit } from '@azure/functions';
@@ -10,6 +9,9 @@ import { hostQuery } from '../../src/local/httpServer.js';
 import { FIXTURE_HUB, independentDecode, recordKey, writeArchive, type WrittenBlob } from '../support/archiveFixtures.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { captureRegistrations, registration, type Registration } from '../support/registrations.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 const azurite = useAzurite();
 const archiveContainer = uniqueContainerName('archive');
@@ -20,7 +22,7 @@ let setupCalls: unknown[];
 let blobs: WrittenBlob[];
 
 beforeAll(async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'telemetry-'));
+  const dir = await tempDir('telemetry-');
   const config = path.join(dir, 'routing.config.json');
   await writeFile(
     config,

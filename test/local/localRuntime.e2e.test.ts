@@ -4,8 +4,7 @@
  * defines them, the outbox's .eml files and the alert ledger, the archive blobs decoded with readArchive, and the
  * reports served over HTTP against a recomputation from the sent bodies.
  */
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAlertSettings } from '../../src/lib/alerts/alertsConfig.js';
@@ -19,6 +18,9 @@ import type { DeviceKind } from '../../src/local/devices.js';
 import type { HubMessage, RoutedRecord } from '../../src/local/hub.js';
 import { runLocal, type LocalSummary, type RunningLocal } from '../../src/local/main.js';
 import { serviceBusMessageIdOf } from '../../src/local/queue.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 const DEVICES = 5;
 const DURATION_SECONDS = 120;
@@ -121,7 +123,7 @@ describe('npm start, end to end', () => {
   it(
     'accounts for every sent message exactly once, with an e-mail or digest entry per alert, decodable archives and exact reports',
     async () => {
-      const dir = await mkdtemp(path.join(tmpdir(), 'iot-routing-local-'));
+      const dir = await tempDir('iot-routing-local-');
       const records: RoutedRecord[] = [];
       const critical: HubMessage[] = [];
       let observed: Observed | undefined;

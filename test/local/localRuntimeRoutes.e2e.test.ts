@@ -4,19 +4,21 @@
  * what matches nothing). Its own file: the function modules build their services once per process
  * (`processServices`), so each run of the local runtime needs a process of its own, as `npm start` has.
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runLocal } from '../../src/local/main.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 describe('npm start with a routing config of the user\'s', () => {
   it(
     'with a route that sends the queue messages the alert policy does not select, and no fallback route: conserved, and the drops said',
     async () => {
-      const dir = await mkdtemp(path.join(tmpdir(), 'iot-routing-local-'));
+      const dir = await tempDir('iot-routing-local-');
       const routing = JSON.parse(await readFile(fileURLToPath(new URL('../../routing.config.json', import.meta.url)), 'utf8')) as Record<string, unknown> & { routes: Array<Record<string, unknown>> };
       // Every message with a humidity above 60 goes to the queue, whatever its level; nothing falls back.
       routing.routes = routing.routes.map((r) => (r['name'] === 'CriticalRoute' ? { ...r, condition: 'level="critical" OR $body.humidity > 60' } : r));
@@ -48,7 +50,7 @@ describe('npm start with a routing config of the user\'s', () => {
   );
 
   it('names every problem of a broken config in one message, before starting anything', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'iot-routing-local-'));
+    const dir = await tempDir('iot-routing-local-');
     const configPath = path.join(dir, 'routing.config.json');
     await writeFile(configPath, JSON.stringify({ archive: { encoding: 'xml' }, aggregation: { windows: ['7x'] } }));
     const run = (file: string) => runLocal({ routingConfigPath: file, inMemoryAzurite: true, sampleSettingsOnly: true, port: 0, stateDirectory: dir, output: null });

@@ -1,13 +1,15 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Registration } from '../../src/local/registrations.js';
 import { displayValue, installEnvironment, localSettings, settingsReferencedBy } from '../../src/local/settings.js';
+import { useTempDirs } from '../support/tempDirs.js';
+
+const tempDir = useTempDirs();
 
 let root: string;
 beforeAll(async () => {
-  root = await mkdtemp(path.join(tmpdir(), 'local-settings-'));
+  root = await tempDir('local-settings-');
   const values = (v: Record<string, string>) => JSON.stringify({ IsEncrypted: false, Values: v });
   await writeFile(
     path.join(root, 'local.settings.sample.json'),
@@ -58,7 +60,7 @@ describe('local settings', () => {
   });
 
   it("send through ACS when it is configured, whatever the sample's ALERT_SENDER=outbox says, unless outbox is chosen", async () => {
-    const sampleRoot = await mkdtemp(path.join(tmpdir(), 'local-settings-sender-'));
+    const sampleRoot = await tempDir('local-settings-sender-');
     const values = (v: Record<string, string>) => JSON.stringify({ IsEncrypted: false, Values: v });
     await writeFile(path.join(sampleRoot, 'local.settings.sample.json'), values({ ALERT_SENDER: 'outbox', ACS_CONNECTION_STRING: '' }));
     const acs = 'endpoint=https://x.communication.azure.com/;accesskey=k';
