@@ -126,7 +126,7 @@ describe('quarantine replay of twin-resolved messages', () => {
     const s = setup({ EnrichmentMismatch: 'quarantine' }, { moduleId: 'filter' });
     expect(await s.quarantineFirst()).toEqual({ EnrichmentMismatch: 1 });
     const [item] = await all(s.quarantine.list());
-    const record = (await s.quarantine.get(item!.name)) as QuarantinedMessage;
+    const record = (await s.quarantine.get(item!.name))?.value as QuarantinedMessage;
     expect(record).toMatchObject({ deviceId: 'pump-7', moduleId: 'filter', properties: { site: '$twin.tags.site' } });
     expect(record.reasons[0]?.detail).toContain('"lyon"');
     expect((await s.dry())[0]).toMatchObject({ outcome: 'quarantined', reasons: ['EnrichmentMismatch'] });
