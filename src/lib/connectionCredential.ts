@@ -25,7 +25,7 @@ import {
   ManagedIdentityCredential,
   type TokenCredential,
 } from '@azure/identity';
-import { RoutingError } from './errors.js';
+import { configInvalid } from './errors.js';
 
 type Settings = Readonly<Record<string, string | undefined>>;
 
@@ -90,7 +90,7 @@ export function connectionCredentialProblems(settings: Settings, connection: str
 export function connectionCredential(settings: Settings, connection: string): TokenCredential {
   const problems = connectionCredentialProblems(settings, connection);
   if (problems.length > 0) {
-    throw new RoutingError('ConfigInvalid', `The identity settings of ${connection} are invalid:\n- ${problems.join('\n- ')}`);
+    throw configInvalid(`The identity settings of ${connection} are invalid`, problems);
   }
   const clientId = connectionSetting(settings, connection, 'clientId');
   const resourceId = connectionSetting(settings, connection, 'managedIdentityResourceId');
