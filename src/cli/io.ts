@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { access } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { instantProblem, parseInstant } from '../lib/instant.js';
 import type { ArchiveDamage } from '../lib/message/archive.js';
 
 export interface CliIo {
@@ -46,6 +47,32 @@ export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnTy
     }
   }
   return parseArgs(config);
+}
+
+/** A whole number option in [min, max], or a usage error naming the option. */
+export function wholeNumber(text: string, name: string, min: number, max: number): number {
+  const n = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`${name} must be a whole number from ${min} to ${max}, not "${text}"`);
+  return n;
+}
+
+/**
+ * `--from` / `--to` as epoch milliseconds ([from, to), either open), read as every route and command reads a time
+ * (src/lib/instant.ts); a usage error names the option that is wrong.
+ */
+export function timeRangeOptions(values: { from?: string | undefined; to?: string | undefined }): { fromMs?: number; toMs?: number } {
+  const range: { fromMs?: number; toMs?: number } = {};
+  for (const key of ['from', 'to'] as const) {
+    const text = values[key];
+    if (text === undefined) continue;
+    const ms = parseInstant(text);
+    if (ms === null) throw new UsageError(instantProblem(`--${key}`, text));
+    range[key === 'from' ? 'fromMs' : 'toMs'] = ms;
+  }
+  if (range.fromMs !== undefined && range.toMs !== undefined && range.fromMs >= range.toMs) {
+    throw new UsageError('--to must be after --from (the range is [from, to))');
+  }
+  return range;
 }
 
 /** Writes with back-pressure so that piping a large decode into `head` or a slow consumer stays bounded. */

@@ -9,9 +9,8 @@ import { decodeContinuation, queryArchive, type QueryStats } from '../../lib/arc
 import type { ChecksConfig } from '../../lib/checks/expectations.js';
 import { loadRoutingConfig } from '../../lib/config.js';
 import { nearest } from '../../lib/editDistance.js';
-import { parseInstant, instantProblem } from '../../lib/instant.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { EXIT, parseCommandArgs, routingConfigPath, UsageError, type CliIo } from '../io.js';
+import { EXIT, parseCommandArgs, routingConfigPath, timeRangeOptions, UsageError, wholeNumber, type CliIo } from '../io.js';
 
 export const queryUsage = `iot-routing query --connection-string CS --container NAME [--device ID]... [--from ISO] [--to ISO]
                   [--level L] [--where field=value]... [--property key=value]... [--format ndjson|csv|json]
@@ -78,21 +77,14 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
     archive = { ...archive, fileNameFormat: values['file-name-format'] };
   }
   if (values['batch-frequency'] !== undefined) {
-    archive = { ...archive, batchFrequencySeconds: integer(values['batch-frequency'], '--batch-frequency', 60, 720) };
+    archive = { ...archive, batchFrequencySeconds: wholeNumber(values['batch-frequency'], '--batch-frequency', 60, 720) };
   }
 
   const filter: ArchiveFilter = {};
   if (values.device !== undefined && values.device.length > 0) filter.deviceIds = values.device;
-  for (const key of ['from', 'to'] as const) {
-    const text = values[key];
-    if (text === undefined) continue;
-    const ms = parseInstant(text);
-    if (ms === null) throw new UsageError(instantProblem(`--${key}`, text));
-    filter[key] = new Date(ms);
-  }
-  if (filter.from !== undefined && filter.to !== undefined && filter.from >= filter.to) {
-    throw new UsageError('--to must be after --from (the range is [from, to))');
-  }
+  const { fromMs, toMs } = timeRangeOptions(values);
+  if (fromMs !== undefined) filter.from = new Date(fromMs);
+  if (toMs !== undefined) filter.to = new Date(toMs);
   if (values.level !== undefined) filter.level = values.level;
   if (values.where !== undefined) {
     filter.where = values.where.map((text) => {
@@ -108,8 +100,8 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
       return parsed.value;
     });
   }
-  const limit = values.limit === undefined ? undefined : integer(values.limit, '--limit', 1, Number.MAX_SAFE_INTEGER);
-  const concurrency = values.concurrency === undefined ? undefined : integer(values.concurrency, '--concurrency', 1, 64);
+  const limit = values.limit === undefined ? undefined : wholeNumber(values.limit, '--limit', 1, Number.MAX_SAFE_INTEGER);
+  const concurrency = values.concurrency === undefined ? undefined : wholeNumber(values.concurrency, '--concurrency', 1, 64);
   if (values.continuation !== undefined) {
     const position = decodeContinuation(values.continuation, { container, config: archive, filter });
     if ('error' in position) throw new UsageError(`--continuation: ${position.error}`);
@@ -181,12 +173,6 @@ async function missingContainerMessage(service: BlobServiceClient, container: st
   }
   const listed = names.length === 0 ? '' : ` (nearest: ${nearest(container, names, CONTAINERS_NAMED).join(', ')})`;
   return `--container: the storage account has no container "${container}"${listed}`;
-}
-
-function integer(text: string, name: string, min: number, max: number): number {
-  const n = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= min && n <= max)) throw new UsageError(`${name} must be a whole number from ${min} to ${max}, not "${text}"`);
-  return n;
 }
 
 async function write(stream: Writable, text: string): Promise<void> {
