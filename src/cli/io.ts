@@ -9,6 +9,11 @@ export interface CliIo {
   stdout: Writable;
   stderr: Writable;
   env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Ctrl+C for the commands that stop gracefully (they stop starting work and finish what is under way). Absent in
+   * a process: such a command listens for SIGINT itself, only while it runs ({@link interruptSignal}).
+   */
+  signal?: AbortSignal;
 }
 
 /** Exit codes shared by every command. */
@@ -17,10 +22,12 @@ export const EXIT = {
   usage: 1,
   /** The input was damaged (truncated or corrupt archive): what decoded was still printed. */
   damaged: 2,
-  /** `check`: something would be quarantined. */
+  /** `check`: something would be quarantined; `archive index --dry-run`: some blobs are not indexed. */
   wouldQuarantine: 3,
   /** Some items failed for a transient reason (storage, a service, a resource busy): run the command again. */
   transient: 4,
+  /** Stopped by Ctrl+C before the work was done (128 + SIGINT, as shells report it): run the command again. */
+  interrupted: 130,
 } as const;
 
 export class UsageError extends Error {
@@ -73,6 +80,26 @@ export function timeRangeOptions(values: { from?: string | undefined; to?: strin
     throw new UsageError('--to must be after --from (the range is [from, to))');
   }
   return range;
+}
+
+/**
+ * The signal a graceful command stops on: the caller's (tests), else the first Ctrl+C while the command runs. Only
+ * the first is caught: the listener is gone after it, so a second Ctrl+C ends the process at once, as usual.
+ * `dispose` removes the listener when the command ends.
+ */
+export function interruptSignal(io: CliIo, onInterrupt: () => void): { signal: AbortSignal; dispose: () => void } {
+  if (io.signal !== undefined) {
+    const given = io.signal;
+    given.addEventListener('abort', onInterrupt, { once: true });
+    return { signal: given, dispose: () => given.removeEventListener('abort', onInterrupt) };
+  }
+  const controller = new AbortController();
+  const listener = (): void => {
+    onInterrupt();
+    controller.abort();
+  };
+  process.once('SIGINT', listener);
+  return { signal: controller.signal, dispose: () => process.off('SIGINT', listener) };
 }
 
 /** Writes with back-pressure so that piping a large decode into `head` or a slow consumer stays bounded. */

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isRoutingError } from '../lib/errors.js';
 import { aggregateCommand, aggregateUsage } from './commands/aggregate.js';
+import { archiveCommand, archiveUsage } from './commands/archive.js';
 import { checkCommand, checkUsage } from './commands/check.js';
 import { checkRoutesCommand, checkRoutesUsage } from './commands/checkRoutes.js';
 import { decodeCommand, decodeUsage } from './commands/decode.js';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   query: { run: queryCommand, usage: queryUsage },
   reports: { run: reportsCommand, usage: reportsUsage },
   aggregate: { run: aggregateCommand, usage: aggregateUsage },
+  archive: { run: archiveCommand, usage: archiveUsage },
 };
 
 function usage(): string {
