@@ -4,7 +4,8 @@
  *
  * Delivery: the trigger (Event Grid's BlobCreated event in Azure, the polling blob trigger elsewhere) fires at least
  * once per blob version, and again after a rewrite; Event Grid also redelivers an event whose invocation failed or
- * took longer than its 30-second answer timeout, even while that invocation still runs. Everything here is
+ * took longer than its 30-second answer timeout, even while that invocation still runs; `iot-routing archive index`
+ * (indexCatchUp.ts) is one more delivery, for blobs no event announced, possibly beside the trigger. Everything here is
  * keyed so a replay changes nothing: quarantined messages by message identity, a damaged blob by (name, ETag), the
  * manifest by (name, ETag) with the conditional protocol in manifest.ts. A replay of an indexed version is noticed
  * before the blob is downloaded.
