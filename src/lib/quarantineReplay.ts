@@ -16,8 +16,9 @@
  * again. A crash between the handler and the deletion leaves the record
  * for the next replay, which the handler then counts as a duplicate.
  *
- * Archive records and damaged archive blobs are not replayed here: the archive is files in storage, replayed by
- * re-running the blob trigger or `iot-routing aggregate` on them. Digests the e-mail service refused are not
+ * Archive records and damaged archive blobs are not replayed here: the archive is files in storage. Ingest judges
+ * a blob again when it changes (`iot-routing archive index` re-ingests every blob whose manifest is missing or names
+ * another ETag), and `iot-routing aggregate` computes reports from archive files. Digests the e-mail service refused are not
  * messages; their alerts are in the ledger.
  */
 import { telemetryStreamFromServices, verifyStoredConfiguration, type TelemetryStreamHandler } from './aggregate/telemetryStream.js';
@@ -109,7 +110,7 @@ export async function* replayQuarantined(deps: ReplayDeps, filter: ReplayFilter 
 
 /**
  * The reason codes a replay can meet: every one but the archive damage codes, which only damaged archive blobs
- * carry (replayed by their blob trigger or `iot-routing aggregate`, not here).
+ * carry (judged again by `iot-routing archive index` once the blob is rewritten; `iot-routing aggregate` reads it).
  */
 export function replayableReasonCodes(): string[] {
   const damage = new Set<string>(ARCHIVE_DAMAGE_CODES);
@@ -119,7 +120,7 @@ export function replayableReasonCodes(): string[] {
 async function replayOne(deps: ReplayDeps, replaying: Quarantine, item: QuarantineListItem): Promise<ReplayResult> {
   const base = { name: item.name, endpoint: item.endpoint, deviceId: item.deviceId };
   if (item.kind !== 'message') {
-    return { ...base, outcome: 'skipped', why: item.kind === 'digest' ? 'a refused digest, not a message' : 'a damaged archive blob: replay it with the blob trigger or `iot-routing aggregate`' };
+    return { ...base, outcome: 'skipped', why: item.kind === 'digest' ? 'a refused digest, not a message' : 'a damaged archive blob: `iot-routing archive index` judges it again once it is rewritten; `iot-routing aggregate` reads its records' };
   }
   if (!isReplayable(item.endpoint)) {
     return { ...base, outcome: 'skipped', why: `${item.endpoint} records are archive records: replay the archive blob instead` };

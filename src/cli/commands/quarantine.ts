@@ -105,7 +105,7 @@ async function replay(
     const archive = (ARCHIVE_DAMAGE_CODES as readonly string[]).includes(values.reason);
     throw new UsageError(
       archive
-        ? `--reason ${values.reason} marks a damaged archive blob, which replay does not read: restore or rewrite the blob (its trigger runs again), or read it with iot-routing aggregate`
+        ? `--reason ${values.reason} marks a damaged archive blob, which replay does not read: restore or rewrite the blob (ingest judges it again; iot-routing archive index catches up any it missed), or read it with iot-routing aggregate`
         : `--reason must be a reason code (${codes.join(', ')}), not "${values.reason}"`,
     );
   }
