@@ -307,6 +307,34 @@ describe('createDashboardDataSource', () => {
     expect(narrowed.refusedDigests).toMatchObject({ count: 1, latest: [{ deviceId: 'constructor', name: 'digests/criticalQueue/digest-b.json' }] });
   });
 
+  it("counts the range's quarantined messages whole however many digests were refused long before it", async () => {
+    // Refused digests are kept for good under digests/ (not by day): a recipient the e-mail service refuses piles
+    // up one per device and quiet period until someone notices. They must not take the scan the range's messages need.
+    const limits = { quarantineScanned: 40 };
+    const before = await createDashboardDataSource(deps({ limits }))(query());
+    expect(before.lowerBounds).not.toContain('quarantine');
+    expect(before.quarantineTop.length).toBeGreaterThan(0);
+    clock.set(NOW - 30 * DAY_MS);
+    for (let i = 0; i < 50; i += 1) {
+      await services.quarantine.putDigest({
+        identity: `digest-old-${i}`,
+        deviceId: 'pump-1',
+        reasons: [{ code: 'EmailRejected', detail: 'InvalidRecipient', hint: DIGEST_REJECTED_HINT }],
+        digest: { operationId: `op-${i}`, alerts: 3, firstTime: null, lastTime: null, severities: [], recipients: [], readings: [], recentAlertKeys: [] },
+      });
+    }
+    clock.set(NOW);
+
+    const after = await createDashboardDataSource(deps({ limits }))(query());
+    expect(after.quarantineTop).toEqual(before.quarantineTop);
+    expect(after.routes).toEqual(before.routes);
+    expect(after.outcomes).toEqual(before.outcomes);
+    expect(after.lowerBounds).not.toContain('quarantine');
+    // The digest listing itself was cut: its count (none in the range) is only a lower bound, and says so.
+    expect(after.refusedDigests.count).toBe(0);
+    expect(after.lowerBounds).toContain('refusedDigests');
+  });
+
   it('answers an empty store with empty sections', async () => {
     const empty = new MemoryBlobStore({ clock });
     const data = await createDashboardDataSource(deps({ store: empty }))(query());

@@ -230,7 +230,7 @@ export function createDashboardDataSource(deps: DashboardDeps): DashboardDataSou
     if (archiveCut) lowerBounds.push('archive');
     if (archiveCut || !chartedAll) lowerBounds.push('accept', 'warn');
     if (quarantine.limited || archiveCut) lowerBounds.push('quarantine');
-    if (quarantine.limited) lowerBounds.push('refusedDigests');
+    if (quarantine.limited || quarantine.digestsLimited) lowerBounds.push('refusedDigests');
     const data: DashboardData = {
       generatedAt: deps.clock.now().toISOString(),
       window: query.window.label,
@@ -495,6 +495,8 @@ interface QuarantineScan {
   days: string[];
   scanned: number;
   limited: boolean;
+  /** The listing of digests/ (its own budget, not in `scanned`) stopped at its limit. */
+  digestsLimited: boolean;
 }
 
 interface ListedDigest {
@@ -527,6 +529,7 @@ async function scanQuarantine(
     days,
     scanned: 0,
     limited: false,
+    digestsLimited: false,
   };
   const count = (item: BlobItem, endpoint: string | null): void => {
     const listed = quarantineListing(item);
@@ -546,12 +549,20 @@ async function scanQuarantine(
     if (endpoint === 'criticalQueue' && codes.includes('EmailRejected')) scan.failedAlerts += 1;
     else scan.byEndpoint[endpoint as EndpointName] += 1;
   };
-  // Refused digests first: few, and each is critical alerts that were not delivered. Earlier builds filed them
-  // under messages/criticalQueue/{day refused}/, which the day listings below find.
-  const prefixes = [
-    { endpoint: null, prefix: 'digests/' },
-    ...days.flatMap((day) => ENDPOINT_NAMES.map((endpoint) => ({ endpoint, prefix: `messages/${endpoint}/${day.replaceAll('-', '/')}/` }))),
-  ];
+  // Refused digests first, each critical alerts that were not delivered, on a budget of their own: digests/ is not
+  // laid out by day and keeps every refusal ever made (one per device and quiet period while a recipient is
+  // refused), so on the shared budget refusals from long before the range would take the scan of its messages.
+  // Earlier builds filed them under messages/criticalQueue/{day refused}/, which the day listings below find.
+  let digestsListed = 0;
+  for await (const item of deps.store.list(deps.quarantineContainer, 'digests/')) {
+    if (digestsListed >= limits.quarantineScanned) {
+      scan.digestsLimited = true;
+      break;
+    }
+    digestsListed += 1;
+    count(item, null);
+  }
+  const prefixes = days.flatMap((day) => ENDPOINT_NAMES.map((endpoint) => ({ endpoint, prefix: `messages/${endpoint}/${day.replaceAll('-', '/')}/` })));
   for (const { endpoint, prefix } of prefixes) {
     for await (const item of deps.store.list(deps.quarantineContainer, prefix)) {
       if (scan.scanned >= limits.quarantineScanned) {
