@@ -307,6 +307,27 @@ describe('createDashboardDataSource', () => {
     expect(narrowed.refusedDigests).toMatchObject({ count: 1, latest: [{ deviceId: 'constructor', name: 'digests/criticalQueue/digest-b.json' }] });
   });
 
+  it('gives a refused digest\'s times only when they are times: the page formats them, and one it cannot would stop it', async () => {
+    const record = {
+      schema: 1,
+      kind: 'digest',
+      endpoint: 'criticalQueue',
+      identity: 'digest-edited',
+      deviceId: 'pump-1',
+      quarantinedAt: new Date(NOW - MINUTE).toISOString(),
+      reasons: [{ code: 'EmailRejected', detail: 'InvalidRecipient', hint: DIGEST_REJECTED_HINT }],
+      digest: { operationId: 'op', alerts: 3, firstTime: 'this morning', lastTime: '2024-03-01T10:14:00.000Z', severities: [], recipients: [], readings: [], recentAlertKeys: [] },
+    };
+    await services.store.put(services.config.settings.quarantineContainer, 'digests/criticalQueue/digest-edited.json', Buffer.from(JSON.stringify(record)), {
+      metadata: { kind: 'digest', reasons: 'EmailRejected', deviceid: 'pump-1', quarantinedat: record.quarantinedAt },
+    });
+
+    const data = await createDashboardDataSource(deps())(query());
+    expect(data.refusedDigests.latest).toEqual([
+      expect.objectContaining({ name: 'digests/criticalQueue/digest-edited.json', alerts: 3, firstTime: null, lastTime: '2024-03-01T10:14:00.000Z' }),
+    ]);
+  });
+
   it("counts the range's quarantined messages whole however many digests were refused long before it", async () => {
     // Refused digests are kept for good under digests/ (not by day): a recipient the e-mail service refuses piles
     // up one per device and quiet period until someone notices. They must not take the scan the range's messages need.

@@ -598,7 +598,8 @@ function decodeDigestRecord(raw: unknown): DigestRecordView | null {
   const r = raw as Record<string, unknown>;
   const digest = r['digest'] as Record<string, unknown> | null | undefined;
   if (r['kind'] !== 'digest' || typeof digest !== 'object' || digest === null || typeof digest['alerts'] !== 'number' || !Array.isArray(r['reasons'])) return null;
-  const time = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+  // Only a time the page can format: it formats these, and one it cannot (a hand-edited record) throws there.
+  const time = (value: unknown): string | null => (typeof value === 'string' && !Number.isNaN(Date.parse(value)) ? value : null);
   const text = (value: unknown): string => (typeof value === 'string' ? value : '');
   return {
     alerts: digest['alerts'],
