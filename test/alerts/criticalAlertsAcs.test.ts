@@ -15,7 +15,7 @@ import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
 import { ManualClock, type BlobStore } from '../../src/lib/ports.js';
 import type { Services } from '../../src/lib/runtime.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../src/lib/storage/azureBlobStore.js';
-import { createQuarantine, digestRecordName, type QuarantinedMessage } from '../../src/lib/storage/quarantine.js';
+import { createQuarantine, digestRecordName, type QuarantinedDigest, type QuarantinedMessage } from '../../src/lib/storage/quarantine.js';
 import { acs, startAcsEmailStandIn, type AcsEmailStandIn } from '../support/acsEmailStandIn.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { faultyStore } from '../support/faultyStore.js';
@@ -431,7 +431,10 @@ describe('criticalAlerts → ACS EmailClient → loopback ACS (HMAC verified), l
       const records = await quarantined(store);
       expect(records).toEqual([expect.objectContaining({ kind: 'digest', deviceId: 'device-m', quarantinedAt: refusedAt })]);
       const [item] = await all(store.list(quarantineContainer));
-      expect(item?.name).toBe(digestRecordName(records[0]!.identity));
+      const digest = records[0] as unknown as QuarantinedDigest;
+      // Named by the digest's first alert's day, not the refusal's: the takeover ran after midnight and found it.
+      expect(item?.name).toBe(digestRecordName(digest.identity, digest.digest.firstTime));
+      expect(item?.name).toMatch(new RegExp(`^digests/criticalQueue/${digest.digest.firstTime!.slice(0, 10).replaceAll('-', '/')}/digest-`));
       expect(await ledgerRecord(store, records[0]!.identity)).toMatchObject({ kind: 'digest', state: 'failed', attempts: 2 });
     });
 

@@ -105,7 +105,16 @@ async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> 
     identity: 'digest-refused-1',
     deviceId: 'pump-2',
     reasons: [{ code: 'EmailRejected', detail: 'InvalidRecipient: The recipient address is not valid.', hint: DIGEST_REJECTED_HINT }],
-    digest: { operationId: 'op-digest', alerts: 7, firstTime: null, lastTime: null, severities: [], recipients: ['ops@contoso.example'], readings: [], recentAlertKeys: [] },
+    digest: {
+      operationId: 'op-digest',
+      alerts: 7,
+      firstTime: new Date(runtime.services.clock.now().getTime() - 20 * 60_000).toISOString(),
+      lastTime: new Date(runtime.services.clock.now().getTime() - 6 * 60_000).toISOString(),
+      severities: [],
+      recipients: ['ops@contoso.example'],
+      readings: [],
+      recentAlertKeys: [],
+    },
   });
   await page.waitForSelector('#charts svg.plot path.line', { timeout: 15_000 });
   await expect.poll(() => page.locator('#alerts tbody tr').count(), { timeout: 15_000 }).toBe(4);

@@ -607,7 +607,7 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
       ]),
       refused.latest.length === 0 ? null : el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Refused digest e-mails' }, [table]),
       ...hints.map((hint) => el('p', { class: 'hint' }, withCode(hint))),
-      el('p', { class: 'hint' }, withCode('Each is kept in the quarantine, named digests/criticalQueue/<digest key>.json: ' + BQ + 'iot-routing quarantine list --endpoint criticalQueue --reason EmailRejected' + BQ + ' lists them, ' + BQ + 'iot-routing quarantine show <name>' + BQ + ' shows the recipients and the alert keys.')),
+      el('p', { class: 'hint' }, withCode('Each is kept in the quarantine, named digests/criticalQueue/<day of its first alert>/<digest key>.json: ' + BQ + 'iot-routing quarantine list --endpoint criticalQueue --reason EmailRejected' + BQ + ' lists them, ' + BQ + 'iot-routing quarantine show <name>' + BQ + ' shows the recipients and the alert keys.')),
     );
     box.hidden = false;
   }

@@ -230,7 +230,7 @@ export function createDashboardDataSource(deps: DashboardDeps): DashboardDataSou
     if (archiveCut) lowerBounds.push('archive');
     if (archiveCut || !chartedAll) lowerBounds.push('accept', 'warn');
     if (quarantine.limited || archiveCut) lowerBounds.push('quarantine');
-    if (quarantine.limited || quarantine.digestsLimited) lowerBounds.push('refusedDigests');
+    if (quarantine.limited) lowerBounds.push('refusedDigests');
     const data: DashboardData = {
       generatedAt: deps.clock.now().toISOString(),
       window: query.window.label,
@@ -495,8 +495,6 @@ interface QuarantineScan {
   days: string[];
   scanned: number;
   limited: boolean;
-  /** The listing of digests/ (its own budget, not in `scanned`) stopped at its limit. */
-  digestsLimited: boolean;
 }
 
 interface ListedDigest {
@@ -529,7 +527,6 @@ async function scanQuarantine(
     days,
     scanned: 0,
     limited: false,
-    digestsLimited: false,
   };
   const count = (item: BlobItem, endpoint: string | null): void => {
     const listed = quarantineListing(item);
@@ -549,20 +546,19 @@ async function scanQuarantine(
     if (endpoint === 'criticalQueue' && codes.includes('EmailRejected')) scan.failedAlerts += 1;
     else scan.byEndpoint[endpoint as EndpointName] += 1;
   };
-  // Refused digests first, each critical alerts that were not delivered, on a budget of their own: digests/ is not
-  // laid out by day and keeps every refusal ever made (one per device and quiet period while a recipient is
-  // refused), so on the shared budget refusals from long before the range would take the scan of its messages.
-  // Earlier builds filed them under messages/criticalQueue/{day refused}/, which the day listings below find.
-  let digestsListed = 0;
-  for await (const item of deps.store.list(deps.quarantineContainer, 'digests/')) {
-    if (digestsListed >= limits.quarantineScanned) {
-      scan.digestsLimited = true;
-      break;
-    }
-    digestsListed += 1;
-    count(item, null);
-  }
-  const prefixes = days.flatMap((day) => ENDPOINT_NAMES.map((endpoint) => ({ endpoint, prefix: `messages/${endpoint}/${day.replaceAll('-', '/')}/` })));
+  // Refused digests are filed by their first alert's day (quarantine.ts) and counted by when they were refused, a
+  // quiet period or so later: the range's days and the day before list them, as the days list the messages. One
+  // held longer than that before its refusal (a long pause, a spent budget) is not seen. Earlier builds filed them
+  // under messages/criticalQueue/{day refused}/, which the message listings find.
+  const dayBefore = new Date(Date.parse(days[days.length - 1]!) - DAY_MS).toISOString().slice(0, 10);
+  const digestPrefix = (day: string) => ({ endpoint: 'criticalQueue', prefix: `digests/criticalQueue/${day.replaceAll('-', '/')}/` });
+  const prefixes = [
+    ...days.flatMap((day) => [
+      ...ENDPOINT_NAMES.map((endpoint) => ({ endpoint, prefix: `messages/${endpoint}/${day.replaceAll('-', '/')}/` })),
+      digestPrefix(day),
+    ]),
+    digestPrefix(dayBefore),
+  ];
   for (const { endpoint, prefix } of prefixes) {
     for await (const item of deps.store.list(deps.quarantineContainer, prefix)) {
       if (scan.scanned >= limits.quarantineScanned) {

@@ -5,7 +5,7 @@
  * Layout (container from QUARANTINE_CONTAINER, default `quarantine`):
  *   messages/{endpoint}/{YYYY}/{MM}/{DD}/{identity}.json   one per message identity (enqueued day; `undated`)
  *   blobs/{endpoint}/{sha of blob name}-{sha of etag}.json   one per damaged archive blob version
- *   digests/criticalQueue/{digest key}.json                  one per refused digest (its ledger key)
+ *   digests/criticalQueue/{YYYY}/{MM}/{DD}/{digest key}.json one per refused digest (its first alert's day, its ledger key)
  * Earlier builds filed refused digests as messages/criticalQueue/{day refused}/{digest key}.json (kind `digest` in
  * the metadata): `list` and the dashboard still find them there, and a takeover of such a digest finds it first.
  * Blob metadata holds the reason codes, the device id and when it was quarantined (the app's clock), so a listing
@@ -177,9 +177,15 @@ export function reasonFor(code: ReasonCode, detail: string): QuarantineReason {
   return { code, detail, hint: REASONS[code].hint };
 }
 
-/** A refused digest's record: named by its key, the name of its ledger record, so every attempt names the same one. */
-export function digestRecordName(digestKey: string): string {
-  return `digests/criticalQueue/${digestKey}.json`;
+/**
+ * A refused digest's record: filed under the UTC day of its first alert and named by its key (its ledger record's
+ * name). Both are fixed when the digest is sealed, so every attempt, on any day, names the same record; the day
+ * lets a reader list the digests of a range's days, as it lists the messages, instead of every refusal ever made.
+ */
+export function digestRecordName(digestKey: string, firstAlertTime: string | null): string {
+  const ms = firstAlertTime === null ? NaN : Date.parse(firstAlertTime);
+  const day = Number.isNaN(ms) ? 'undated' : new Date(ms).toISOString().slice(0, 10).replaceAll('-', '/');
+  return `digests/criticalQueue/${day}/${digestKey}.json`;
 }
 
 /** How many days back a takeover looks for an earlier build's record of its digest (see `legacyDigestRecord`). */
@@ -294,9 +300,9 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
         const earlier = await legacyDigestRecord(digest.identity, options.earlierAttemptsSince);
         if (earlier !== null) return { name: earlier, created: false };
       }
-      const name = digestRecordName(digest.identity);
+      const name = digestRecordName(digest.identity, digest.digest.firstTime);
       const entry: QuarantinedDigest = { schema: 1, kind: 'digest', endpoint: 'criticalQueue', quarantinedAt: clock.now().toISOString(), ...digest };
-      // Invariant: one record per digest key, whatever the day. If-None-Match: * makes the first attempt's record
+      // Invariant: one record per digest key, whatever the day it is refused on (its name holds its first alert's day). If-None-Match: * makes the first attempt's record
       // win, so a takeover (after a crash or a lease that ran out, on any later day) or a retry writes nothing and
       // the first quarantinedAt stays.
       const result = await createJson(store, container, name, entry, { metadata: metadataFor('digest', digest.reasons, digest.deviceId, entry.quarantinedAt) });
