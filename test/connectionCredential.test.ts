@@ -63,6 +63,20 @@ describe('connectionCredential', () => {
     expect(await identityAskedFor(credential)).toEqual({ clientId: CLIENT_ID });
   });
 
+  it("reads property names without regard to case, as the host's configuration does: __clientID names the identity", async () => {
+    // The Functions docs spell it `clientID` ("a user-assigned identity can be specified with the credential and
+    // clientID properties"); the host finds it case-insensitively, so must we, or we sign in as another identity.
+    const credential = connectionCredential(
+      { AzureWebJobsStorage__Credential: 'managedidentity', AzureWebJobsStorage__clientID: CLIENT_ID },
+      'AzureWebJobsStorage',
+    );
+    expect(credential).toBeInstanceOf(ManagedIdentityCredential);
+    expect(await identityAskedFor(credential)).toEqual({ clientId: CLIENT_ID });
+    expect(connectionCredentialProblems({ X__credential: 'managedidentity', X__ClientID: 'iot-routing-app' }, 'X')).toEqual([
+      expect.stringMatching(/^X__clientId: not a client ID/),
+    ]);
+  });
+
   it('signs in as the user-assigned identity named by __managedIdentityResourceId', async () => {
     const credential = connectionCredential(
       { IOTHUB_SERVICE_CONNECTION__credential: 'managedidentity', IOTHUB_SERVICE_CONNECTION__managedIdentityResourceId: RESOURCE_ID },

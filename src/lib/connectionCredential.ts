@@ -31,13 +31,21 @@ type Settings = Readonly<Record<string, string | undefined>>;
 
 /**
  * The trimmed, non-empty value of `<connection>` (no `property`) or of `<connection>__<property>` /
- * `<connection>:<property>`; undefined when unset or blank.
+ * `<connection>:<property>`; undefined when unset or blank. A property's name is matched without regard to case, as
+ * the host's configuration matches it (`__clientID`, the Functions docs' spelling, is `__clientId`): reading it
+ * case-sensitively would sign our clients in as another identity than the host's triggers. The exact spelling wins.
  */
 export function connectionSetting(settings: Settings, connection: string, property?: string): string | undefined {
   const keys = property === undefined ? [connection] : [`${connection}__${property}`, `${connection}:${property}`];
   for (const key of keys) {
     const value = settings[key]?.trim();
     if (value) return value;
+  }
+  if (property === undefined) return undefined;
+  const wanted = new Set(keys.map((key) => key.toLowerCase()));
+  for (const [key, raw] of Object.entries(settings)) {
+    const value = raw?.trim();
+    if (value && wanted.has(key.toLowerCase())) return value;
   }
   return undefined;
 }
