@@ -111,6 +111,20 @@ describe('config', () => {
     expect(config.routing.twinResolution).toEqual({ enabled: true, cacheTtlSeconds: 300, maxConcurrency: 4, readsPerSecond: 8 });
   });
 
+  it('reads a connection as our clients and the host read it: ":" for "__", any case, blank values unset', () => {
+    // blobServiceClientFromSettings and connectionCredential (connectionSetting) accept these; a check that refused
+    // them, or passed a blank accountName, would disagree with the client it vouches for.
+    const config = buildAppConfig(
+      { 'AzureWebJobsStorage:accountName': 'contosostorage', IOTHUB_SERVICE_CONNECTION__HostName: ' contoso.azure-devices.net ' },
+      { twinResolution: { enabled: true } },
+    );
+    expect(config.settings.storage).toEqual({ kind: 'identity', properties: { accountName: 'contosostorage' } });
+    expect(config.settings.iotHubService).toEqual({ kind: 'identity', properties: { hostName: 'contoso.azure-devices.net' } });
+    expect(configError(() => buildAppConfig({ AzureWebJobsStorage__accountName: ' ', AzureWebJobsStorage__credential: 'managedidentity' }, {}))).toContain(
+      'AzureWebJobsStorage__*: an identity-based connection needs accountName',
+    );
+  });
+
   it('asks identity-based host storage for a queue endpoint too: the blob trigger uses queues through it', () => {
     const blob = 'https://contosostorage.blob.core.windows.net';
     const queue = 'https://contosostorage.queue.core.windows.net';

@@ -21,7 +21,7 @@ import {
 } from './archive/config.js';
 import { parseChecksConfig, type ChecksConfig } from './checks/expectations.js';
 import { ENDPOINT_NAMES, ENRICHMENT_KEY, type EndpointName } from './checks/reasons.js';
-import { connectionCredentialProblems } from './connectionCredential.js';
+import { connectionCredentialProblems, connectionSetting } from './connectionCredential.js';
 import { configInvalid } from './errors.js';
 import { compileRoutes } from './routing/routes.js';
 import { APP_ROOT } from './version.js';
@@ -240,13 +240,28 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const CONTAINER_NAME = /^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/;
 
+/** The identity-based connection properties this app reads, in the spelling its code looks them up by. */
+const CONNECTION_PROPERTIES = [
+  'accountName', 'blobServiceUri', 'queueServiceUri', 'tableServiceUri', 'serviceUri', 'hostName', 'fullyQualifiedNamespace',
+  'credential', 'clientId', 'managedIdentityResourceId', 'tenantId', 'clientSecret',
+];
+
+/**
+ * A connection read as our clients read it ({@link connectionSetting}: `:` for `__`, property names in any case,
+ * blank values unset), so that what this check accepts is what the clients it vouches for will build.
+ */
 function connectionFrom(env: Env, name: string): Connection | null {
-  const direct = env[name]?.trim();
-  if (direct) return { kind: 'connectionString', value: direct };
-  const prefix = `${name}__`;
+  const direct = connectionSetting(env, name);
+  if (direct !== undefined) return { kind: 'connectionString', value: direct };
+  const prefixes = [`${name}__`, `${name}:`].map((prefix) => prefix.toLowerCase());
   const properties: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) {
-    if (key.startsWith(prefix) && value !== undefined && value !== '') properties[key.slice(prefix.length)] = value;
+  for (const key of Object.keys(env)) {
+    const prefix = prefixes.find((p) => key.toLowerCase().startsWith(p));
+    if (prefix === undefined) continue;
+    const written = key.slice(prefix.length);
+    const property = CONNECTION_PROPERTIES.find((p) => p.toLowerCase() === written.toLowerCase()) ?? written;
+    const value = connectionSetting(env, name, property);
+    if (value !== undefined) properties[property] = value;
   }
   return Object.keys(properties).length > 0 ? { kind: 'identity', properties } : null;
 }
