@@ -16,7 +16,9 @@
  * | none of them                                                   | `DefaultAzureCredential` (`az login` locally) |
  *
  * `:` is accepted in place of `__` (local.settings.json style). Problems name settings, never their values: a
- * client secret is one of them.
+ * client secret is one of them. The Functions docs call a resource ID unsupported for the host's own connections
+ * ("configuring a user-assigned identity with a resource ID is not supported"): our clients accept it, the host's
+ * triggers may not, so docs/deployment.md recommends `clientId`.
  */
 
 import {
