@@ -9,7 +9,7 @@ import {
   type DeadLetterSummary,
   type Selection,
 } from '../../lib/servicebus/deadLetters.js';
-import { connectionCredential } from '../../lib/connectionCredential.js';
+import { connectionCredential, connectionSetting } from '../../lib/connectionCredential.js';
 import { serviceBusClientFromSettings, type ServiceBusSettings } from '../../lib/servicebus/serviceBusClientFromSettings.js';
 import { EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
@@ -292,10 +292,10 @@ function connectionSettings(
     credential: connectionCredential(env, 'SERVICEBUS_CONNECTION'),
   });
   if (namespace !== undefined) return identity(namespace);
-  const fromEnv = env.SERVICEBUS_CONNECTION;
-  if (fromEnv !== undefined && fromEnv !== '') return { connectionString: fromEnv };
-  // The Functions convention for an identity-based connection named SERVICEBUS_CONNECTION.
-  const identityNamespace = env.SERVICEBUS_CONNECTION__fullyQualifiedNamespace;
-  if (identityNamespace !== undefined && identityNamespace !== '') return identity(identityNamespace);
+  const fromEnv = connectionSetting(env, 'SERVICEBUS_CONNECTION');
+  if (fromEnv !== undefined) return { connectionString: fromEnv };
+  // The Functions convention for an identity-based connection named SERVICEBUS_CONNECTION, read as the host reads it.
+  const identityNamespace = connectionSetting(env, 'SERVICEBUS_CONNECTION', 'fullyQualifiedNamespace');
+  if (identityNamespace !== undefined) return identity(identityNamespace);
   throw new UsageError('give --connection-string CS or --namespace NS, or set SERVICEBUS_CONNECTION');
 }

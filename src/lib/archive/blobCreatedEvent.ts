@@ -19,8 +19,8 @@ const RECEIVED_CHARS = 2000;
 export type IgnoredEventReason = 'other-event-type' | 'other-container' | 'empty-name' | 'directory';
 
 export type BlobCreatedTarget =
-  /** `eventETag`: the version the event was raised for (ingest indexes whichever version is current). */
-  | { kind: 'ingest'; blobName: string; eventETag: string | null }
+  /** Ingest indexes whichever version is current when it reads, not the version the event was raised for. */
+  | { kind: 'ingest'; blobName: string }
   /** A well-formed event this function does not act on (the subscription's filters normally keep them away). */
   | { kind: 'ignored'; reason: IgnoredEventReason; detail: string }
   /** Not an event of the shape Event Grid sends; `received` quotes it for the log. */
@@ -50,9 +50,7 @@ export function blobCreatedTarget(event: unknown, archiveContainer: string): Blo
   if (blobName === '') return { kind: 'ignored', reason: 'empty-name', detail: subject };
   // Hierarchical-namespace accounts raise events for directories too; a name ending in '/' is never an archive file.
   if (blobName.endsWith('/')) return { kind: 'ignored', reason: 'directory', detail: subject };
-  const data = fields['data'];
-  const eTag = typeof data === 'object' && data !== null ? (data as Record<string, unknown>)['eTag'] : undefined;
-  return { kind: 'ingest', blobName, eventETag: typeof eTag === 'string' && eTag !== '' ? eTag : null };
+  return { kind: 'ingest', blobName };
 }
 
 function malformed(problem: string, event: unknown): BlobCreatedTarget {
