@@ -8,7 +8,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveCommand } from '../../src/cli/commands/archive.js';
 import { EXIT, UsageError } from '../../src/cli/io.js';
@@ -82,8 +81,7 @@ async function archive(): Promise<Archive> {
     cli: async (args, options = {}) => {
       const command = (a: string[], io: Parameters<typeof archiveCommand>[1]) =>
         archiveCommand(a, options.signal === undefined ? io : { ...io, signal: options.signal }, options.store === undefined ? {} : { store: options.store });
-      if (options.onStderr === undefined) return runCommand(command, ['index', ...args, '--config', configPath], { ...env });
-      return runWatched(command, ['index', ...args, '--config', configPath], env, options.onStderr);
+      return runCommand(command, ['index', ...args, '--config', configPath], { ...env }, options.onStderr);
     },
     manifestVersions: async (names) => {
       const versions: Record<string, string | null> = {};
@@ -102,26 +100,6 @@ async function archive(): Promise<Archive> {
       return items;
     },
   };
-}
-
-/** Like runCommand, with each stderr chunk shown to `onStderr` as it is written (to press Ctrl+C mid-run). */
-async function runWatched(
-  command: typeof archiveCommand,
-  args: string[],
-  env: Settings,
-  onStderr: (text: string) => void,
-): Promise<CliRun> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => out.push(c));
-  stderr.on('data', (c: Buffer) => {
-    err.push(c);
-    onStderr(c.toString('utf8'));
-  });
-  const code = await command(args, { stdout, stderr, env: { ...env } });
-  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
 
 /** A blob of `records` IoT Hub Avro records, record `bad` stamped by another hub (the archive check rejects it). */

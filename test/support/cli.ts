@@ -21,13 +21,18 @@ export async function runCommand(
   command: (args: string[], io: CliIo) => Promise<number>,
   args: string[],
   env: Record<string, string | undefined> = {},
+  /** Sees each stderr chunk as it is written (e.g. to press Ctrl+C mid-run). */
+  onStderr?: (text: string) => void,
 ): Promise<CliRun> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   stdout.on('data', (c: Buffer) => out.push(c));
-  stderr.on('data', (c: Buffer) => err.push(c));
+  stderr.on('data', (c: Buffer) => {
+    err.push(c);
+    onStderr?.(c.toString('utf8'));
+  });
   const code = await command(args, { stdout, stderr, env });
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
