@@ -3,6 +3,7 @@
  * findings behind it. Runs on every message of the hot path, so it compiles nothing (config did), allocates nothing
  * when the message is fine, and never throws: a bad message is a finding, not an exception (STYLE.md 2).
  */
+import { moduleOf } from '../message/identity.js';
 import { lookupProperty } from '../message/normalize.js';
 import type { PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { ChecksConfig, EndpointChecks, EnrichmentExpectation } from './expectations.js';
@@ -72,11 +73,12 @@ function add(
 
 /** A module's message is enriched from its module twin: the finding says so, and its hint points there. */
 function unresolvedFrom(message: RoutedMessage): string {
-  return message.moduleId === undefined || message.moduleId === '' ? '' : ` (sent by module "${message.moduleId}", enriched from its module twin)`;
+  const module = moduleOf(message);
+  return module === undefined ? '' : ` (sent by module "${module}", enriched from its module twin)`;
 }
 
 function unresolvedHint(message: RoutedMessage): string | undefined {
-  return message.moduleId === undefined || message.moduleId === '' ? undefined : ENRICHMENT_UNRESOLVED_MODULE_HINT;
+  return moduleOf(message) === undefined ? undefined : ENRICHMENT_UNRESOLVED_MODULE_HINT;
 }
 
 function ruleFailure(expectation: EnrichmentExpectation, value: PropertyValue): string | undefined {

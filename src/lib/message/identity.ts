@@ -33,7 +33,7 @@ function sha256Hex(data: string | Uint8Array): string {
  * the pieces one by one (a lone surrogate cannot pair up across a joint): identities stored before are unchanged.
  */
 export function messageIdentity(message: Pick<RoutedMessage, 'deviceId' | 'messageId' | 'enqueuedTime' | 'body'> & { moduleId?: string | undefined }): string {
-  const device = sourceOf(message.deviceId ?? '\u0000no-device', message.moduleId);
+  const device = senderKey(message.deviceId ?? '\u0000no-device', moduleOf(message));
   let digest: string;
   if (message.messageId !== undefined && message.messageId !== '') {
     digest = sha256Hex(`${device}\u0000id\u0000${message.messageId}`);
@@ -59,8 +59,8 @@ export function messageIdentity(message: Pick<RoutedMessage, 'deviceId' | 'messa
 export function deviceScopedIdentity(message: Pick<RoutedMessage, 'deviceId' | 'moduleId' | 'messageId' | 'enqueuedTime' | 'body'>): string {
   const id = message.messageId;
   if (id === undefined || id === '') return `h:${messageIdentity(message)}`;
-  const module = message.moduleId;
-  return module === undefined || module === '' ? `id:${id}` : `mid:${module}/${id}`;
+  const module = moduleOf(message);
+  return module === undefined ? `id:${id}` : `mid:${module}/${id}`;
 }
 
 /**
@@ -70,13 +70,13 @@ export function deviceScopedIdentity(message: Pick<RoutedMessage, 'deviceId' | '
  * still meet, as they did when they were written.
  */
 export function legacyDeviceScopedIdentity(message: Pick<RoutedMessage, 'deviceId' | 'moduleId' | 'messageId' | 'enqueuedTime' | 'body'>): string | undefined {
-  if (message.moduleId === undefined || message.moduleId === '') return undefined;
+  if (moduleOf(message) === undefined) return undefined;
   return deviceScopedIdentity({ deviceId: message.deviceId, messageId: message.messageId, enqueuedTime: message.enqueuedTime, body: message.body });
 }
 
 /** {@link messageIdentity} as it was before identities named the module; undefined for a device's message. */
 export function legacyMessageIdentity(message: Pick<RoutedMessage, 'deviceId' | 'moduleId' | 'messageId' | 'enqueuedTime' | 'body'>): string | undefined {
-  if (message.moduleId === undefined || message.moduleId === '') return undefined;
+  if (moduleOf(message) === undefined) return undefined;
   return messageIdentity({ deviceId: message.deviceId, messageId: message.messageId, enqueuedTime: message.enqueuedTime, body: message.body });
 }
 
@@ -92,7 +92,20 @@ export function identityOfDeviceScoped(deviceId: string, scoped: string): string
   return messageIdentity({ deviceId, messageId, ...empty });
 }
 
-/** What stands for the device in an identity: the device, or its module as `{device}/{module}`. */
-function sourceOf(device: string, moduleId: string | undefined): string {
-  return moduleId === undefined || moduleId === '' ? device : `${device}/${moduleId}`;
+/**
+ * The IoT Edge module that sent a message, or undefined for a device's own message. An empty module id is no
+ * module: every rule that tells a module's message from its device's (identities, twins, hints) asks this.
+ */
+export function moduleOf(message: { moduleId?: string | undefined }): string | undefined {
+  const module = message.moduleId;
+  return module === undefined || module === '' ? undefined : module;
+}
+
+/**
+ * What stands for the sender in an identity, and keys its twin: the device, or its module (as `moduleOf` gives it)
+ * as `{device}/{module}`. Device and module ids cannot hold `/`, so a module never meets its device or another
+ * device's module.
+ */
+export function senderKey(device: string, module: string | undefined): string {
+  return module === undefined ? device : `${device}/${module}`;
 }

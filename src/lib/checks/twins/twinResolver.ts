@@ -16,6 +16,7 @@
  */
 
 import { RoutingError, isRoutingError } from '../../errors.js';
+import { moduleOf, senderKey } from '../../message/identity.js';
 import type { PropertyValue } from '../../message/RoutedMessage.js';
 import type { Clock } from '../../ports.js';
 
@@ -38,9 +39,9 @@ export interface TwinOwner {
   moduleId?: string | undefined;
 }
 
-/** True when `owner` names a module's twin; an empty module id is no module, as in message identities. */
+/** True when `owner` names a module's twin: the module `moduleOf` finds, as message identities do. */
 export function isModuleTwin(owner: TwinOwner): owner is TwinOwner & { moduleId: string } {
-  return owner.moduleId !== undefined && owner.moduleId !== '';
+  return moduleOf(owner) !== undefined;
 }
 
 /** "device 'd'" or "module 'm' of device 'd'", for messages. */
@@ -291,12 +292,9 @@ export function createTwinResolver(options: TwinResolverOptions): TwinResolver {
   };
 }
 
-/**
- * The cache key of a twin: the device id, or `{device}/{module}` for a module twin, the form message identities use
- * for a module (identity.ts). Device and module ids cannot hold `/`, so a module twin never shares a device's key.
- */
+/** The cache key of a twin: its owner as message identities name it, so a module twin never shares a device's key. */
 function twinKey(owner: TwinOwner): string {
-  return isModuleTwin(owner) ? `${owner.deviceId}/${owner.moduleId}` : owner.deviceId;
+  return senderKey(owner.deviceId, moduleOf(owner));
 }
 
 interface Settings {
