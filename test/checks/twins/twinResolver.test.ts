@@ -237,6 +237,14 @@ describe('createTwinResolver: values', () => {
       resolved: false,
       reason: 'DeviceNotFound',
     });
+    // No device to look a module up on: the device is what is missing, for either entry point.
+    await expect(time.settle(resolver.resolve({ deviceId: '', moduleId: 'filter' }, '$twin.tags.location'))).resolves.toEqual({
+      resolved: false,
+      reason: 'DeviceNotFound',
+    });
+    await expect(time.settle(resolver.resolveProperties({ deviceId: '', moduleId: 'filter' }, { a: '$twin.tags.a' }))).resolves.toMatchObject({
+      reasons: { a: 'DeviceNotFound' },
+    });
     expect(reader.calls).toHaveLength(0);
   });
 

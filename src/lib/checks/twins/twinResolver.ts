@@ -230,7 +230,9 @@ export function createTwinResolver(options: TwinResolverOptions): TwinResolver {
     return twin;
   }
 
+  /** `null` when the hub has no such twin; an empty device id names none, and costs no read. */
   function twinOf(owner: TwinOwner): Promise<TwinDocument | null> {
+    if (owner.deviceId.length === 0) return Promise.resolve(null);
     const key = twinKey(owner);
     const cached = cache.get(key, clock.now().getTime());
     if (cached !== undefined) return Promise.resolve(cached);
@@ -243,17 +245,19 @@ export function createTwinResolver(options: TwinResolverOptions): TwinResolver {
     return started;
   }
 
-  /** What a missing twin means for `owner`: its device, or its module, is not (or no longer) registered. */
+  /**
+   * What a missing twin means for `owner`: its device, or its module, is not (or no longer) registered. Without a
+   * device id there is no device to look a module up on.
+   */
   const notFound = (owner: TwinOwner): TwinResolution => ({
     resolved: false,
-    reason: isModuleTwin(owner) ? 'ModuleNotFound' : 'DeviceNotFound',
+    reason: owner.deviceId.length > 0 && isModuleTwin(owner) ? 'ModuleNotFound' : 'DeviceNotFound',
   });
 
   return {
     async resolve(owner, placeholder) {
       const twinPath = parseTwinPlaceholder(placeholder);
       if (twinPath === null) return { resolved: false, reason: 'Unsupported' };
-      if (owner.deviceId.length === 0) return { resolved: false, reason: 'DeviceNotFound' };
       const twin = await twinOf(owner);
       if (twin === null) return notFound(owner);
       return readTwinPath(twin, twinPath);
@@ -274,11 +278,9 @@ export function createTwinResolver(options: TwinResolverOptions): TwinResolver {
       }
       if (wanted.length === 0) return result;
 
-      const noDevice = owner.deviceId.length === 0;
-      const twin = noDevice ? null : await twinOf(owner);
+      const twin = await twinOf(owner);
       for (const [key, twinPath] of wanted) {
-        const resolution: TwinResolution =
-          twin !== null ? readTwinPath(twin, twinPath) : noDevice ? { resolved: false, reason: 'DeviceNotFound' } : notFound(owner);
+        const resolution = twin === null ? notFound(owner) : readTwinPath(twin, twinPath);
         if (resolution.resolved) {
           result.properties[key] = resolution.value;
           result.resolved.push(key);
