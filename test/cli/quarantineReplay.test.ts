@@ -5,7 +5,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { reportsCommand } from '../../src/cli/commands/reports.js';
 import { EXIT } from '../../src/cli/io.js';
 import { telemetryStreamFromServices } from '../../src/lib/aggregate/telemetryStream.js';
@@ -14,8 +14,10 @@ import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
 import { useAzurite } from '../support/azurite.js';
 import { runCommand } from '../support/cli.js';
 import { replayFixture, siteEvents, siteRule, type ReplayFixture } from '../support/replayFixture.js';
+import { useTempDirs } from '../support/tempDirs.js';
 
 const azurite = useAzurite();
+const tempDir = useTempDirs();
 let fixture: ReplayFixture;
 
 const cli = (args: string[]) => fixture.cli(args);
@@ -31,7 +33,7 @@ async function report(): Promise<{ deviceId: string; messages: number; fields: {
 }
 
 beforeAll(async () => {
-  fixture = await replayFixture(azurite().connectionString, (dir) => ({ strict: siteRule(dir, ['Lyon']), fixed: siteRule(dir, ['Lyon', 'lyon']) }));
+  fixture = await replayFixture(tempDir, azurite().connectionString, (dir) => ({ strict: siteRule(dir, ['Lyon']), fixed: siteRule(dir, ['Lyon', 'lyon']) }));
   // The stream under the strict rule: pump-7 spells its site in lower case, and is quarantined.
   const services = await fixture.services('strict');
   const result = await telemetryStreamFromServices(services).processBatch(
@@ -51,8 +53,6 @@ beforeAll(async () => {
   });
   expect(await createAlertServices(services).handler.handle(alert)).toMatchObject({ outcome: 'quarantined', reasons: ['EnrichmentMismatch'] });
 });
-
-afterAll(() => fixture.remove());
 
 describe('iot-routing quarantine replay', () => {
   it('leaves everything in place on a dry run or while the rule is unchanged, and says why', async () => {

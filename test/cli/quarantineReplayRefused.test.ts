@@ -17,13 +17,15 @@ import { decodeServiceBusMessage } from '../../src/lib/message/serviceBus.js';
 import { acs, startAcsEmailStandIn, type AcsEmailStandIn } from '../support/acsEmailStandIn.js';
 import { useAzurite } from '../support/azurite.js';
 import { replayConfig, replayFixture, type ReplayFixture } from '../support/replayFixture.js';
+import { useTempDirs } from '../support/tempDirs.js';
 
 const azurite = useAzurite();
+const tempDir = useTempDirs();
 let fixture: ReplayFixture;
 const cli = (args: string[]) => fixture.cli(args);
 
 beforeAll(async () => {
-  fixture = await replayFixture(azurite().connectionString, (dir) => ({
+  fixture = await replayFixture(tempDir, azurite().connectionString, (dir) => ({
     strict: replayConfig(dir, [{ key: 'site', oneOf: ['Lyon'] }], { EnrichmentMismatch: 'quarantine' }),
     // Fixed the site rule, but now also requires a zone enrichment, which the message lacks.
     zone: replayConfig(dir, [{ key: 'site', oneOf: ['Lyon', 'lyon'] }, { key: 'zone' }], { EnrichmentMismatch: 'quarantine', EnrichmentMissing: 'quarantine' }),
@@ -47,8 +49,6 @@ beforeAll(async () => {
   });
   expect(await createAlertServices(services).handler.handle(alert)).toMatchObject({ outcome: 'quarantined' });
 });
-
-afterAll(() => fixture.remove());
 
 describe('quarantine replay: what a still-refused record says afterwards', () => {
   it("keeps today's reasons in the record it leaves (list --reason / show agree with the replay output)", async () => {

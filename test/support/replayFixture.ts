@@ -3,8 +3,7 @@
  * naming fresh containers in Azurite, the CLI run with them, and the services a given config variant builds (to
  * quarantine messages the way the functions do before replaying them).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { quarantineCommand } from '../../src/cli/commands/quarantine.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
@@ -20,7 +19,6 @@ export interface ReplayFixture {
   config(name: string): string;
   cli(args: string[]): Promise<CliRun>;
   services(configName: string): Promise<Services>;
-  remove(): Promise<void>;
 }
 
 /**
@@ -42,8 +40,13 @@ export function replayConfig(dir: string, rules: object[], outcomes: object, ale
   };
 }
 
-export async function replayFixture(connectionString: string, configs: (dir: string) => Record<string, object>): Promise<ReplayFixture> {
-  const dir = await mkdtemp(join(tmpdir(), 'replay-'));
+/** `tempDir`: the test file's `useTempDirs()`, which removes the fixture's directory after the file's tests. */
+export async function replayFixture(
+  tempDir: (prefix: string) => Promise<string>,
+  connectionString: string,
+  configs: (dir: string) => Record<string, object>,
+): Promise<ReplayFixture> {
+  const dir = await tempDir('replay-');
   for (const [name, config] of Object.entries(configs(dir))) await writeFile(join(dir, `${name}.json`), JSON.stringify(config));
   const env = {
     AzureWebJobsStorage: connectionString,
@@ -58,7 +61,6 @@ export async function replayFixture(connectionString: string, configs: (dir: str
     config,
     cli: (args) => runCommand(quarantineCommand, args, env),
     services: (name) => createServices({ ...env, ROUTING_CONFIG_PATH: config(name) }, { root: dir }),
-    remove: () => rm(dir, { recursive: true, force: true }),
   };
 }
 
