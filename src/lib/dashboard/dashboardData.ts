@@ -528,10 +528,10 @@ async function scanQuarantine(
     scanned: 0,
     limited: false,
   };
-  const count = (item: BlobItem, endpoint: string | null): void => {
+  const count = (item: BlobItem): void => {
     const listed = quarantineListing(item);
     if (listed === null) return;
-    const { deviceId, reasons: codes } = listed;
+    const { endpoint, deviceId, reasons: codes } = listed;
     if (filter !== null && (deviceId === null || !filter.has(deviceId))) return;
     if (listed.kind === 'digest') {
       // Not a message, nor a failed alert: its alerts are in the ledger (digested). It is taken by when it was
@@ -542,7 +542,8 @@ async function scanQuarantine(
       return;
     }
     for (const code of codes) scan.reasons.set(code, (scan.reasons.get(code) ?? 0) + 1);
-    if (endpoint === null || !(ENDPOINT_NAMES as readonly string[]).includes(endpoint)) return;
+    // A damaged archive blob is no message of its route: the archive's counts hold its records.
+    if (listed.kind !== 'message' || !(ENDPOINT_NAMES as readonly string[]).includes(endpoint)) return;
     if (endpoint === 'criticalQueue' && codes.includes('EmailRejected')) scan.failedAlerts += 1;
     else scan.byEndpoint[endpoint as EndpointName] += 1;
   };
@@ -551,22 +552,19 @@ async function scanQuarantine(
   // held longer than that before its refusal (a long pause, a spent budget) is not seen. Earlier builds filed them
   // under messages/criticalQueue/{day refused}/, which the message listings find.
   const dayBefore = new Date(Date.parse(days[days.length - 1]!) - DAY_MS).toISOString().slice(0, 10);
-  const digestPrefix = (day: string) => ({ endpoint: 'criticalQueue', prefix: `digests/criticalQueue/${day.replaceAll('-', '/')}/` });
+  const digestPrefix = (day: string) => `digests/criticalQueue/${day.replaceAll('-', '/')}/`;
   const prefixes = [
-    ...days.flatMap((day) => [
-      ...ENDPOINT_NAMES.map((endpoint) => ({ endpoint, prefix: `messages/${endpoint}/${day.replaceAll('-', '/')}/` })),
-      digestPrefix(day),
-    ]),
+    ...days.flatMap((day) => [...ENDPOINT_NAMES.map((endpoint) => `messages/${endpoint}/${day.replaceAll('-', '/')}/`), digestPrefix(day)]),
     digestPrefix(dayBefore),
   ];
-  for (const { endpoint, prefix } of prefixes) {
+  for (const prefix of prefixes) {
     for await (const item of deps.store.list(deps.quarantineContainer, prefix)) {
       if (scan.scanned >= limits.quarantineScanned) {
         scan.limited = true;
         return scan;
       }
       scan.scanned += 1;
-      count(item, endpoint);
+      count(item);
     }
   }
   const daySet = new Set(days);
@@ -576,7 +574,7 @@ async function scanQuarantine(
       break;
     }
     scan.scanned += 1;
-    if (daySet.has(item.lastModified.toISOString().slice(0, 10))) count(item, null);
+    if (daySet.has(item.lastModified.toISOString().slice(0, 10))) count(item);
   }
   return scan;
 }
