@@ -27,7 +27,7 @@ import { listArchiveBlobs, nameMinuteWindow } from '../archive/fileNameFormat.js
 import { readManifest, type ArchiveManifest } from '../archive/manifest.js';
 import { ENDPOINT_NAMES, isReasonCode, REASONS, type EndpointName } from '../checks/reasons.js';
 import type { BlobItem, BlobStore, Clock } from '../ports.js';
-import { DAMAGE_HINTS, quarantineListing, type ArchiveDamageCode } from '../storage/quarantine.js';
+import { DAMAGE_HINTS, digestDayPrefix, messageDayPrefix, quarantineListing, type ArchiveDamageCode } from '../storage/quarantine.js';
 import { MAX_DEVICE_FILTER, MAX_POINTS, type DashboardQuery } from './dashboardParams.js';
 import type { EtagCache } from './etagCache.js';
 
@@ -551,11 +551,10 @@ async function scanQuarantine(
   // quiet period or so later: the range's days and the day before list them, as the days list the messages. One
   // held longer than that before its refusal (a long pause, a spent budget) is not seen. Earlier builds filed them
   // under messages/criticalQueue/{day refused}/, which the message listings find.
-  const dayBefore = new Date(Date.parse(days[days.length - 1]!) - DAY_MS).toISOString().slice(0, 10);
-  const digestPrefix = (day: string) => `digests/criticalQueue/${day.replaceAll('-', '/')}/`;
+  const dayBefore = new Date(Date.parse(days[days.length - 1]!) - DAY_MS);
   const prefixes = [
-    ...days.flatMap((day) => [...ENDPOINT_NAMES.map((endpoint) => `messages/${endpoint}/${day.replaceAll('-', '/')}/`), digestPrefix(day)]),
-    digestPrefix(dayBefore),
+    ...days.flatMap((day) => [...ENDPOINT_NAMES.map((endpoint) => messageDayPrefix(endpoint, new Date(day))), digestDayPrefix(new Date(day))]),
+    digestDayPrefix(dayBefore),
   ];
   for (const prefix of prefixes) {
     for await (const item of deps.store.list(deps.quarantineContainer, prefix)) {

@@ -183,9 +183,24 @@ export function reasonFor(code: ReasonCode, detail: string): QuarantineReason {
  * lets a reader list the digests of a range's days, as it lists the messages, instead of every refusal ever made.
  */
 export function digestRecordName(digestKey: string, firstAlertTime: string | null): string {
-  const ms = firstAlertTime === null ? NaN : Date.parse(firstAlertTime);
-  const day = Number.isNaN(ms) ? 'undated' : new Date(ms).toISOString().slice(0, 10).replaceAll('-', '/');
-  return `digests/criticalQueue/${day}/${digestKey}.json`;
+  return `${digestDayPrefix(firstAlertTime === null ? null : new Date(firstAlertTime))}${digestKey}.json`;
+}
+
+/**
+ * The layout's day folders, the one place they are spelled: the UTC day of `day` as `YYYY/MM/DD`, `undated` for
+ * none (or an invalid time). Writers name records with them; a reader lists a range's days with them (the dashboard).
+ */
+export function messageDayPrefix(endpoint: string, day: Date | null): string {
+  return `messages/${endpoint}/${dayFolder(day)}/`;
+}
+
+/** The folder of the refused digests whose first alert fell on `day`'s UTC day (see `digestRecordName`). */
+export function digestDayPrefix(day: Date | null): string {
+  return `digests/criticalQueue/${dayFolder(day)}/`;
+}
+
+function dayFolder(day: Date | null): string {
+  return day === null || Number.isNaN(day.getTime()) ? 'undated' : day.toISOString().slice(0, 10).replaceAll('-', '/');
 }
 
 /** How many days back a takeover looks for an earlier build's record of its digest (see `legacyDigestRecord`). */
@@ -250,8 +265,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
     async putMessage(message, endpoint, reasons) {
       await ensure();
       const identity = messageIdentity(message);
-      const day = message.enqueuedTime === null ? 'undated' : message.enqueuedTime.toISOString().slice(0, 10).replaceAll('-', '/');
-      const name = `messages/${endpoint}/${day}/${identity}.json`;
+      const name = `${messageDayPrefix(endpoint, message.enqueuedTime)}${identity}.json`;
       const record = messageFields(message);
       const entry: QuarantinedMessage = {
         schema: 1,
@@ -355,7 +369,7 @@ export function createQuarantine(store: BlobStore, container: string, clock: Clo
     const today = Math.floor(clock.now().getTime() / DAY_MS) * DAY_MS;
     const first = Math.max(Math.floor(since.getTime() / DAY_MS) * DAY_MS, today - (LEGACY_DIGEST_DAYS - 1) * DAY_MS);
     for (let day = today; day >= first; day -= DAY_MS) {
-      const name = `messages/criticalQueue/${new Date(day).toISOString().slice(0, 10).replaceAll('-', '/')}/${digestKey}.json`;
+      const name = `${messageDayPrefix('criticalQueue', new Date(day))}${digestKey}.json`;
       const document = await getJson<QuarantineEntry>(store, container, name);
       if (document?.value.kind === 'digest') return name;
     }
