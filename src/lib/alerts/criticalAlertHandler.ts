@@ -31,7 +31,7 @@ import type { AlertsConfig } from './alertsConfig.js';
 import type { AlertStores } from './alertStores.js';
 import type { DeviceNotification, DeviceNotifier } from './deviceNotification.js';
 import { emailOperationId, rejectionDetail, type EmailSender, type SendFailed, type SendResult } from './email.js';
-import type { Claim, DeviceNotificationState, LedgerRecord, LedgerState } from './ledger.js';
+import { leaseEndMs, type Claim, type DeviceNotificationState, type LedgerRecord, type LedgerState } from './ledger.js';
 import { renderAlertEmail } from './render.js';
 import type { HoldReason } from './sendGate.js';
 
@@ -121,7 +121,7 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
     for (let attempt = 0; claim.status === 'busy' && attempt < busyWait.attempts; attempt += 1) {
       await sleep(busyWait.intervalMs);
       const current = await ledger.get(facts.alertKey);
-      const expired = current !== null && current.record.state === 'in-progress' && Date.parse(current.record.expiresAt ?? '') <= clock.now().getTime();
+      const expired = current !== null && current.record.state === 'in-progress' && leaseEndMs(current.record) <= clock.now().getTime();
       if (current === null || expired) claim = await ledger.claim(facts.alertKey, { kind: 'alert', deviceId: facts.deviceId, operationId });
       else if (current.record.state !== 'in-progress') claim = { status: 'done', ...current };
     }
@@ -211,7 +211,7 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
    */
   const waitAsAsked = async (owned: { record: LedgerRecord }, error: unknown): Promise<void> => {
     if (!isRoutingError(error) || error.retryAfterSeconds === undefined) return;
-    const leaseLeftSeconds = owned.record.expiresAt === null ? 0 : (Date.parse(owned.record.expiresAt) - clock.now().getTime()) / 1000;
+    const leaseLeftSeconds = (leaseEndMs(owned.record) - clock.now().getTime()) / 1000;
     await sleep(Math.max(0, Math.min(error.retryAfterSeconds, MAX_RETRY_AFTER_WAIT_SECONDS, leaseLeftSeconds - 15)) * 1000);
   };
 
@@ -314,8 +314,7 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
       const earlier = await legacyRecord(ledger, admitted);
       if (earlier !== null) {
         if (earlier.record.state !== 'in-progress') return duplicate(facts, earlier);
-        const lease = earlier.record.expiresAt === null ? 0 : Date.parse(earlier.record.expiresAt);
-        if (lease > clock.now().getTime()) {
+        if (leaseEndMs(earlier.record) > clock.now().getTime()) {
           // An instance of the earlier build is sending it: let Service Bus redeliver once it is done.
           throw new RoutingError('StorageConflict', `alert ${earlier.record.key} of device '${facts.deviceId}' is being handled under its earlier key; Service Bus will redeliver`);
         }

@@ -109,6 +109,16 @@ export function ledgerBlobName(key: string): string {
 }
 
 /**
+ * Until when the attempt that owns `record` holds it (epoch ms): its lease's end, 0 when it has none or one that
+ * cannot be read. The one reading of `expiresAt`: `claim` takes an in-progress record over once this has passed,
+ * and whoever waits on an owner, or on its own lease, asks the same.
+ */
+export function leaseEndMs(record: LedgerRecord): number {
+  const ms = record.expiresAt === null ? 0 : Date.parse(record.expiresAt);
+  return Number.isNaN(ms) ? 0 : ms;
+}
+
+/**
  * What every write of a record also stores as blob metadata, so that a listing of `ledger/` says when each record
  * was created and last written without downloading it (the dashboard skips records outside its range this way).
  * Replacing a blob replaces its metadata, so every write passes it.
@@ -163,8 +173,7 @@ export function createAlertLedger(options: AlertLedgerOptions): AlertLedger {
         if (existing === null) continue; // deleted in between (retention): start over
         const { record, etag } = existing;
         if (record.state !== 'in-progress') return { status: 'done', record, etag };
-        const expiresAt = record.expiresAt === null ? 0 : Date.parse(record.expiresAt);
-        if (expiresAt > now.getTime()) return { status: 'busy', record, etag };
+        if (leaseEndMs(record) > now.getTime()) return { status: 'busy', record, etag };
         const taken: LedgerRecord = {
           ...record,
           expiresAt: new Date(now.getTime() + leaseMs).toISOString(),
