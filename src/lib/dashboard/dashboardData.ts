@@ -387,6 +387,17 @@ export function decodeLedgerView(raw: unknown): LedgerView | null {
   };
 }
 
+/**
+ * Where a ledger record stands against the range in a walk of records newest-written first, from its listing
+ * metadata or from the record itself: `passed` once it was last written before the range (every later one was too,
+ * and createdAt <= updatedAt: none of them can have been created in the range, so the walk stops), `in` for an
+ * alert created in the range, else `out`.
+ */
+function placeInRange(times: { kind: string; createdMs: number; updatedMs: number }, query: DashboardQuery): 'passed' | 'in' | 'out' {
+  if (times.updatedMs < query.fromMs) return 'passed';
+  return times.kind === 'alert' && times.createdMs >= query.fromMs && times.createdMs < query.toMs ? 'in' : 'out';
+}
+
 async function readAlerts(
   deps: DashboardDeps,
   query: DashboardQuery,
@@ -410,18 +421,12 @@ async function readAlerts(
   // downloaded: a range in the past, with many alerts since, used to spend every read on records created after it
   // and then count nothing. The walk stops at the first one last written before the range, as below. Records of
   // earlier builds have no such metadata and are read.
-  let candidates: BlobItem[] = items;
-  if (items.some((item) => ledgerListingTimes(item.metadata) !== undefined)) {
-    candidates = [];
-    for (const item of items) {
-      const times = ledgerListingTimes(item.metadata);
-      if (times === undefined) {
-        candidates.push(item);
-        continue;
-      }
-      if (times.updatedMs < query.fromMs) break;
-      if (times.kind === 'alert' && times.createdMs >= query.fromMs && times.createdMs < query.toMs) candidates.push(item);
-    }
+  const candidates: BlobItem[] = [];
+  for (const item of items) {
+    const times = ledgerListingTimes(item.metadata);
+    const place = times === undefined ? 'in' : placeInRange(times, query);
+    if (place === 'passed') break;
+    if (place === 'in') candidates.push(item);
   }
 
   const inRange: LedgerView[] = [];
@@ -437,13 +442,12 @@ async function readAlerts(
     read += batch.length;
     for (const record of records) {
       if (record === null) continue;
-      // Every later record was last written before this one, and createdAt <= updatedAt: none of them can have
-      // been created in the range, so the walk stops here.
-      if (record.updatedMs < query.fromMs) {
+      const place = placeInRange(record, query);
+      if (place === 'passed') {
         passed = true;
         break;
       }
-      if (record.kind !== 'alert' || record.createdMs < query.fromMs || record.createdMs >= query.toMs) continue;
+      if (place === 'out') continue;
       if (filter !== null && !filter.has(record.deviceId)) continue;
       inRange.push(record);
     }
