@@ -24,6 +24,7 @@ import type { DeviceNotifier } from './deviceNotification.js';
 import { createIotHubDeviceNotifier } from './deviceNotifier.js';
 import { createDigestRunner, type DigestRunner } from './digestRunner.js';
 import type { EmailSender } from './email.js';
+import { LEASE_MARGIN_MS } from './ledger.js';
 import { createOutboxSender } from './outboxSender.js';
 
 export interface AlertServices {
@@ -108,9 +109,9 @@ function senderFor(config: AlertsConfig, settings: AlertSettings, services: Serv
   if (kind === 'outbox') return createOutboxSender({ directory: path.resolve(services.config.root, config.outboxDirectory), clock: services.clock });
   const acs = settings.acs;
   if (acs === null) throw new RoutingError('ConfigInvalid', 'ACS_CONNECTION_STRING or ACS_ENDPOINT is required for alerts.sender "acs"');
-  // A send gives up (EmailUnavailable, the alert handed back) 15 s before its lease ends: a send still polling when
-  // the lease ran out would let a duplicate delivery take the alert over without knowing the service had accepted it.
-  const maxWaitMs = Math.min(60_000, Math.max(1_000, config.leaseSeconds * 1000 - 15_000));
+  // A send gives up (EmailUnavailable, the alert handed back) before its lease ends: a send still polling when the
+  // lease ran out would let a duplicate delivery take the alert over without knowing the service had accepted it.
+  const maxWaitMs = Math.min(60_000, Math.max(1_000, config.leaseSeconds * 1000 - LEASE_MARGIN_MS));
   return createAcsEmailSender(
     acs.kind === 'connectionString'
       ? { connectionString: acs.value }

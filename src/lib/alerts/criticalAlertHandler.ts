@@ -31,7 +31,7 @@ import type { AlertsConfig } from './alertsConfig.js';
 import type { AlertStores } from './alertStores.js';
 import type { DeviceNotification, DeviceNotifier } from './deviceNotification.js';
 import { emailOperationId, rejectionDetail, type EmailSender, type SendFailed, type SendResult } from './email.js';
-import { leaseEndMs, type Claim, type DeviceNotificationState, type LedgerRecord, type LedgerState } from './ledger.js';
+import { LEASE_MARGIN_MS, leaseEndMs, type Claim, type DeviceNotificationState, type LedgerRecord, type LedgerState } from './ledger.js';
 import { renderAlertEmail } from './render.js';
 import type { HoldReason } from './sendGate.js';
 
@@ -211,8 +211,8 @@ export function createCriticalAlertHandler(deps: AlertDeps): CriticalAlertHandle
    */
   const waitAsAsked = async (owned: { record: LedgerRecord }, error: unknown): Promise<void> => {
     if (!isRoutingError(error) || error.retryAfterSeconds === undefined) return;
-    const leaseLeftSeconds = (leaseEndMs(owned.record) - clock.now().getTime()) / 1000;
-    await sleep(Math.max(0, Math.min(error.retryAfterSeconds, MAX_RETRY_AFTER_WAIT_SECONDS, leaseLeftSeconds - 15)) * 1000);
+    const leaseLeftMs = leaseEndMs(owned.record) - LEASE_MARGIN_MS - clock.now().getTime();
+    await sleep(Math.max(0, Math.min(error.retryAfterSeconds * 1000, MAX_RETRY_AFTER_WAIT_SECONDS * 1000, leaseLeftMs)));
   };
 
   const send = async (

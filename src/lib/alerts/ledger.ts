@@ -109,6 +109,13 @@ export function ledgerBlobName(key: string): string {
 }
 
 /**
+ * How long before its lease ends an attempt stops working on the alert (a send's polling, a wait on a Retry-After)
+ * and hands it back: work still under way when the lease ran out would let another delivery take the alert over
+ * without knowing what this one did.
+ */
+export const LEASE_MARGIN_MS = 15_000;
+
+/**
  * Until when the attempt that owns `record` holds it (epoch ms): its lease's end, 0 when it has none or one that
  * cannot be read. The one reading of `expiresAt`: `claim` takes an in-progress record over once this has passed,
  * and whoever waits on an owner, or on its own lease, asks the same.
