@@ -3,7 +3,7 @@
  * Pure functions of the message and the `alerts` configuration.
  */
 
-import { messageIdentity } from '../message/identity.js';
+import { messageIdentity, moduleOf } from '../message/identity.js';
 import { lookupProperty } from '../message/normalize.js';
 import type { JsonValue, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { AlertsConfig, PropertyMatch } from './alertsConfig.js';
@@ -167,7 +167,7 @@ function propertiesOf(
 type TwinName = 'device twin' | 'module twin';
 
 function twinNameOf(message: RoutedMessage): TwinName {
-  return message.moduleId === undefined || message.moduleId === '' ? 'device twin' : 'module twin';
+  return moduleOf(message) === undefined ? 'device twin' : 'module twin';
 }
 
 /**

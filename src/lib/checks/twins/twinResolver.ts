@@ -15,7 +15,7 @@
  * Pure domain: no SDK import. The azure-iothub adapter lives in `registryTwinReader.ts`.
  */
 
-import { RoutingError, isRoutingError } from '../../errors.js';
+import { RoutingError, configInvalid, isRoutingError } from '../../errors.js';
 import { moduleOf, senderKey } from '../../message/identity.js';
 import type { PropertyValue } from '../../message/RoutedMessage.js';
 import type { Clock } from '../../ports.js';
@@ -332,7 +332,7 @@ function validateOptions(options: TwinResolverOptions): Settings {
   if (!Number.isFinite(settings.ratePerSecond) || settings.ratePerSecond <= 0) {
     problems.push(`ratePerSecond must be a number > 0, got ${String(settings.ratePerSecond)}`);
   }
-  if (problems.length > 0) throw new RoutingError('ConfigInvalid', `Twin resolver: ${problems.join('; ')}`);
+  if (problems.length > 0) throw configInvalid('Twin resolver settings are invalid', problems);
   return settings;
 }
 
