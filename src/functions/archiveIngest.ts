@@ -1,5 +1,5 @@
 import { app, type InvocationContext } from '@azure/functions';
-import { archiveFromServices, ingestDepsFromServices } from '../lib/archive/archiveDeps.js';
+import { ingestDepsFromServices } from '../lib/archive/archiveDeps.js';
 import { blobCreatedTarget } from '../lib/archive/blobCreatedEvent.js';
 import { archiveTriggerSourceOf } from '../lib/archive/config.js';
 import { createArchiveIngestHandler, type ArchiveIngestHandler, type IngestSummary } from '../lib/archive/ingest.js';
@@ -15,13 +15,27 @@ import { processServices, type Services } from '../lib/runtime.js';
  * Both call the same ingest, which reads the blob itself and pins the version it indexes by the ETag of that read.
  */
 
-/** The one ingest both registrations share: by blob name, with its summary logged. */
-function ingestByName(getServices: () => Promise<Services>) {
-  let cached: { services: Services; ingest: ArchiveIngestHandler } | undefined;
-  return async (name: string, context: InvocationContext): Promise<IngestSummary> => {
+type LoggedIngest = (name: string, context: InvocationContext) => Promise<IngestSummary>;
+
+/**
+ * The one ingest both registrations share (by blob name, its summary logged) and the archive container it reads,
+ * built once per services rather than per invocation.
+ */
+function sharedIngest(getServices: () => Promise<Services>): () => Promise<{ container: string; ingest: LoggedIngest }> {
+  let cached: { services: Services; container: string; ingest: LoggedIngest } | undefined;
+  return async () => {
     const services = await getServices();
-    if (cached?.services !== services) cached = { services, ingest: createArchiveIngestHandler(ingestDepsFromServices(services)) };
-    const summary = await cached.ingest(name);
+    if (cached?.services !== services) {
+      const deps = ingestDepsFromServices(services);
+      cached = { services, container: deps.archive.container, ingest: loggedIngest(createArchiveIngestHandler(deps)) };
+    }
+    return cached;
+  };
+}
+
+function loggedIngest(ingest: ArchiveIngestHandler): LoggedIngest {
+  return async (name, context) => {
+    const summary = await ingest(name);
     const damage = summary.damage === null ? '' : `; ${summary.damage.code} at byte ${summary.damage.byteOffset}, quarantined`;
     context.log(
       `archiveIngest ${name} (${summary.etag ?? 'gone'}): ${summary.outcome}, ${summary.format ?? 'no'} format, ` +
@@ -33,8 +47,11 @@ function ingestByName(getServices: () => Promise<Services>) {
 
 /** The polling blob trigger's handler: the host's buffer is ignored, the blob named by the trigger re-read. */
 export function archiveIngestHandler(getServices: () => Promise<Services> = processServices) {
-  const ingest = ingestByName(getServices);
-  return async (_content: unknown, context: InvocationContext): Promise<IngestSummary> => ingest(blobName(context), context);
+  const current = sharedIngest(getServices);
+  return async (_content: unknown, context: InvocationContext): Promise<IngestSummary> => {
+    const name = blobName(context);
+    return (await current()).ingest(name, context);
+  };
 }
 
 export type ArchiveEventOutcome = IngestSummary | { outcome: 'ignored' | 'malformed'; reason: string };
@@ -49,10 +66,10 @@ export type ArchiveEventOutcome = IngestSummary | { outcome: 'ignored' | 'malfor
  * as handled: retrying it would only repeat the log line for a day.
  */
 export function archiveEventGridHandler(getServices: () => Promise<Services> = processServices) {
-  const ingest = ingestByName(getServices);
+  const current = sharedIngest(getServices);
   return async (event: unknown, context: InvocationContext): Promise<ArchiveEventOutcome> => {
-    const services = await getServices();
-    const target = blobCreatedTarget(event, archiveFromServices(services).container);
+    const { container, ingest } = await current();
+    const target = blobCreatedTarget(event, container);
     if (target.kind === 'malformed') {
       context.error(`archiveIngest: event not handled (${target.problem}); received: ${target.received}`);
       return { outcome: 'malformed', reason: target.problem };
