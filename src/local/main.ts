@@ -12,10 +12,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format, parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
-import { aggregationConfigOf, parseReportsContainer } from '../lib/aggregate/aggregationConfig.js';
-import { parseAlertSettings } from '../lib/alerts/alertsConfig.js';
+import { aggregationConfigOf } from '../lib/aggregate/aggregationConfig.js';
 import { isAlert } from '../lib/alerts/alertPolicy.js';
-import { resolveArchive } from '../lib/archive/archiveDeps.js';
+import { archiveFromServices } from '../lib/archive/archiveDeps.js';
 import { loadRoutingConfig, type EndpointName } from '../lib/config.js';
 import { isRoutingError } from '../lib/errors.js';
 import type { BlobStore } from '../lib/ports.js';
@@ -324,9 +323,9 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     const routing = services.config.routing;
     const compiled = compileRoutes(routing.routes);
     if ('errors' in compiled) throw new Error(compiled.errors.join('; '));
-    const archive = resolveArchive(archiveConfig, env);
+    // The settings as the functions read them: parsed and validated once, by createServices.
+    const archive = archiveFromServices(services);
     const aggregation = aggregationConfigOf(routing);
-    const reportsContainer = parseReportsContainer(env);
     const outboxDirectory = settings.alertSender === 'outbox' ? path.resolve(root, outboxOption ?? alertsConfig.outboxDirectory) : null;
 
     const logsDirectory = path.join(stateDirectory, 'logs');
@@ -506,13 +505,12 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
       },
     });
 
-    const alertSettings = parseAlertSettings(env);
     const scanner = new OutputScanner({
       store: services.store,
-      reportsContainer: 'value' in reportsContainer ? reportsContainer.value : 'reports',
+      reportsContainer: services.config.settings.reportsContainer,
       baseWindowLabel: aggregation.windows[0]?.label ?? '1m',
       quarantineContainer: services.config.settings.quarantineContainer,
-      alertsContainer: 'value' in alertSettings ? alertSettings.value.container : 'alerts',
+      alertsContainer: services.config.settings.alerts.container,
       archiveIndexContainer: archive.indexContainer,
       outboxDirectory,
     });
