@@ -248,9 +248,10 @@ const CONNECTION_PROPERTIES = [
 
 /**
  * A connection read as our clients read it ({@link connectionSetting}: `:` for `__`, property names in any case,
- * blank values unset), so that what this check accepts is what the clients it vouches for will build.
+ * blank values unset), so that what this check accepts is what the clients it vouches for will build; null when
+ * no form of it is set. The CLI asks it too whether a connection is there at all.
  */
-function connectionFrom(env: Env, name: string): Connection | null {
+export function connectionFrom(env: Env, name: string): Connection | null {
   const direct = connectionSetting(env, name);
   if (direct !== undefined) return { kind: 'connectionString', value: direct };
   const prefixes = [`${name}__`, `${name}:`].map((prefix) => prefix.toLowerCase());

@@ -301,6 +301,14 @@ describe('archive index: parameters', () => {
     await expect(usage(args)).rejects.toThrow(message);
   });
 
+  it('takes the storage connection in every form the app reads it (`:` for `__` here), not only two spellings', async () => {
+    const absent = join(dir, 'absent.json');
+    // Past the storage check, the run stops at the configuration file, before any request.
+    await expect(
+      runCommand(archiveCommand, ['index', '--config', absent], { 'AzureWebJobsStorage:accountName': 'account', ARCHIVE_CONTAINER: 'archive' }),
+    ).rejects.toThrow(/absent\.json: .*no such file/);
+  });
+
   it('refuses to run without storage or a routing.config.json, and exits 1 through the CLI', async () => {
     await expect(runCommand(archiveCommand, ['index', '--config', configPath], {})).rejects.toThrow(/no storage: set AzureWebJobsStorage/);
     const run = await runCli(['archive', 'index', '--concurrency', '40'], env);

@@ -38,6 +38,14 @@ describe('iot-routing quarantine', () => {
     expect(JSON.parse(shown.stdout)).toMatchObject({ kind: 'message', reasons: [expect.objectContaining({ code: 'BodyNotJson', hint: expect.any(String) })] });
   });
 
+  it('takes the storage connection in every form the app reads it (`:` for `__` here), refusing only a blank one', async () => {
+    // Past the storage check, replay stops at the configuration file, before any request.
+    await expect(
+      runCommand(quarantineCommand, ['replay', '--config', '/nonexistent/routing.config.json'], { 'AzureWebJobsStorage:accountName': 'account' }),
+    ).rejects.toThrow(/nonexistent\/routing\.config\.json: .*no such file/);
+    await expect(runCommand(quarantineCommand, ['list'], { AzureWebJobsStorage: ' ' })).rejects.toThrow(/no storage: pass --connection-string/);
+  });
+
   it('refuses a filter no entry can match, naming the values that can, instead of listing nothing', async () => {
     await expect(quarantineCli(['list', '--endpoint', 'event'])).rejects.toThrow('--endpoint must be one of events, criticalQueue, archive, not "event"');
     await expect(quarantineCli(['list', '--reason', 'BodyNotJSON'])).rejects.toThrow(/--reason must be a reason code \(.*BodyNotJson.*ArchiveTruncated.*EmailRejected\), not "BodyNotJSON"/);

@@ -8,6 +8,7 @@ import {
   type CatchUpOutcome,
   type IndexState,
 } from '../../lib/archive/indexCatchUp.js';
+import { connectionFrom } from '../../lib/config.js';
 import { isTransient } from '../../lib/errors.js';
 import { createServices, type ServiceOverrides } from '../../lib/runtime.js';
 import { EXIT, interruptSignal, parseCommandArgs, routingConfigPath, timeRangeOptions, UsageError, wholeNumber, writeLine, type CliIo } from '../io.js';
@@ -50,7 +51,7 @@ export async function archiveCommand(args: string[], io: CliIo, overrides: Servi
   const concurrency =
     values.concurrency === undefined ? DEFAULT_INDEX_CONCURRENCY : wholeNumber(values.concurrency, '--concurrency', 1, MAX_INDEX_CONCURRENCY);
   const dryRun = values['dry-run'];
-  if (io.env['AzureWebJobsStorage'] === undefined && io.env['AzureWebJobsStorage__accountName'] === undefined) {
+  if (connectionFrom(io.env, 'AzureWebJobsStorage') === null) {
     throw new UsageError('no storage: set AzureWebJobsStorage (or AzureWebJobsStorage__accountName) as the app has it');
   }
   // Ingest checks records with the configuration it is given: it must be the app's, so it is not guessed.

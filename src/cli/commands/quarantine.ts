@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { ENDPOINT_NAMES } from '../../lib/checks/reasons.js';
+import { connectionFrom } from '../../lib/config.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
 import { REPLAYABLE_ENDPOINTS, replayableReasonCodes, replayDepsFromServices, replayQuarantined, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
@@ -42,7 +43,7 @@ export async function quarantineCommand(args: string[], io: CliIo): Promise<numb
   if (action !== 'list' && action !== 'show' && action !== 'replay') throw new UsageError('quarantine takes list, show or replay');
   if (values.format !== 'table' && values.format !== 'ndjson') throw new UsageError('--format must be table or ndjson');
   const settings = values['connection-string'] === undefined ? io.env : { AzureWebJobsStorage: values['connection-string'] };
-  if (settings['AzureWebJobsStorage'] === undefined && settings['AzureWebJobsStorage__accountName'] === undefined) {
+  if (connectionFrom(settings, 'AzureWebJobsStorage') === null) {
     throw new UsageError('no storage: pass --connection-string or set AzureWebJobsStorage');
   }
   const container = values.container ?? io.env['QUARANTINE_CONTAINER'] ?? 'quarantine';
