@@ -1,9 +1,11 @@
 import { once } from 'node:events';
 import { access } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { instantProblem, parseInstant } from '../lib/instant.js';
 import type { ArchiveDamage } from '../lib/message/archive.js';
+import { createServices, type ServiceOverrides, type Services } from '../lib/runtime.js';
 
 export interface CliIo {
   stdout: Writable;
@@ -124,4 +126,20 @@ export async function routingConfigPath(given: string | undefined): Promise<stri
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The app's services for a command that runs the app's own handlers: the app settings in `env` and the
+ * routing.config.json --config names (`given`), else the working directory's, which must exist: the handlers must
+ * run with the app's configuration, never a default. `purpose` says what the file is needed for.
+ */
+export async function appServices(
+  env: CliIo['env'],
+  given: string | undefined,
+  purpose: string,
+  overrides: ServiceOverrides = {},
+): Promise<Services> {
+  const configPath = await routingConfigPath(given);
+  if (configPath === undefined) throw new UsageError(`${purpose}: pass --config PATH or run it where that file is`);
+  return createServices({ ...env, ROUTING_CONFIG_PATH: resolve(configPath) }, { root: process.cwd(), ...overrides });
 }

@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import {
   catchUpArchiveIndex,
   DEFAULT_INDEX_CONCURRENCY,
@@ -10,8 +9,8 @@ import {
 } from '../../lib/archive/indexCatchUp.js';
 import { connectionFrom } from '../../lib/config.js';
 import { isTransient } from '../../lib/errors.js';
-import { createServices, type ServiceOverrides } from '../../lib/runtime.js';
-import { EXIT, interruptSignal, parseCommandArgs, routingConfigPath, timeRangeOptions, UsageError, wholeNumber, writeLine, type CliIo } from '../io.js';
+import type { ServiceOverrides } from '../../lib/runtime.js';
+import { appServices, EXIT, interruptSignal, parseCommandArgs, timeRangeOptions, UsageError, wholeNumber, writeLine, type CliIo } from '../io.js';
 
 export const archiveUsage = `iot-routing archive index [--from ISO] [--to ISO] [--dry-run] [--concurrency N] [--config routing.config.json]
   Catches the archive index up with the archive, for the blobs no trigger announced: written before the app or its
@@ -55,9 +54,7 @@ export async function archiveCommand(args: string[], io: CliIo, overrides: Servi
     throw new UsageError('no storage: set AzureWebJobsStorage (or AzureWebJobsStorage__accountName) as the app has it');
   }
   // Ingest checks records with the configuration it is given: it must be the app's, so it is not guessed.
-  const configPath = await routingConfigPath(values.config);
-  if (configPath === undefined) throw new UsageError('index checks records with routing.config.json: pass --config PATH or run it where that file is');
-  const services = await createServices({ ...io.env, ROUTING_CONFIG_PATH: resolve(configPath) }, { root: process.cwd(), ...overrides });
+  const services = await appServices(io.env, values.config, 'index checks records with routing.config.json', overrides);
   const deps = indexCatchUpDepsFromServices(services);
 
   const scope = `container ${deps.archive.container}${describeRange(range)}`;

@@ -1,12 +1,10 @@
-import { resolve } from 'node:path';
 import { ENDPOINT_NAMES } from '../../lib/checks/reasons.js';
 import { connectionFrom } from '../../lib/config.js';
 import { systemClock } from '../../lib/ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
 import { REPLAYABLE_ENDPOINTS, replayableReasonCodes, replayDepsFromServices, replayQuarantined, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
-import { createServices } from '../../lib/runtime.js';
 import { ARCHIVE_DAMAGE_CODES, createQuarantine, quarantineReasonCodes } from '../../lib/storage/quarantine.js';
-import { EXIT, parseCommandArgs, routingConfigPath, UsageError, writeLine, type CliIo } from '../io.js';
+import { appServices, EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const quarantineUsage = `iot-routing quarantine list [--endpoint E] [--reason CODE] [--device ID] [--format table|ndjson]
 iot-routing quarantine show <name>
@@ -111,9 +109,7 @@ async function replay(
     );
   }
   // The replay applies the configuration that is meant to let these messages through: it must be the one given.
-  const configPath = await routingConfigPath(values.config);
-  if (configPath === undefined) throw new UsageError('replay applies routing.config.json: pass --config PATH or run it where that file is');
-  const services = await createServices({ ...env, ROUTING_CONFIG_PATH: resolve(configPath) }, { root: process.cwd() });
+  const services = await appServices(env, values.config, 'replay applies routing.config.json');
   const results = replayQuarantined(
     replayDepsFromServices(services, { dryRun: values['dry-run'] }),
     {
