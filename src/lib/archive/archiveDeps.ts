@@ -5,11 +5,7 @@
  */
 import { configInvalid } from '../errors.js';
 import type { Services } from '../runtime.js';
-import {
-  parseArchiveSettings,
-  type ArchiveConfig,
-  type ArchiveTriggerSource,
-} from './config.js';
+import { parseArchiveSettings, type ArchiveConfig } from './config.js';
 import { parseFileNameFormat, type FileNameFormat } from './fileNameFormat.js';
 import type { ArchiveIngestDeps } from './ingest.js';
 import type { TelemetryQueryDeps } from './telemetryQuery.js';
@@ -25,7 +21,6 @@ export interface ResolvedArchive {
   /** The container IoT Hub writes to. */
   container: string;
   indexContainer: string;
-  triggerSource: ArchiveTriggerSource;
 }
 
 /** Throws ConfigInvalid naming every problem (no archive container, bad format, bad settings). */
@@ -45,7 +40,6 @@ export function resolveArchive(config: ArchiveConfig, env: Env): ResolvedArchive
     format: format.value,
     container: settings.container,
     indexContainer: settings.indexContainer,
-    triggerSource: settings.triggerSource,
   };
 }
 
@@ -70,7 +64,6 @@ export function archiveFromServices(services: Pick<Services, 'config'>): Resolve
     format: format.value,
     container: settings.container,
     indexContainer: settings.indexContainer,
-    triggerSource: settings.triggerSource,
   };
 }
 
