@@ -71,7 +71,12 @@ export function archiveEventGridHandler(getServices: () => Promise<Services> = p
     const { container, ingest } = await current();
     const target = blobCreatedTarget(event, container);
     if (target.kind === 'malformed') {
-      context.error(`archiveIngest: event not handled (${target.problem}); received: ${target.received}`);
+      // Nothing to quarantine (no blob is named), so the log line is the record, with what a person can do.
+      context.error(
+        `archiveIngest: event not handled (${target.problem}); no blob was indexed from it: check the Event Grid ` +
+          `subscription's schema (EventGridSchema) and filters, then run \`iot-routing archive index\` to index any ` +
+          `blob it announced; received: ${target.received}`,
+      );
       return { outcome: 'malformed', reason: target.problem };
     }
     if (target.kind === 'ignored') {

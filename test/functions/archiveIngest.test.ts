@@ -221,6 +221,7 @@ describe('archiveIngest on Event Grid (the production setting)', () => {
     const noSubject = { id: 'e-1', eventType: 'Microsoft.Storage.BlobCreated', data: { url: 'https://x/y/z' } };
     expect(await handle(noSubject, logs)).toEqual({ outcome: 'malformed', reason: 'the event has no subject' });
     expect(logs).toEqual([{ level: 'error', text: expect.stringContaining(`received: ${JSON.stringify(noSubject)}`) }]);
+    expect(logs[0]!.text).toContain('run `iot-routing archive index`');
     expect(await handle({ subject: '/blobServices/default/containers/x', eventType: 'Microsoft.Storage.BlobCreated' })).toMatchObject({ outcome: 'malformed' });
     expect(await handle('not an event')).toMatchObject({ outcome: 'malformed' });
   });
