@@ -3,8 +3,8 @@
  *
  * 1. In memory: the whole pipeline (decode the trigger batch, admit with an in-memory quarantine, aggregate into an
  *    in-memory window store) against a bare loop of JSON.parse over the same bodies. Beside it, the essential loop
- *    of bench/pipelineFloor.ts against the same baseline (`floor ratio`): the least work the issue's requirements
- *    leave, so the highest ratio any implementation could report here.
+ *    of bench/pipelineFloor.ts against the same baseline (`floor ratio`): the essential work of the issue under
+ *    ADR 0007's design, so the highest ratio an implementation of that design could report here.
  * 2. With Azurite: the same pipeline writing its partials with conditional writes, reporting messages/s and storage
  *    calls per batch; the baseline is the same bare JSON.parse loop.
  */
