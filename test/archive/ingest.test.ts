@@ -6,41 +6,17 @@ import { HourSummaryCache } from '../../src/lib/archive/hourSummary.js';
 import { createArchiveIngestHandler, type ArchiveIngestHandler } from '../../src/lib/archive/ingest.js';
 import { readManifest } from '../../src/lib/archive/manifest.js';
 import { parseChecksConfig } from '../../src/lib/checks/expectations.js';
-import { ManualClock, type BlobReadStream, type BlobStore } from '../../src/lib/ports.js';
+import { ManualClock } from '../../src/lib/ports.js';
 import { AzureBlobStore } from '../../src/lib/storage/azureBlobStore.js';
 import { createQuarantine, type QuarantineListItem } from '../../src/lib/storage/quarantine.js';
 import { encodeBlob, fixtureMessage, FIXTURE_HUB, iotHubRecordOf, writeArchive } from '../support/archiveFixtures.js';
 import { iotHubAvroFile } from '../support/avroFiles.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
+import { ObservedStore } from './observedStore.js';
 
 const azurite = useAzurite();
 const FORMAT = DEFAULT_ARCHIVE_CONFIG.fileNameFormat;
 const MINUTE = Date.UTC(2024, 4, 1, 12, 0);
-
-/** Counts downloads, and can run something right after a download has started (a rewrite racing the ingest). */
-class ObservedStore {
-  opened = 0;
-  afterOpen: (() => Promise<void>) | undefined;
-  constructor(readonly inner: BlobStore) {}
-  wrap(): BlobStore {
-    return new Proxy(this.inner, {
-      get: (target, key, receiver) => {
-        if (key === 'openRead') {
-          return async (container: string, name: string): Promise<BlobReadStream | null> => {
-            const stream = await target.openRead(container, name);
-            this.opened++;
-            const hook = this.afterOpen;
-            this.afterOpen = undefined;
-            await hook?.();
-            return stream;
-          };
-        }
-        const value = Reflect.get(target, key, receiver) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-  }
-}
 
 interface Setup {
   store: AzureBlobStore;
