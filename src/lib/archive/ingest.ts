@@ -8,7 +8,8 @@
  * (indexCatchUp.ts) is one more delivery, for blobs no event announced, possibly beside the trigger. Everything here is
  * keyed so a replay changes nothing: quarantined messages by message identity, a damaged blob by (name, ETag), the
  * manifest by (name, ETag) with the conditional protocol in manifest.ts. A replay of an indexed version is noticed
- * before the blob is downloaded.
+ * before the blob is downloaded; a replay that arrives while the same version is being downloaded by this handler
+ * shares that download (singleFlightByVersion).
  *
  * Failures: damage in the blob is a finding (quarantine record + manifest), never an exception. A storage failure
  * throws (`StorageUnavailable`) so the trigger retries the blob; nothing half-written can mislead a reader, because
@@ -71,6 +72,8 @@ export function createArchiveIngestHandler(deps: ArchiveIngestDeps): ArchiveInge
     }
     return null;
   };
+  const nothingRead = (blobName: string) =>
+    ({ blobName, manifest: manifestName(archive.container, blobName), records: 0, admitted: 0, quarantined: 0, damage: null }) as const;
   const currentEtag = async (name: string): Promise<ETag | null> => (await currentVersion(name))?.etag ?? null;
   /** Hour summaries are written after the manifest, only for the version that is still current. */
   const summarize = async (manifest: ArchiveManifest): Promise<void> => {
@@ -81,34 +84,14 @@ export function createArchiveIngestHandler(deps: ArchiveIngestDeps): ArchiveInge
     await recordInHourSummary(store, archive.indexContainer, manifest, parsed, current.lastModified);
   };
 
-  return async (blobName) => {
-    await ensureIndex();
-    const manifest = manifestName(archive.container, blobName);
-    const empty = { blobName, manifest, records: 0, admitted: 0, quarantined: 0, damage: null } as const;
-
-    const existing = await readManifest(store, archive.indexContainer, archive.container, blobName);
-    if (existing !== null && existing.manifest !== null) {
-      const current = await currentEtag(blobName);
-      if (current === null) return { ...empty, etag: null, outcome: 'missing', format: null };
-      if (current === existing.manifest.blob.etag) {
-        const m = existing.manifest;
-        // A replay after a failure between the manifest and the summary completes the summary; otherwise a no-op.
-        await summarize(m);
-        return {
-          ...empty,
-          etag: current,
-          outcome: 'unchanged',
-          format: m.format,
-          records: m.records,
-          admitted: m.outcomes.accept + m.outcomes.warn,
-          quarantined: m.outcomes.quarantine,
-          damage: m.damage,
-        };
-      }
-    }
-
+  /**
+   * Downloads, checks and indexes the version of `blobName` that is current when it is opened. `opened` is told
+   * that version (null: no blob) as soon as openRead answers, before the download is read.
+   */
+  const downloadAndIndex = async (blobName: string, opened: (version: ETag | null) => void): Promise<IngestSummary> => {
     const blob = await store.openRead(archive.container, blobName);
-    if (blob === null) return { ...empty, etag: null, outcome: 'missing', format: null };
+    opened(blob?.etag ?? null);
+    if (blob === null) return { ...nothingRead(blobName), etag: null, outcome: 'missing', format: null };
 
     const builder = new ManifestBuilder();
     let admitted = 0;
@@ -154,7 +137,109 @@ export function createArchiveIngestHandler(deps: ArchiveIngestDeps): ArchiveInge
       admitted,
       quarantined,
       damage: summary.damage,
-      manifest,
+      manifest: manifestName(archive.container, blobName),
     };
+  };
+
+  const downloads = singleFlightByVersion(downloadAndIndex, currentEtag);
+
+  return async (blobName) => {
+    await ensureIndex();
+    const empty = nothingRead(blobName);
+
+    const existing = await readManifest(store, archive.indexContainer, archive.container, blobName);
+    if (existing !== null && existing.manifest !== null) {
+      const current = await currentEtag(blobName);
+      if (current === null) return { ...empty, etag: null, outcome: 'missing', format: null };
+      if (current === existing.manifest.blob.etag) {
+        const m = existing.manifest;
+        // A replay after a failure between the manifest and the summary completes the summary; otherwise a no-op.
+        await summarize(m);
+        return {
+          ...empty,
+          etag: current,
+          outcome: 'unchanged',
+          format: m.format,
+          records: m.records,
+          admitted: m.outcomes.accept + m.outcomes.warn,
+          quarantined: m.outcomes.quarantine,
+          damage: m.damage,
+        };
+      }
+    }
+
+    return downloads.ingest(blobName);
+  };
+}
+
+/** A download of one blob name under way, and the version it opened once openRead has answered. */
+interface Download {
+  /** The ETag the run opened (null: no blob). Rejects when the run failed before openRead answered. */
+  version: Promise<ETag | null>;
+  outcome: Promise<IngestSummary>;
+}
+
+/**
+ * Concurrent ingests of one blob version share one download: Event Grid redelivers an event its 30-second webhook
+ * timeout gave up on while the first invocation still reads the blob (up to 500 MiB), on the same instance.
+ *
+ * Invariant: a caller is answered by a run only if that run ingests the version that is current after the caller
+ * arrived. The version a run ingests is known only once openRead answers (the name is read, not an ETag, and the
+ * stream stays on the version it opened), so a caller that finds a run of the same name waits for that version and
+ * then compares it with a listing of its own: equal, it awaits the run's outcome, failure included (each waiter's
+ * trigger retries); different (rewritten or deleted since), it starts a run of its own, which later callers of the
+ * name judge in turn. A run on an older version never answers for a newer one, and an answer is one a lone ingest
+ * started at the caller's listing could have given. A lone ingest does exactly what it did without this: no
+ * listing, one openRead.
+ *
+ * Bounded: one entry per blob name with a run under way (the latest one started), removed when that run settles.
+ * The handler serves one archive container, so the name is the key.
+ */
+function singleFlightByVersion(
+  run: (blobName: string, opened: (version: ETag | null) => void) => Promise<IngestSummary>,
+  currentEtag: (blobName: string) => Promise<ETag | null>,
+): { ingest(blobName: string): Promise<IngestSummary> } {
+  const downloads = new Map<string, Download>();
+
+  const start = (blobName: string): Promise<IngestSummary> => {
+    let opened!: (version: ETag | null) => void;
+    let failed!: (error: unknown) => void;
+    const version = new Promise<ETag | null>((resolve, reject) => {
+      opened = resolve;
+      failed = reject;
+    });
+    // Waiters learn of a failure from the version; nobody may be waiting, and the starter has the outcome.
+    version.catch(() => undefined);
+    const download: Download = {
+      version,
+      outcome: run(blobName, opened)
+        .catch((error: unknown) => {
+          failed(error);
+          throw error;
+        })
+        .finally(() => {
+          if (downloads.get(blobName) === download) downloads.delete(blobName);
+        }),
+    };
+    downloads.set(blobName, download);
+    return download.outcome;
+  };
+
+  return {
+    async ingest(blobName) {
+      for (;;) {
+        const download = downloads.get(blobName);
+        if (download === undefined) return start(blobName);
+        let version: ETag | null;
+        try {
+          version = await download.version;
+        } catch {
+          return download.outcome; // the shared run failed: its failure is this caller's too
+        }
+        if ((await currentEtag(blobName)) === version) return download.outcome;
+        // Another version is current: start its run, unless another caller already has (judge that one instead).
+        if (downloads.get(blobName) === download) return start(blobName);
+      }
+    },
   };
 }
