@@ -23,6 +23,7 @@ import { iotHubAvroFile } from '../support/avroFiles.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { runCli, runCommand, type CliRun } from '../support/cli.js';
 import { faultyStore } from '../support/faultyStore.js';
+import { ObservedStore } from '../archive/observedStore.js';
 
 const azurite = useAzurite();
 const FORMAT = DEFAULT_ARCHIVE_CONFIG.fileNameFormat;
@@ -277,6 +278,37 @@ describe('archive index when things go wrong', () => {
     expect(run.stdout).toMatch(/7 blobs listed .*: created \d, already indexed \d, damaged 0, missing since listing 0, failed 0/);
     for (const name of names) expect(await a.indexedAtCurrentVersion(name), name).toBe(true);
     expect((await a.quarantined()).map((q) => q.reasons)).toEqual([['EnrichmentMismatch']]);
+  });
+});
+
+describe('archive index: what it reads', () => {
+  it('reads an indexed blob\'s manifest once; reads a missing one\'s again just before the download, which spares the download when the trigger indexed it in between', async () => {
+    const a = await archive();
+    const container = a.env.ARCHIVE_CONTAINER;
+    const index = a.env.ARCHIVE_INDEX_CONTAINER;
+    const written = await writeArchive(a.services.store, container, FORMAT, [0, 1, 2].map((i) => ({ partition: '5', minute: NOON + i * MINUTE, records: 4, encoding: 'avro' as const })));
+    const [indexed, missing, overtaken] = written.map((b) => b.name) as [string, string, string];
+    expect((await a.trigger(indexed)).outcome).toBe('created');
+    const observed = new ObservedStore(a.services.store);
+    const reads = (name: string) => observed.count(observed.reads, index, manifestName(container, name));
+    // The trigger indexes `overtaken` right after the run has judged it missing (the judgement is read ahead).
+    observed.afterGet = async (c, n) => {
+      if (c === index && n === manifestName(container, overtaken) && reads(overtaken) === 1) expect((await a.trigger(overtaken)).outcome).toBe('created');
+    };
+    const run = await a.cli(['--concurrency', '1'], { store: observed.wrap() });
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(EXIT.ok);
+    expect(run.stdout).toContain('3 blobs listed (indexed 1, missing 2, stale 0): created 1, already indexed 2');
+    const downloads = (name: string) => observed.count(observed.downloads, container, name);
+    // Manifest reads: the judgement; ingest's own, just before the download; storeManifest's, the conditional write's.
+    expect({
+      indexed: { reads: reads(indexed), downloads: downloads(indexed) },
+      missing: { reads: reads(missing), downloads: downloads(missing) },
+      overtaken: { reads: reads(overtaken), downloads: downloads(overtaken) },
+    }).toEqual({
+      indexed: { reads: 1, downloads: 0 },
+      missing: { reads: 3, downloads: 1 },
+      overtaken: { reads: 2, downloads: 0 },
+    });
   });
 });
 

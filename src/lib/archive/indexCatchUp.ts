@@ -201,6 +201,10 @@ async function* run(
           continue;
         }
         // Missing, stale, or not known (the index could not be read): ingest decides again from the index itself.
+        // That second read of the manifest is kept on purpose, not handed the judgement: the judgement was read up
+        // to JUDGEMENT_LOOKAHEAD blobs ahead and may have waited behind ingests of blobs of up to 500 MiB, while the
+        // trigger (Event Grid redelivering the events of an outage) may index the blob meanwhile. A fresh read of a
+        // few KB then spares that download. storeManifest reads it a third time: the conditional write's own read.
         while (inFlight >= concurrency) {
           await someFinished();
           yield* takeFinished();
