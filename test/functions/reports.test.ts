@@ -151,6 +151,17 @@ describe('GET /api/reports', () => {
     expect(named).toEqual(expect.arrayContaining(['device', 'deviceId', 'from', 'to', 'window', 'format']));
   });
 
+  it('names the deviceId it refused, and says how to send a "+" that the URL turned into a space', async () => {
+    // IoT Hub device ids may hold "+"; written as is in a query string it arrives as a space.
+    const response = await get(`?${range}&deviceId=pump+7`);
+    expect(response.status).toBe(400);
+    const { problems } = JSON.parse(response.text) as { problems: string[] };
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^deviceId: "pump 7" is not an IoT Hub device id \(.*\); a "\+" in a URL reads as a space: write it as %2B$/);
+    const encoded = await get(`?${range}&deviceId=${encodeURIComponent('pump+7')}`);
+    expect(encoded.status).toBe(200);
+  });
+
   it('refuses a repeated deviceId, which the host would hand over joined with a comma', async () => {
     // 'pump,7' is a real device here: read as the host's "pump,7" it would answer for the wrong device.
     const response = await get(`?${range}&deviceId=pump&deviceId=7`);

@@ -47,11 +47,7 @@ export function parseReportsQuery(
   }
 
   const deviceId = values.get('deviceId');
-  if (deviceId !== undefined && !DEVICE_ID.test(deviceId)) {
-    errors.push(
-      `deviceId: not an IoT Hub device id (1-128 characters: letters, digits and - . + % _ # * ? ! ( ) , : = @ $ ')`,
-    );
-  }
+  if (deviceId !== undefined && !DEVICE_ID.test(deviceId)) errors.push(deviceIdProblem(deviceId));
 
   const instant = (name: 'from' | 'to'): number | undefined => instantParameter(name, values.get(name), errors);
   const fromGiven = instant('from');
@@ -82,6 +78,15 @@ export function parseReportsQuery(
       format: formatText as ReportFormat,
     },
   };
+}
+
+/**
+ * What is wrong with a `deviceId` that is not an IoT Hub device id, showing what arrived: a device id may hold "+",
+ * which an unencoded query string delivers as a space, so the refusal of an id the user believes valid says why.
+ */
+export function deviceIdProblem(value: string): string {
+  const problem = `deviceId: ${JSON.stringify(value.slice(0, 140))} is not an IoT Hub device id (1-128 characters: letters, digits and - . + % _ # * ? ! ( ) , : = @ $ ')`;
+  return value.includes(' ') ? `${problem}; a "+" in a URL reads as a space: write it as %2B` : problem;
 }
 
 export interface ReportsResponse {
