@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseAggregationConfig, type AggregationConfig } from '../../src/lib/aggregate/aggregationConfig.js';
 import { readReports, reportsToCsv } from '../../src/lib/aggregate/reports.js';
+import { createReportsEndpoint } from '../../src/lib/aggregate/reportsQuery.js';
 import { createTelemetryStreamHandler, type TelemetryBatchResult, type TelemetryStreamHandler } from '../../src/lib/aggregate/telemetryStream.js';
 import { createWindowAggregator } from '../../src/lib/aggregate/windowAggregator.js';
 import { blobWindowStore, memoryWindowStore, type WindowStore } from '../../src/lib/aggregate/windowStore.js';
@@ -251,5 +252,31 @@ describe('telemetry stream against Azurite', () => {
     expect(shared.lostRaces).toBeGreaterThan(0);
     expect(all.reduce((n, r) => n + r.aggregated + r.countedOtherLevel, 0)).toBe(TELEMETRY.length);
     expect(await reportsOf(blobWindowStore(shared, container))).toBe(await referenceReports([TELEMETRY]));
+  });
+});
+
+describe('reading a reports container written with another base window', () => {
+  it('answers 503 naming REPORTS_CONTAINER instead of an empty or partial report', async () => {
+    const store = azureStore();
+    const windows = blobWindowStore(store, uniqueContainerName('reports'));
+    const clock = new ManualClock(T0 + 3_600_000);
+    await handlerOn(store, windows, clock).processBatch(toBatch(TELEMETRY));
+    const range = [['from', '2024-03-01T10:00:00Z'], ['to', '2024-03-01T11:00:00Z']] as Array<[string, string]>;
+    const written = await createReportsEndpoint({ windows, config: CONFIG, clock })([...range, ['window', '10m']]);
+    expect(written.status).toBe(200);
+    expect((JSON.parse(written.body) as { count: number }).count).toBeGreaterThan(0);
+
+    // The configuration moved to a 5-minute base; its 5m windows were never written to this container, and its 10m
+    // roll-ups are keyed by 1-minute base windows it would look up as 5-minute ones.
+    const moved = parseAggregationConfig({ windows: ['5m', '10m'] });
+    if ('errors' in moved) throw new Error(moved.errors.join());
+    const endpoint = createReportsEndpoint({ windows, config: moved.value, clock });
+    for (const window of ['5m', '10m']) {
+      const response = await endpoint([...range, ['window', window]]);
+      expect(response.status).toBe(503);
+      const body = JSON.parse(response.body) as { error: string; problems: string[] };
+      expect(body.error).toBe('Misconfigured');
+      expect(body.problems).toEqual([expect.stringMatching(/REPORTS_CONTAINER.* 1m base window.* smallest window is 5m/)]);
+    }
   });
 });

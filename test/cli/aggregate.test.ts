@@ -252,6 +252,30 @@ describe('iot-routing reports', () => {
     expect(JSON.parse(json.out())).toMatchObject({ window: '1m', deviceId: 'sensor-1', count: 1 });
   });
 
+  it('refuses to read a container written with another base window, naming REPORTS_CONTAINER', async () => {
+    const env = { AzureWebJobsStorage: azurite().connectionString, REPORTS_CONTAINER: uniqueContainerName('reports') };
+    const store = new AzureBlobStore(blobServiceClientFromSettings(env));
+    const parsed = parseAggregationConfig(undefined);
+    if ('errors' in parsed) throw new Error(parsed.errors.join());
+    const clock = new ManualClock('2024-03-01T12:00:00Z');
+    const aggregator = createWindowAggregator({ windows: blobWindowStore(store, env.REPORTS_CONTAINER), config: parsed.value, clock });
+    const messages: RoutedMessage[] = [];
+    for await (const event of readArchive((async function* () { yield Buffer.from(`${jsonLine(1)}\n`); })(), { name: 'x' })) {
+      if (event.type === 'records') messages.push(...event.messages);
+    }
+    await aggregator.aggregate(messages.map((message) => ({ message, delivered: message, check: { outcome: 'accept', findings: [] }, twinResolved: [] })), '0');
+
+    // The operator's copy of routing.config.json has moved to 5-minute windows; this container holds 1-minute ones.
+    const moved = join(dir, 'moved.config.json');
+    await writeFile(moved, JSON.stringify({ aggregation: { windows: ['5m'] } }));
+    const cli = io(env);
+    await expect(reportsCommand(['--from', '2024-03-01', '--config', moved], cli)).rejects.toMatchObject({
+      code: 'ConfigInvalid',
+      message: expect.stringMatching(/REPORTS_CONTAINER.* 1m base window.* smallest window is 5m/),
+    });
+    expect(cli.out()).toBe('');
+  });
+
   it('turns bad flags into a usage error that names them', async () => {
     const cli = io({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' });
     await expect(reportsCommand(['--from', 'monday', '--window', '5m'], cli)).rejects.toThrow(/--from: .*\n--window: /s);

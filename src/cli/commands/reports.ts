@@ -1,5 +1,6 @@
 import { reportsContainerOf } from '../../lib/aggregate/aggregationConfig.js';
 import { loadAggregationConfigFile } from '../../lib/aggregate/aggregationConfigFile.js';
+import { verifyBaseWindow } from '../../lib/aggregate/baseWindow.js';
 import { readReports } from '../../lib/aggregate/reports.js';
 import { parseReportsQuery, renderReports } from '../../lib/aggregate/reportsQuery.js';
 import { blobWindowStore } from '../../lib/aggregate/windowStore.js';
@@ -12,7 +13,8 @@ export const reportsUsage = `iot-routing reports [--device ID] [--from TIME] [--
   Reads the windowed reports the telemetryStream function wrote to the reports container (AzureWebJobsStorage,
   REPORTS_CONTAINER), merging every partition's partial, exactly as GET /api/reports does. Windows starting in
   [--from, --to) (ISO 8601 with a zone, or a date; default the last 24 hours; at most 31 days). --window is one of
-  the configured aggregation.windows (default the smallest). Exit 0, or 1 for usage and configuration errors.`;
+  the configured aggregation.windows (default the smallest), whose smallest must be the base window the container
+  was written with. Exit 0, or 1 for usage and configuration errors.`;
 
 export async function reportsCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandArgs({
@@ -38,6 +40,9 @@ export async function reportsCommand(args: string[], io: CliIo): Promise<number>
   }
 
   const windows = blobWindowStore(new AzureBlobStore(blobServiceClientFromSettings(io.env)), reportsContainerOf(io.env));
+  // A container read with another base window than it was written with answers empty or partial reports, silently;
+  // ConfigInvalid says so (exit 1), as it does for the function.
+  await verifyBaseWindow(windows, aggregation.windows[0]!);
   try {
     io.stdout.write(renderReports(parsed.value, await readReports(windows, aggregation, parsed.value.query)).body);
   } catch (error) {

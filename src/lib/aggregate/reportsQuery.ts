@@ -6,11 +6,12 @@
  * windows *starting* in [from, to); default the 24 hours up to now, or after `from`; at most 31 days), `window` (a configured size;
  * default the smallest), `format` (`json` default, or `csv`). `code` is the function key and is ignored here.
  */
-import { readFailure } from '../errors.js';
+import { isRoutingError, readFailure } from '../errors.js';
 import { instantParameter } from '../instant.js';
 import type { Clock } from '../ports.js';
 import type { Services } from '../runtime.js';
 import { aggregationConfigOf, parseWindowSize, type AggregationConfig } from './aggregationConfig.js';
+import { verifyBaseWindow } from './baseWindow.js';
 import { readReports, reportsToCsv, type ReportQuery, type WindowReport } from './reports.js';
 import { blobWindowStore, type WindowStore } from './windowStore.js';
 
@@ -129,12 +130,22 @@ function problem(status: number, error: string, problems: readonly string[], hea
 }
 
 export function createReportsEndpoint(deps: ReportsEndpointDeps): ReportsEndpoint {
+  let baseVerified: Promise<void> | undefined;
   return async (params) => {
     const parsed = parseReportsQuery(params, deps.config, deps.clock.now());
     if ('errors' in parsed) return problem(400, 'BadRequest', parsed.errors);
     try {
+      // Once per endpoint (a failure asks again). Read with another base window, a container answers empty base
+      // windows and roll-ups missing what they would look up as base partials of the wrong size: a report that
+      // looks complete and is not. The problem names settings and sizes only, as GET /api/health does.
+      baseVerified ??= verifyBaseWindow(deps.windows, deps.config.windows[0]!).catch((error: unknown) => {
+        baseVerified = undefined;
+        throw error;
+      });
+      await baseVerified;
       return renderReports(parsed.value, await readReports(deps.windows, deps.config, parsed.value.query));
     } catch (error) {
+      if (isRoutingError(error) && error.code === 'ConfigInvalid') return problem(503, 'Misconfigured', [error.message]);
       const failure = readFailure(error);
       if (failure === undefined) throw error;
       return problem(failure.status, failure.error, failure.problems, failure.headers);
