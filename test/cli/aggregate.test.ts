@@ -192,6 +192,19 @@ describe('iot-routing aggregate', () => {
     expect(run.stderr).toMatch(/\n {2}DeviceIdMissing: \S.*\n/);
   });
 
+  it('says which levels it counted without field statistics and how to aggregate them', async () => {
+    // IoT Hub's storage route archives level "storage": without --levels, every record counts without its fields.
+    const storage = join(dir, 'storage-level.json');
+    await writeFile(storage, `${Array.from({ length: 10 }, (_, i) => jsonLine(i).replace(/"level":"(normal|critical)"/, '"level":"storage"')).join('\n')}\n`);
+    const run = await aggregate([storage]);
+    expect(run.stderr).toContain('received 10 = aggregated 0 + other levels 10');
+    expect(run.stderr).toMatch(/\n {2}levels storage: counted in messages and byLevel, without field statistics \(aggregated: normal\); --levels normal,storage aggregates them too\n/);
+    expect((await aggregate([storage, '--levels', 'normal,storage'])).stderr).not.toContain('without field statistics');
+
+    const mixed = await aggregate([jsonLines]);
+    expect(mixed.stderr).toMatch(/\n {2}levels critical: .*--levels normal,critical aggregates them too\n/);
+  });
+
   it('takes windows, levels and fields from the aggregation section of --config', async () => {
     const custom = join(dir, 'custom.config.json');
     await writeFile(custom, JSON.stringify({ aggregation: { windows: ['1m', '1h'], levels: { aggregate: ['storage'] }, fields: ['humidity'] } }));

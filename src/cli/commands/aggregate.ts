@@ -2,8 +2,9 @@ import { createReadStream } from 'node:fs';
 import { parseWindowSize, withWindow, type AggregationConfig } from '../../lib/aggregate/aggregationConfig.js';
 import { loadAggregationConfigFile } from '../../lib/aggregate/aggregationConfigFile.js';
 import { createBackfill } from '../../lib/aggregate/backfill.js';
-import { reportsToCsv } from '../../lib/aggregate/reports.js';
+import { reportsToCsv, type WindowReport } from '../../lib/aggregate/reports.js';
 import { describeQuarantined, quarantineHints } from '../../lib/aggregate/telemetryStream.js';
+import { NO_LEVEL } from '../../lib/aggregate/windowSummary.js';
 import { systemClock } from '../../lib/ports.js';
 import { damageLine, EXIT, parseCommandArgs, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
@@ -21,6 +22,22 @@ function list(value: string | undefined, flag: string): string[] | undefined {
   const items = [...new Set(value.split(',').map((s) => s.trim()).filter((s) => s !== ''))];
   if (items.length === 0) throw new UsageError(`${flag} needs at least one name`);
   return items;
+}
+
+/**
+ * The levels of the reported messages that were counted without their fields. Archive files mostly hold the storage
+ * route's level, which the stream does not aggregate, so a backfill without --levels would print windows with no
+ * field statistics and not say why. A message without a level counts as `normal` (named so for --levels).
+ */
+function levelsWithoutFields(reports: readonly WindowReport[], aggregateLevels: readonly string[]): string[] {
+  const levels = new Set<string>();
+  for (const report of reports) {
+    for (const level of Object.keys(report.byLevel)) {
+      const named = level === NO_LEVEL ? 'normal' : level;
+      if (!aggregateLevels.includes(named)) levels.add(named);
+    }
+  }
+  return [...levels].sort();
 }
 
 export async function aggregateCommand(args: string[], io: CliIo): Promise<number> {
@@ -71,5 +88,11 @@ export async function aggregateCommand(args: string[], io: CliIo): Promise<numbe
   );
   // What to do about what was left out (`iot-routing check --endpoint events` shows it message by message).
   for (const line of quarantineHints(t.quarantinedBy)) io.stderr.write(`${line}\n`);
+  const unaggregated = levelsWithoutFields(reports, config.aggregateLevels);
+  if (unaggregated.length > 0) {
+    io.stderr.write(
+      `  levels ${unaggregated.join(', ')}: counted in messages and byLevel, without field statistics (aggregated: ${config.aggregateLevels.join(', ')}); --levels ${[...config.aggregateLevels, ...unaggregated].join(',')} aggregates them too\n`,
+    );
+  }
   return damaged ? EXIT.damaged : EXIT.ok;
 }
