@@ -15,28 +15,21 @@
  *   `amqp:resource-limit-exceeded` (`DeviceMaximumQueueDepthExceededError`), as IoT Hub does. Sends on a connection
  *   that never put a valid token are rejected `amqp:unauthorized-access`.
  *
- * Trusting the certificate: the SDK builds its TLS options itself and has no setting for a CA. While the stand-in
- * runs, `tls.connect` calls for exactly 127.0.0.1:PORT get the test certificate as their `ca` (one level below the
- * SDK, like a certificate added to the machine's store, confined to this test process and undone by `close()`);
- * verification itself stays on, so a wrong certificate still fails.
+ * Trusting the certificate: the SDK builds its TLS options itself and has no setting for a CA, so while the stand-in
+ * runs it is trusted for 127.0.0.1:PORT only, one level below the SDK ({@link trustForLoopbackPort}, undone by
+ * `close()`); verification itself stays on, so a wrong certificate still fails.
  */
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import tls from 'node:tls';
 import rhea from 'rhea';
 import type { Connection, EventContext, Message, Sender } from 'rhea';
-import { createTestCertificate, type TestCertificate } from './iotHubTwinApi.js';
+import { createLoopbackCertificate, trustForLoopbackPort, type TestCertificate } from './loopbackTls.js';
 
-export { hasOpenssl } from './iotHubTwinApi.js';
+export { createLoopbackCertificate, hasOpenssl } from './loopbackTls.js';
 
 /** IoT Hub's limit of messages waiting in one device's cloud-to-device queue. */
 export const MAX_QUEUE_DEPTH = 50;
-
-/** A self-signed certificate for the loopback IP address the stand-in listens on (subjectAltName `IP:127.0.0.1`). */
-export function createLoopbackCertificate(): TestCertificate {
-  return createTestCertificate('127.0.0.1');
-}
 
 /** One cloud-to-device message as the stand-in received it. */
 export interface ReceivedC2dMessage {
@@ -343,40 +336,4 @@ function verifySas(
   const given = Buffer.from(sig, 'base64');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'signature mismatch';
   return undefined;
-}
-
-type TlsConnect = typeof tls.connect;
-const trustedPorts = new Map<number, string>();
-let restoreConnect: (() => void) | undefined;
-
-/**
- * Adds the stand-in's certificate as the CA of TLS connections to 127.0.0.1:`port` only (see the file comment).
- * rhea calls `tls.connect(port, host, options, callback)`; every other call shape and destination is untouched.
- */
-function trustForLoopbackPort(port: number, ca: string): () => void {
-  trustedPorts.set(port, ca);
-  if (restoreConnect === undefined) {
-    const original: TlsConnect = tls.connect;
-    const patched = function (this: unknown, ...args: unknown[]): tls.TLSSocket {
-      const [first, second, third] = args;
-      const portArg = typeof first === 'number' || typeof first === 'string' ? Number(first) : undefined;
-      const trusted = portArg === undefined ? undefined : trustedPorts.get(portArg);
-      if (trusted !== undefined && second === '127.0.0.1' && typeof third === 'object' && third !== null) {
-        const rest = args.slice(3);
-        return (original as (...a: unknown[]) => tls.TLSSocket).call(this, first, second, { ...third, ca: trusted }, ...rest);
-      }
-      return (original as (...a: unknown[]) => tls.TLSSocket).apply(this, args);
-    };
-    (tls as { connect: TlsConnect }).connect = patched as TlsConnect;
-    restoreConnect = () => {
-      (tls as { connect: TlsConnect }).connect = original;
-    };
-  }
-  return () => {
-    trustedPorts.delete(port);
-    if (trustedPorts.size === 0 && restoreConnect !== undefined) {
-      restoreConnect();
-      restoreConnect = undefined;
-    }
-  };
 }
