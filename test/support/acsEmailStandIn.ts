@@ -1,13 +1,15 @@
 /**
  * A loopback stand-in for the Azure Communication Services e-mail data-plane API, good enough for the real
- * `EmailClient` (constructed with `allowInsecureConnection: true`) to run unchanged against it:
+ * `EmailClient` to run unchanged against it: over plain HTTP (the client constructed with
+ * `allowInsecureConnection: true`), or over TLS when given a certificate (see {@link AcsEmailStandInOptions}):
  *
  * - `POST /emails:send?api-version=...` answers 202 with `Operation-Location` and `operation-id`; the id is the
  *   request's `Operation-Id` header when given (ACS does the same), otherwise a fresh UUID.
  * - `GET /emails/operations/{id}?api-version=...` answers `Running` a configurable number of times, then
  *   `Succeeded` or `Failed` with an error.
  * - Every request must carry a valid HMAC-SHA256 signature made with the access key, exactly as the ACS
- *   authentication scheme defines it (see {@link verifyAcsSignature}); anything else gets 401.
+ *   authentication scheme defines it (see {@link verifyAcsSignature}), or, over TLS, `Authorization: Bearer <token>`
+ *   with a Microsoft Entra token the test accepts; anything else gets 401.
  * - A repeated `Operation-Id` with the identical body is the same operation: 202 again, no second e-mail. With a
  *   different body it is 409 Conflict. This follows the Azure REST API guidelines for long-running POST actions
  *   (`Operation-Id` "unique except retries"); the ACS reference only says the id is "provided by the customer to
@@ -19,7 +21,9 @@
 
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { trustForLoopbackPort, type TestCertificate } from './loopbackTls.js';
 
 export interface AcsError {
   code: string;
@@ -90,19 +94,36 @@ export interface RecordedRequest {
   url: string;
   /** The `Operation-Id` request header, if any. */
   operationId: string | undefined;
-  /** False when the signature check failed (the request was answered 401). */
+  /** The scheme the request presented: an HMAC-SHA256 signature, a bearer token, or neither. */
+  authentication: 'hmac' | 'bearer' | 'none';
+  /** The bearer token presented, if any. */
+  bearerToken?: string;
+  /** False when authentication failed (the request was answered 401). */
   authenticated: boolean;
   /** Why authentication failed, for test diagnostics. */
   authProblem?: string;
   status: number;
 }
 
+export interface AcsEmailStandInOptions {
+  /**
+   * Serve HTTPS with this certificate (made with `createLoopbackCertificate`), trusted for the stand-in's port
+   * while it runs. The SDK sends a bearer token over TLS only.
+   */
+  certificate?: TestCertificate;
+  /**
+   * Bearer tokens to accept (identity-based access: the `EmailClient` built with a `TokenCredential`). Only over
+   * TLS; any other bearer token is answered 401.
+   */
+  bearerTokens?: readonly string[];
+}
+
 export interface AcsEmailStandIn {
-  /** `http://127.0.0.1:PORT` (no trailing slash). */
+  /** `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` with a certificate (no trailing slash). */
   endpoint: string;
   /** Base64 access key the stand-in verifies signatures with. */
   accessKey: string;
-  /** `endpoint=http://127.0.0.1:PORT/;accesskey=<base64>` */
+  /** `endpoint=<endpoint>/;accesskey=<base64>` */
   connectionString: string;
   /** A connection string for the same endpoint signed with another key: every request gets 401. */
   wrongKeyConnectionString: string;
@@ -187,7 +208,16 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
+/** What a request presented, and why it was refused (no `problem`: accepted). */
+interface Authentication {
+  scheme: RecordedRequest['authentication'];
+  token?: string;
+  problem?: string;
+}
+
+export async function startAcsEmailStandIn(options: AcsEmailStandInOptions = {}): Promise<AcsEmailStandIn> {
+  const { certificate } = options;
+  const bearerTokens = new Set(options.bearerTokens ?? []);
   const accessKey = randomBytes(32).toString('base64');
   const otherKey = randomBytes(32).toString('base64');
   const sent: AcceptedEmail[] = [];
@@ -197,7 +227,7 @@ export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
   const operations = new Map<string, Operation>();
   let endpoint = '';
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -207,18 +237,38 @@ export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
         reply(res, 500, {}, { code: 'InternalError', message: String(error) });
       }
     });
-  });
+  };
+  const server = certificate === undefined ? createServer(onRequest) : https.createServer({ key: certificate.key, cert: certificate.cert }, onRequest);
 
-  function record(req: IncomingMessage, status: number, authenticated: boolean, authProblem?: string): void {
+  /** How the request authenticated, set once per request by {@link authenticate} before anything is recorded. */
+  const authentications = new WeakMap<IncomingMessage, Authentication>();
+
+  function record(req: IncomingMessage, status: number): void {
+    const auth = authentications.get(req) ?? { scheme: 'none', problem: 'not authenticated' };
     const entry: RecordedRequest = {
       method: req.method ?? '',
       url: req.url ?? '',
       operationId: header(req.headers, 'operation-id'),
-      authenticated,
+      authentication: auth.scheme,
+      authenticated: auth.problem === undefined,
       status,
     };
-    if (authProblem !== undefined) entry.authProblem = authProblem;
+    if (auth.token !== undefined) entry.bearerToken = auth.token;
+    if (auth.problem !== undefined) entry.authProblem = auth.problem;
     requests.push(entry);
+  }
+
+  function authenticate(req: IncomingMessage, body: Buffer): Authentication {
+    const authorization = header(req.headers, 'authorization');
+    const token = authorization?.startsWith('Bearer ') === true ? authorization.slice('Bearer '.length) : undefined;
+    // Over plain HTTP only the HMAC scheme is served, and a bearer token is refused as not being it.
+    if (token !== undefined && certificate !== undefined) {
+      return bearerTokens.has(token) ? { scheme: 'bearer', token } : { scheme: 'bearer', token, problem: 'unknown bearer token' };
+    }
+    const signature = verifyAcsSignature({ method: req.method ?? '', url: req.url ?? '', headers: req.headers }, body, accessKey);
+    if (signature.ok) return { scheme: 'hmac' };
+    const scheme = authorization === undefined ? 'none' : token === undefined ? 'hmac' : 'bearer';
+    return { scheme, ...(token === undefined ? {} : { token }), problem: signature.problem };
   }
 
   function reply(res: ServerResponse, status: number, headers: Record<string, string>, error?: AcsError, body?: unknown): void {
@@ -234,15 +284,16 @@ export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
   function handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
     const method = req.method ?? '';
     const url = new URL(req.url ?? '/', 'http://stand-in');
-    const auth = verifyAcsSignature({ method, url: req.url ?? '', headers: req.headers }, body, accessKey);
-    if (!auth.ok) {
-      record(req, 401, false, auth.problem);
+    const auth = authenticate(req, body);
+    authentications.set(req, auth);
+    if (auth.problem !== undefined) {
+      record(req, 401);
       reply(res, 401, {}, { code: 'Denied', message: 'Denied by the resource provider.' });
       return;
     }
     const apiVersion = url.searchParams.get('api-version');
     if (apiVersion === null) {
-      record(req, 400, true);
+      record(req, 400);
       reply(res, 400, {}, {
         code: 'MissingApiVersionParameter',
         message: 'The api-version query parameter (?api-version=) is required for all requests',
@@ -258,31 +309,31 @@ export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
       handlePoll(req, res, decodeURIComponent(poll[1] ?? ''));
       return;
     }
-    record(req, 404, true);
+    record(req, 404);
     reply(res, 404, {}, { code: 'NotFound', message: `${method} ${url.pathname} is not an ACS e-mail route` });
   }
 
   function handleSend(req: IncomingMessage, res: ServerResponse, body: Buffer, apiVersion: string): void {
     const behaviour = sendScript.shift() ?? { kind: 'accept', runningPolls: 1 };
     if (behaviour.kind === 'hangUp') {
-      record(req, 0, true);
+      record(req, 0);
       req.socket.destroy();
       return;
     }
     if (behaviour.kind === 'respond') {
-      record(req, behaviour.status, true);
+      record(req, behaviour.status);
       reply(res, behaviour.status, behaviour.headers ?? {}, behaviour.error);
       return;
     }
     const requestedId = header(req.headers, 'operation-id');
     if (requestedId !== undefined && !UUID.test(requestedId)) {
-      record(req, 400, true);
+      record(req, 400);
       reply(res, 400, {}, { code: 'InvalidOperationId', message: 'Operation-Id must be a UUID.' });
       return;
     }
     const parsed = parseEmail(body);
     if ('problem' in parsed) {
-      record(req, 400, true);
+      record(req, 400);
       reply(res, 400, {}, { code: 'BadRequest', message: parsed.problem });
       return;
     }
@@ -290,7 +341,7 @@ export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
     const bodyHash = createHash('sha256').update(body).digest('hex');
     const existing = operations.get(id);
     if (existing !== undefined && existing.bodyHash !== bodyHash) {
-      record(req, 409, true);
+      record(req, 409);
       reply(res, 409, {}, {
         code: 'Conflict',
         message: `Operation-Id ${id} is already used by a different request.`,
@@ -308,7 +359,7 @@ export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
       });
       sent.push(email);
     }
-    record(req, 202, true);
+    record(req, 202);
     const location = `${endpoint}/emails/operations/${encodeURIComponent(id)}?api-version=${encodeURIComponent(apiVersion)}`;
     reply(res, 202, { 'operation-location': location, 'operation-id': id }, undefined, { id, status: 'Running' });
   }
@@ -316,22 +367,22 @@ export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
   function handlePoll(req: IncomingMessage, res: ServerResponse, id: string): void {
     const behaviour = pollScript.shift();
     if (behaviour?.kind === 'hangUp') {
-      record(req, 0, true);
+      record(req, 0);
       req.socket.destroy();
       return;
     }
     if (behaviour?.kind === 'respond') {
-      record(req, behaviour.status, true);
+      record(req, behaviour.status);
       reply(res, behaviour.status, behaviour.headers ?? {}, behaviour.error);
       return;
     }
     const operation = operations.get(id);
     if (operation === undefined) {
-      record(req, 404, true);
+      record(req, 404);
       reply(res, 404, {}, { code: 'NotFound', message: `No operation ${id}.` });
       return;
     }
-    record(req, 200, true);
+    record(req, 200);
     if (operation.runningPollsLeft > 0) {
       operation.runningPollsLeft -= 1;
       reply(res, 200, {}, undefined, { id, status: 'Running' });
@@ -346,7 +397,8 @@ export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  endpoint = `http://127.0.0.1:${port}`;
+  endpoint = `${certificate === undefined ? 'http' : 'https'}://127.0.0.1:${port}`;
+  const untrust = certificate === undefined ? () => undefined : trustForLoopbackPort(port, certificate.cert);
 
   return {
     endpoint,
@@ -360,6 +412,7 @@ export async function startAcsEmailStandIn(): Promise<AcsEmailStandIn> {
     count: (method) => (method === undefined ? requests.length : requests.filter((r) => r.method === method).length),
     stop: () =>
       new Promise<void>((resolve, reject) => {
+        untrust();
         server.closeAllConnections();
         server.close((error) => (error ? reject(error) : resolve()));
       }),
