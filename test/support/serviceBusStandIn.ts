@@ -5,13 +5,19 @@
  * departs from the service are in docs/adr/0004-service-bus-stand-in.md.
  *
  * `UseDevelopmentEmulator=true` in the connection string makes the SDK speak plain TCP to the port in the endpoint, so
- * the stand-in needs no certificate.
+ * the stand-in needs no certificate. Identity-based access (a `TokenCredential`) needs TLS: the SDK then connects
+ * with TLS to the port in the namespace (`127.0.0.1:PORT`) and puts a Microsoft Entra token (CBS token type `jwt`).
+ * Given a certificate, the stand-in serves TLS instead, trusted for its port only while it runs (loopbackTls.ts), and
+ * accepts a `jwt` token only when the test named it and its audience is an entity of this namespace.
+ * Shared access signatures are accepted without verification in both modes. Links to entities and `$management`
+ * nodes are refused (`amqp:unauthorized-access`) on a connection that has not put an accepted token.
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { ServiceBusClient } from '@azure/service-bus';
 import rhea from 'rhea';
 import type { AmqpError, Connection, Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
+import { trustForLoopbackPort, type TestCertificate } from './loopbackTls.js';
 
 export interface ServiceBusStandInOptions {
   /** Deliveries after which an abandoned message moves to the dead-letter queue (the service's default is 10). */
@@ -20,6 +26,10 @@ export interface ServiceBusStandInOptions {
   lockDurationMs?: number;
   /** Queues that exist. When omitted, any queue name is created on first use. */
   queues?: readonly string[];
+  /** Serve TLS with this certificate (made with `createLoopbackCertificate`) instead of plain TCP. */
+  certificate?: TestCertificate;
+  /** Microsoft Entra tokens (CBS token type `jwt`) to accept; every other `jwt` token is refused with 401. */
+  jwtTokens?: readonly string[];
 }
 
 /** What a test can see of one stored message, without going through the SDK. */
@@ -47,6 +57,16 @@ export interface StandInQueues {
   rejectSends(queue: string, reject: boolean): void;
 }
 
+/** One `put-token` on `$cbs`: for which audience, with which kind of token, and what the stand-in answered. */
+export interface CbsPutToken {
+  audience: string;
+  /** `jwt` (Microsoft Entra) or `servicebus.windows.net:sastoken`. */
+  tokenType: string;
+  statusCode: number;
+  /** Why the token was refused. */
+  problem?: string;
+}
+
 /** One request the stand-in answered on `$cbs` or a `$management` node, for assertions about what the SDK asked. */
 export interface StandInRequest {
   node: string;
@@ -55,10 +75,17 @@ export interface StandInRequest {
 }
 
 export interface ServiceBusStandIn {
+  /**
+   * A SAS connection string: `UseDevelopmentEmulator=true` (plain TCP), or, with a certificate, one the SDK
+   * reaches with TLS.
+   */
   connectionString: string;
+  /** `127.0.0.1:PORT`: with a certificate, the namespace to reach with a `TokenCredential`. */
+  fullyQualifiedNamespace: string;
   port: number;
   queues: StandInQueues;
   requests: readonly StandInRequest[];
+  cbs: readonly CbsPutToken[];
   /** AMQP connections currently open: 0 once every client is closed. */
   openConnections(): number;
   stop(): Promise<void>;
@@ -180,6 +207,11 @@ export async function startServiceBusStandIn(options: ServiceBusStandInOptions =
   const consumers = new Set<Consumer>();
   const peekLockLinks = new WeakSet<Sender>();
   const requests: StandInRequest[] = [];
+  const cbs: CbsPutToken[] = [];
+  const jwtTokens = new Set(options.jwtTokens ?? []);
+  /** Connections that have put an accepted token: only they may attach links to entities. */
+  const authorized = new WeakSet<Connection>();
+  let namespace = '';
   const connections = new Set<Connection>();
   const sockets = new Set<Socket>();
   const rejectingSends = new Set<string>();
@@ -420,15 +452,37 @@ export async function startServiceBusStandIn(options: ServiceBusStandInOptions =
     replyLink(context.connection, request.reply_to)?.send(response);
   }
 
-  function putToken(request: Message): Reply {
+  function putToken(connection: Connection, request: Message): Reply {
     const properties = asRecord(request.application_properties) ?? {};
     if (properties.operation !== 'put-token') {
       return { statusCode: 400, description: `Unsupported CBS operation '${String(properties.operation)}'.`, condition: 'amqp:not-implemented' };
     }
-    if (typeof request.body !== 'string' || request.body === '' || typeof properties.name !== 'string') {
-      return { statusCode: 401, description: 'put-token needs a token body and an audience name.', condition: 'amqp:unauthorized-access' };
-    }
-    return { statusCode: 202, description: 'Accepted' };
+    const audience = typeof properties.name === 'string' ? properties.name : '';
+    const tokenType = typeof properties.type === 'string' ? properties.type : '';
+    const problem =
+      typeof request.body !== 'string' || request.body === '' || audience === ''
+        ? 'put-token needs a token body and an audience name'
+        : tokenType === 'jwt'
+          ? jwtProblem(request.body, audience)
+          : undefined;
+    const statusCode = problem === undefined ? 202 : 401;
+    cbs.push({ audience, tokenType, statusCode, ...(problem === undefined ? {} : { problem }) });
+    if (problem !== undefined) return { statusCode, description: `Unauthorized: ${problem}.`, condition: 'amqp:unauthorized-access' };
+    authorized.add(connection);
+    return { statusCode, description: 'Accepted' };
+  }
+
+  /** Why a Microsoft Entra token is refused: not one the test accepts, or for another namespace than this one. */
+  function jwtProblem(token: string, audience: string): string | undefined {
+    if (!audience.toLowerCase().startsWith(`sb://${namespace}/`)) return `audience '${audience}' is not an entity of sb://${namespace}/`;
+    return jwtTokens.has(token) ? undefined : 'unknown jwt token';
+  }
+
+  /** Refuses a link to anything but `$cbs` on a connection without an accepted token, as the service does. */
+  function refusedUnauthorized(link: Sender | Receiver, connection: Connection): boolean {
+    if (authorized.has(connection)) return false;
+    link.close({ condition: 'amqp:unauthorized-access', description: 'No accepted token was put on this connection.' });
+    return true;
   }
 
   function lockTokensOf(body: Record<string, unknown>): Array<string | undefined> {
@@ -517,6 +571,7 @@ export async function startServiceBusStandIn(options: ServiceBusStandInOptions =
     if (receiver === undefined) return;
     const address = receiver.target?.address;
     const attach = internals(receiver).local.attach;
+    if (address !== '$cbs' && refusedUnauthorized(receiver, context.connection)) return;
     const isNode = address === '$cbs' || (address?.endsWith(MANAGEMENT_SUFFIX) ?? false);
     const entity = isNode ? undefined : resolveEntity(address);
     if (!isNode && (entity === undefined || entity.sub === 'deadLetters')) {
@@ -540,6 +595,7 @@ export async function startServiceBusStandIn(options: ServiceBusStandInOptions =
     attach.snd_settle_mode = sender.snd_settle_mode;
     attach.rcv_settle_mode = sender.rcv_settle_mode;
     attach.max_message_size = MAX_MESSAGE_SIZE;
+    if (address !== '$cbs' && refusedUnauthorized(sender, context.connection)) return;
     if (address === '$cbs' || (address?.endsWith(MANAGEMENT_SUFFIX) ?? false)) {
       sender.set_source({ address });
       sender.set_target(sender.target ?? {});
@@ -574,7 +630,7 @@ export async function startServiceBusStandIn(options: ServiceBusStandInOptions =
     const message = context.message;
     if (address === '$cbs' && message !== undefined) {
       delivery.accept();
-      answer(context, '$cbs', message, putToken(message));
+      answer(context, '$cbs', message, putToken(context.connection, message));
       return;
     }
     if (address?.endsWith(MANAGEMENT_SUFFIX) === true && message !== undefined) {
@@ -637,8 +693,14 @@ export async function startServiceBusStandIn(options: ServiceBusStandInOptions =
   // rhea reports protocol problems on the container; a stand-in must not crash the test process over one client.
   container.on('error', () => undefined);
 
-  const server: Server = container.listen({ port: 0, host: '127.0.0.1' });
-  server.on('connection', (socket: Socket) => {
+  const { certificate } = options;
+  const server: Server = container.listen(
+    certificate === undefined
+      ? { port: 0, host: '127.0.0.1' }
+      : ({ port: 0, host: '127.0.0.1', transport: 'tls', key: certificate.key, cert: certificate.cert } as unknown as Parameters<typeof container.listen>[0]),
+  );
+  // Over TLS the socket rhea talks on (and the one an empty frame must be written to, encrypted) is the TLS socket.
+  server.on(certificate === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
     // Nagle plus delayed ACKs hold small frames for ~40 ms on loopback, which the service's latency is not. Our side
     // can turn Nagle off; the SDK's cannot be reached, so once AMQP is open every inbound chunk is answered with an
     // empty frame (a heartbeat, legal at any time after open) that carries the ACK at once. The nextTick puts it
@@ -658,11 +720,17 @@ export async function startServiceBusStandIn(options: ServiceBusStandInOptions =
     server.once('error', reject);
   });
   const { port } = server.address() as AddressInfo;
+  namespace = `127.0.0.1:${port}`;
+  const untrust = certificate === undefined ? () => undefined : trustForLoopbackPort(port, certificate.cert);
 
   return {
-    connectionString: `Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true`,
+    connectionString:
+      `Endpoint=sb://${namespace};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE` +
+      (certificate === undefined ? ';UseDevelopmentEmulator=true' : ''),
+    fullyQualifiedNamespace: namespace,
     port,
     requests,
+    cbs,
     queues: {
       names: () => [...queues.keys()],
       active: (name) => (queues.get(name)?.active ?? []).map(view),
@@ -675,6 +743,7 @@ export async function startServiceBusStandIn(options: ServiceBusStandInOptions =
     openConnections: () => connections.size,
     async stop() {
       stopped = true;
+      untrust();
       for (const queue of queues.values()) for (const entry of [...queue.active, ...queue.deadLetters]) releaseLock(entry);
       for (const connection of connections) connection.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
