@@ -16,6 +16,7 @@ import { abandonUntilDeadLettered, startServiceBusStandIn, type ServiceBusStandI
 
 const QUEUE = 'critical-alerts';
 const CLIENT_ID = '9c2e4f6a-1b3d-4e5f-8a7b-6c5d4e3f2a1b';
+const OTHER_CLIENT_ID = 'd1e2f3a4-b5c6-4d7e-8f9a-0b1c2d3e4f5a';
 /** The resource the SDK asks a token for: its scope `https://servicebus.azure.net//.default` less `/.default`. */
 const SERVICE_BUS_RESOURCE = 'https://servicebus.azure.net/';
 
@@ -103,4 +104,22 @@ describe.runIf(hasOpenssl())('iot-routing dlq on an identity-based connection (r
     expect(standIn.queues.deadLetters(QUEUE).map((m) => [m.messageId, m.locked])).toEqual([['alert-1', false], ['alert-2', false]]);
   });
 
+  it("exits 1 promptly, with Service Bus's refusal in one line, when the namespace does not accept the identity's token", async () => {
+    const standIn = await namespaceWithDeadLetters([identityToken({ clientId: OTHER_CLIENT_ID })]);
+    const sasPuts = standIn.cbs.length;
+    const peeksBefore = standIn.requests.filter((r) => r.operation === 'com.microsoft:peek-message').length;
+
+    const started = Date.now();
+    const run = await dlqList(standIn);
+    // The SDK retries UnauthorizedAccess (credentials may have been rotated); with its service defaults (30 s apart,
+    // three times) an operator would wait a minute and a half to learn the identity is refused.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(run).toMatchObject({ code: 1, stdout: '' });
+    expect(run.stderr).toMatch(/^iot-routing dlq: Service Bus UnauthorizedAccess: Unauthorized: unknown jwt token\.[^\n]*\n$/);
+    const puts = standIn.cbs.slice(sasPuts);
+    expect(puts.length).toBeGreaterThan(0);
+    for (const put of puts) expect(put).toMatchObject({ tokenType: 'jwt', statusCode: 401, problem: 'unknown jwt token' });
+    // The refused identity got no peek through.
+    expect(standIn.requests.filter((r) => r.operation === 'com.microsoft:peek-message')).toHaveLength(peeksBefore);
+  });
 });

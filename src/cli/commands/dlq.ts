@@ -1,4 +1,4 @@
-import { isServiceBusError, type ServiceBusClient } from '@azure/service-bus';
+import { isServiceBusError, type RetryOptions, type ServiceBusClient } from '@azure/service-bus';
 import {
   deadLetterQueuePath,
   listDeadLetters,
@@ -30,6 +30,14 @@ export const dlqUsage = `iot-routing dlq list|show|resubmit|purge --queue NAME (
   Exit 0 on success; 1 for usage errors, a refused purge, selected messages not found and Service Bus errors.`;
 
 type Format = 'table' | 'json';
+
+/**
+ * The SDK's retry defaults are a long-running service's: three retries 30 s apart, and UnauthorizedAccess is retried
+ * too (credentials may have been rotated). At a terminal that is a minute and a half before an operator learns the
+ * identity is refused; the same three retries a second apart still ride out a brief server-busy or a dropped
+ * connection. Only the wait changes: what is retried, and how often, stays the SDK's choice.
+ */
+const RETRY_OPTIONS: RetryOptions = { maxRetries: 3, retryDelayInMs: 1_000 };
 
 const ACTIONS = ['list', 'show', 'resubmit', 'purge'] as const;
 type Action = (typeof ACTIONS)[number];
@@ -73,7 +81,7 @@ export async function dlqCommand(args: string[], io: CliIo): Promise<number> {
     selection = sequenceNumbers.length > 0 ? { sequenceNumbers } : { all: true };
   }
 
-  const client = serviceBusClientFromSettings(settings);
+  const client = serviceBusClientFromSettings(settings, { retryOptions: RETRY_OPTIONS });
   try {
     switch (action as Action) {
       case 'list':
@@ -86,15 +94,31 @@ export async function dlqCommand(args: string[], io: CliIo): Promise<number> {
         return await purgeCommand(client, queue, selection ?? { all: true }, { max, receiveWaitMs, yes: values.yes }, format, io);
     }
   } catch (error) {
-    // Connection failures surface as core-amqp's MessagingError, not as a ServiceBusError.
-    if (isServiceBusError(error) || (error instanceof Error && error.name === 'MessagingError')) {
-      io.stderr.write(`iot-routing dlq: Service Bus ${(error as { code?: string }).code ?? 'error'}: ${error.message}\n`);
+    const failure = serviceBusFailure(error);
+    if (failure !== undefined) {
+      const attempts = failure.attempts > 1 ? ` (${failure.attempts} attempts)` : '';
+      io.stderr.write(`iot-routing dlq: Service Bus ${failure.error.code ?? 'error'}: ${failure.error.message}${attempts}\n`);
       return EXIT.usage;
     }
     throw error;
   } finally {
     await client.close();
   }
+}
+
+/**
+ * The Service Bus error `error` is, if any: a ServiceBusError, or core-amqp's MessagingError (connection failures
+ * surface as that). When the SDK retried, core-amqp throws an AggregateError of every attempt's error: the last
+ * attempt's is the one to report.
+ */
+function serviceBusFailure(error: unknown): { error: Error & { code?: string }; attempts: number } | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const errors = (error as { errors?: unknown }).errors;
+  if (error.name === 'AggregateError' && Array.isArray(errors)) {
+    const last = serviceBusFailure(errors.at(-1));
+    return last === undefined ? undefined : { error: last.error, attempts: errors.length };
+  }
+  return isServiceBusError(error) || error.name === 'MessagingError' ? { error, attempts: 1 } : undefined;
 }
 
 async function list(client: ServiceBusClient, queue: string, max: number | undefined, format: Format, io: CliIo): Promise<number> {
