@@ -17,6 +17,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { parseWindowSize } from '../../src/lib/aggregate/aggregationConfig.js';
+import { BASE_WINDOW_DOC, claimBaseWindow } from '../../src/lib/aggregate/baseWindow.js';
+import { blobWindowStore } from '../../src/lib/aggregate/windowStore.js';
 import { createAlertStores } from '../../src/lib/alerts/alertStores.js';
 import { DIGEST_REJECTED_HINT } from '../../src/lib/alerts/digestRunner.js';
 import { runLocal, type RunningLocal } from '../../src/local/main.js';
@@ -88,6 +91,24 @@ async function exercise(runtime: RunningLocal, browser: Browser): Promise<void> 
   page.on('request', (request) => {
     if (new URL(request.url()).pathname.endsWith('/dashboard/data')) dataRequests.push({ url: request.url(), key: request.headers()['x-functions-key'] });
   });
+
+  // A reports container written with another base window (here 5 minutes, where routing.config.json says 1): the
+  // data route refuses to read it, and the page shows why rather than empty charts. Its own page: the 503 is expected.
+  const reportsWindows = blobWindowStore(runtime.store, runtime.services.config.settings.reportsContainer);
+  const recorded = await runtime.store.get(runtime.services.config.settings.reportsContainer, BASE_WINDOW_DOC);
+  if (recorded !== null) await runtime.store.delete(runtime.services.config.settings.reportsContainer, BASE_WINDOW_DOC);
+  await claimBaseWindow(reportsWindows, parseWindowSize('5m')!, runtime.services.clock.now());
+  const misconfigured = await context.newPage();
+  await misconfigured.goto(`${runtime.baseUrl}/dashboard?code=${KEY}`);
+  await expect.poll(() => misconfigured.locator('#error').isVisible(), { timeout: 15_000 }).toBe(true);
+  const refusal = await misconfigured.locator('#error').innerText();
+  expect(refusal).toContain("The app's configuration must be fixed before the dashboard can show its data:");
+  expect(refusal).toMatch(/REPORTS_CONTAINER.* 5m base window.* smallest window is 1m/);
+  expect(await misconfigured.locator('#empty').isVisible()).toBe(false);
+  expect(await chartCounts(misconfigured)).toEqual([]);
+  await misconfigured.close();
+  await runtime.store.delete(runtime.services.config.settings.reportsContainer, BASE_WINDOW_DOC);
+  if (recorded !== null) await runtime.store.put(runtime.services.config.settings.reportsContainer, BASE_WINDOW_DOC, recorded.body);
 
   // Before any data: the empty state says what to do.
   await page.goto(`${runtime.baseUrl}/dashboard?code=${KEY}`);

@@ -129,20 +129,32 @@ function problem(status: number, error: string, problems: readonly string[], hea
   };
 }
 
+/**
+ * What every reader of a reports container calls before it reads (GET /api/reports, the dashboard's data): throws
+ * ConfigInvalid when the container was written with another base window than `config`'s smallest. Read with another
+ * base, a container answers empty base windows and roll-ups missing what they would look up as base partials of the
+ * wrong size: a report that looks complete and is not. The problem names settings and sizes only, as
+ * GET /api/health does. Asked once per reader, since a container keeps its base window for good; a failure (the
+ * mismatch, or storage down) asks again on the next call.
+ */
+export function baseWindowCheck(windows: WindowStore, config: AggregationConfig): () => Promise<void> {
+  let verified: Promise<void> | undefined;
+  return () => {
+    verified ??= verifyBaseWindow(windows, config.windows[0]!).catch((error: unknown) => {
+      verified = undefined;
+      throw error;
+    });
+    return verified;
+  };
+}
+
 export function createReportsEndpoint(deps: ReportsEndpointDeps): ReportsEndpoint {
-  let baseVerified: Promise<void> | undefined;
+  const verifyBase = baseWindowCheck(deps.windows, deps.config);
   return async (params) => {
     const parsed = parseReportsQuery(params, deps.config, deps.clock.now());
     if ('errors' in parsed) return problem(400, 'BadRequest', parsed.errors);
     try {
-      // Once per endpoint (a failure asks again). Read with another base window, a container answers empty base
-      // windows and roll-ups missing what they would look up as base partials of the wrong size: a report that
-      // looks complete and is not. The problem names settings and sizes only, as GET /api/health does.
-      baseVerified ??= verifyBaseWindow(deps.windows, deps.config.windows[0]!).catch((error: unknown) => {
-        baseVerified = undefined;
-        throw error;
-      });
-      await baseVerified;
+      await verifyBase();
       return renderReports(parsed.value, await readReports(deps.windows, deps.config, parsed.value.query));
     } catch (error) {
       if (isRoutingError(error) && error.code === 'ConfigInvalid') return problem(503, 'Misconfigured', [error.message]);

@@ -260,6 +260,8 @@ export const CLIENT_SCRIPT = String.raw`'use strict';
         keyInput.focus();
       }
     } else if (status === 400) title = 'The app refused these settings:';
+    // Not a passing failure: no data is shown until the app's settings are fixed (the problems say which).
+    else if (status === 503 && body && body.error === 'Misconfigured') title = "The app's configuration must be fixed before the dashboard can show its data:";
     else if (status === 503) title = 'The app cannot read its data right now; the dashboard keeps trying.';
     else if (status === 0) title = 'The app did not answer; the dashboard keeps trying.';
     else title = 'The app answered with an error (HTTP ' + status + '); the dashboard keeps trying.';

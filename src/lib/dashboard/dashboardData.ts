@@ -17,7 +17,8 @@
 import type { AggregationConfig } from '../aggregate/aggregationConfig.js';
 import { mapLimit } from '../aggregate/mapLimit.js';
 import { readReports, type WindowReport } from '../aggregate/reports.js';
-import type { WindowStore } from '../aggregate/windowStore.js';
+import { baseWindowCheck } from '../aggregate/reportsQuery.js';
+import { blobWindowStore, type WindowStore } from '../aggregate/windowStore.js';
 import { windowListPrefixes } from '../aggregate/windows.js';
 import { EMAIL_REJECTED_HINT } from '../alerts/criticalAlertHandler.js';
 import { DIGEST_REJECTED_HINT } from '../alerts/digestRunner.js';
@@ -179,7 +180,11 @@ const LEDGER_STATES: readonly LedgerState[] = ['in-progress', 'sent', 'digested'
 
 export function createDashboardDataSource(deps: DashboardDeps): DashboardDataSource {
   const limits: DashboardLimits = { ...DEFAULT_DASHBOARD_LIMITS, ...deps.limits };
+  // Before anything is read: charts from a container written with another base window would be empty or partial
+  // and look complete. ConfigInvalid, which the data endpoint answers as 503 Misconfigured, as GET /api/reports does.
+  const verifyBase = baseWindowCheck(blobWindowStore(deps.store, deps.reportsContainer), deps.aggregation);
   return async (query) => {
+    await verifyBase();
     const filter = query.deviceIds.length > 0 ? new Set(query.deviceIds) : null;
     const [listed, alerts, quarantine, archive] = await Promise.all([
       listDevices(deps, query, limits),
