@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseAggregationConfig, type AggregationConfig } from '../../src/lib/aggregate/aggregationConfig.js';
+import { parseReportsQuery } from '../../src/lib/aggregate/reportsQuery.js';
 import {
   defaultRangeFor,
   MAX_DEVICE_FILTER,
@@ -59,6 +60,25 @@ describe('parseDashboardQuery', () => {
 
   it('collects repeated device ids once each, in the order given', () => {
     expect(ok("deviceId=b&deviceId=a&deviceId=b&deviceId=valve(3)'%3D&deviceId=__proto__").deviceIds).toEqual(['b', 'a', "valve(3)'=", '__proto__']);
+  });
+
+  it('names the deviceId it refused, and says how to send a "+" that the URL turned into a space', () => {
+    // IoT Hub device ids may hold "+"; written as is in a query string it arrives as a space.
+    expect(errors('deviceId=pump+7')).toEqual([
+      expect.stringMatching(/^deviceId: "pump 7" is not an IoT Hub device id \(.*\); a "\+" in a URL reads as a space: write it as %2B$/),
+    ]);
+    expect(ok(`deviceId=${encodeURIComponent('pump+7')}`).deviceIds).toEqual(['pump+7']);
+  });
+
+  it('accepts and refuses the device ids GET /api/reports does, with its words', () => {
+    const ids = ['pump+7', 'pump 7', "valve(3)'=", '__proto__', 'x'.repeat(128), 'x'.repeat(129), 'a/b', 'pümpe', 'tab\there', ''];
+    const range = 'from=2024-03-01T10:00:00Z&to=2024-03-01T10:30:00Z';
+    for (const id of ids) {
+      const query = `${range}&deviceId=${encodeURIComponent(id)}`;
+      const reports = parseReportsQuery(new URLSearchParams(query), ONE_MINUTE, NOW);
+      const dashboard = parse(query);
+      expect('errors' in dashboard ? dashboard.errors : [], id).toEqual('errors' in reports ? reports.errors : []);
+    }
   });
 
   it('reports every problem at once', () => {

@@ -27,8 +27,11 @@ const DAY_MS = 86_400_000;
 const PARAMETERS = ['deviceId', 'from', 'to', 'window', 'format'] as const;
 /** The Functions host reads the function key from `code`; it is not ours to reject. */
 const HOST_PARAMETERS = ['code'];
-/** IoT Hub device ids: up to 128 ASCII letters, digits and `- . + % _ # * ? ! ( ) , : = @ $ '`. */
-const DEVICE_ID = /^[A-Za-z0-9\-.+%_#*?!(),:=@$']{1,128}$/;
+/**
+ * IoT Hub device ids: up to 128 ASCII letters, digits and `- . + % _ # * ? ! ( ) , : = @ $ '`. The one rule for every
+ * `deviceId` parameter (this endpoint and the dashboard's data), refused with {@link deviceIdProblem}.
+ */
+export const DEVICE_ID = /^[A-Za-z0-9\-.+%_#*?!(),:=@$']{1,128}$/;
 export function parseReportsQuery(
   params: Iterable<readonly [string, string]>,
   config: AggregationConfig,

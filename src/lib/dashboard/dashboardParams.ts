@@ -7,14 +7,15 @@
  *   that shows about {@link TARGET_POINTS} windows. "Now" is the app's clock, not the browser's: under `npm start`
  *   the clock is simulated and may run ahead of the wall clock.
  * - `from` / `to`: an explicit range instead of `range` (ISO 8601 with a zone, or a date); `to` defaults to now.
- * - `deviceId`: repeatable, at most {@link MAX_DEVICE_FILTER}; IoT Hub's device id rules. Absent: every device.
+ * - `deviceId`: repeatable, at most {@link MAX_DEVICE_FILTER}; IoT Hub's device id rules, as GET /api/reports checks
+ *   them (reportsQuery.ts). Absent: every device.
  * - `code`: the function key, read by the host; ignored here.
  *
  * Bounds: at most {@link MAX_RANGE_DAYS} days, and at most {@link MAX_POINTS} windows per series, so one request
  * reads a bounded number of reports whatever the combination.
  */
 import { parseWindowSize, type AggregationConfig, type WindowSize } from '../aggregate/aggregationConfig.js';
-import { formatDays, MAX_RANGE_DAYS } from '../aggregate/reportsQuery.js';
+import { DEVICE_ID, deviceIdProblem, formatDays, MAX_RANGE_DAYS } from '../aggregate/reportsQuery.js';
 import { instantParameter } from '../instant.js';
 
 export { MAX_RANGE_DAYS };
@@ -55,8 +56,6 @@ const PARAMETERS = ['window', 'range', 'from', 'to', 'deviceId'] as const;
 const REPEATABLE = new Set<string>(['deviceId']);
 /** The Functions host reads the function key from `code`; it is not ours to reject. */
 const HOST_PARAMETERS = new Set(['code']);
-/** IoT Hub device ids: up to 128 ASCII letters, digits and `- . + % _ # * ? ! ( ) , : = @ $ '`. */
-export const DEVICE_ID = /^[A-Za-z0-9\-.+%_#*?!(),:=@$']{1,128}$/;
 const DAY_MS = 86_400_000;
 
 export function pointsOf(rangeMs: number, window: WindowSize): number {
@@ -97,13 +96,9 @@ export function parseDashboardQuery(
     if (!(PARAMETERS as readonly string[]).includes(name)) {
       errors.push(`${name}: unknown parameter (allowed: ${PARAMETERS.join(', ')})`);
     } else if (REPEATABLE.has(name)) {
-      if (!DEVICE_ID.test(value)) {
-        errors.push(
-          `deviceId: ${JSON.stringify(value.slice(0, 140))} is not an IoT Hub device id (1-128 characters: letters, digits and - . + % _ # * ? ! ( ) , : = @ $ ')`,
-        );
-      } else if (!deviceIds.includes(value)) {
-        deviceIds.push(value);
-      }
+      // GET /api/reports' rule and words: both endpoints take and refuse the same ids, and say so alike.
+      if (!DEVICE_ID.test(value)) errors.push(deviceIdProblem(value));
+      else if (!deviceIds.includes(value)) deviceIds.push(value);
     } else if (single.has(name)) {
       if (!repeated.has(name)) errors.push(`${name}: given more than once`);
       repeated.add(name);
