@@ -3,9 +3,11 @@ import { access } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { BlobServiceClient, StoragePipelineOptions } from '@azure/storage-blob';
 import { instantProblem, parseInstant } from '../lib/instant.js';
 import type { ArchiveDamage } from '../lib/message/archive.js';
 import { createServices, type ServiceOverrides, type Services } from '../lib/runtime.js';
+import { blobServiceClientFromSettings } from '../lib/storage/azureBlobStore.js';
 
 export interface CliIo {
   stdout: Writable;
@@ -16,6 +18,12 @@ export interface CliIo {
    * a process: such a command listens for SIGINT itself, only while it runs ({@link interruptSignal}).
    */
   signal?: AbortSignal;
+  /**
+   * The pipeline options (retry policy) of the storage clients the commands build. Absent in a process: the SDK's
+   * defaults, whose back-off keeps an unreachable account some fifteen seconds before the command gives up; tests
+   * shorten the retries.
+   */
+  storagePipeline?: StoragePipelineOptions;
 }
 
 /** Exit codes shared by every command. */
@@ -126,6 +134,11 @@ export async function routingConfigPath(given: string | undefined): Promise<stri
   } catch {
     return undefined;
   }
+}
+
+/** The blob service of the storage connection in `settings` (default the environment's AzureWebJobsStorage). */
+export function blobServiceOf(io: CliIo, settings: CliIo['env'] = io.env): BlobServiceClient {
+  return blobServiceClientFromSettings(settings, io.storagePipeline === undefined ? {} : { pipeline: io.storagePipeline });
 }
 
 /**

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { isRoutingError } from '../lib/errors.js';
+import { isRoutingError, type RoutingError } from '../lib/errors.js';
 import { aggregateCommand, aggregateUsage } from './commands/aggregate.js';
 import { archiveCommand, archiveUsage } from './commands/archive.js';
 import { checkCommand, checkUsage } from './commands/check.js';
@@ -13,19 +13,26 @@ import { queryCommand, queryUsage } from './commands/query.js';
 import { reportsCommand, reportsUsage } from './commands/reports.js';
 import { EXIT, UsageError, type CliIo } from './io.js';
 
-type Command = { run: (args: string[], io: CliIo) => Promise<number>; usage: string };
+type Command = {
+  run: (args: string[], io: CliIo) => Promise<number>;
+  usage: string;
+  /** Where the command's blob storage connection comes from, for the line a storage failure ends with. */
+  storage?: string;
+};
+
+const CONNECTION_OPTION = '--connection-string (else AzureWebJobsStorage)';
 
 const COMMANDS: Record<string, Command> = {
   decode: { run: decodeCommand, usage: decodeUsage },
   check: { run: checkCommand, usage: checkUsage },
   'check-routes': { run: checkRoutesCommand, usage: checkRoutesUsage },
-  quarantine: { run: quarantineCommand, usage: quarantineUsage },
+  quarantine: { run: quarantineCommand, usage: quarantineUsage, storage: CONNECTION_OPTION },
   dlq: { run: dlqCommand, usage: dlqUsage },
   infra: { run: infraCommand, usage: infraUsage },
-  query: { run: queryCommand, usage: queryUsage },
-  reports: { run: reportsCommand, usage: reportsUsage },
+  query: { run: queryCommand, usage: queryUsage, storage: CONNECTION_OPTION },
+  reports: { run: reportsCommand, usage: reportsUsage, storage: 'AzureWebJobsStorage' },
   aggregate: { run: aggregateCommand, usage: aggregateUsage },
-  archive: { run: archiveCommand, usage: archiveUsage },
+  archive: { run: archiveCommand, usage: archiveUsage, storage: 'AzureWebJobsStorage' },
 };
 
 function usage(): string {
@@ -61,6 +68,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`iot-routing ${name}: ${error.message}\n`);
       return EXIT.usage;
     }
+    // Storage (or a service) did not answer after the client's own retries: the user's to retry, not a crash, so one
+    // line and no stack. Anything else not handled here is thrown on and shows its stack: a defect stays loud.
+    if (isRoutingError(error) && error.kind === 'transient') {
+      io.stderr.write(`iot-routing ${name}: ${error.message.split('\n', 1)[0] ?? ''}; ${retryAdvice(error, command)}\n`);
+      return EXIT.transient;
+    }
     if (FILE_ERRORS.has((error as NodeJS.ErrnoException).code ?? '')) {
       const file = (error as NodeJS.ErrnoException).path;
       const message = (error as Error).message;
@@ -69,6 +82,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     throw error;
   }
+}
+
+/** What to do after a transient failure: for storage, the connection to check; then to run the command again. */
+function retryAdvice(error: RoutingError, command: Command): string {
+  const again = `run the command again${error.retryAfterSeconds === undefined ? '' : ` in ${error.retryAfterSeconds} s`}`;
+  if (error.code !== 'StorageUnavailable') return again;
+  return `check ${command.storage ?? 'the storage connection setting'} and that the storage account is reachable, then ${again}`;
 }
 
 /** A file named on the command line that cannot be read: the user's to fix, not a crash. */

@@ -1,16 +1,18 @@
 import { ENDPOINT_NAMES } from '../../lib/checks/reasons.js';
 import { connectionFrom } from '../../lib/config.js';
 import { systemClock } from '../../lib/ports.js';
-import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
+import { AzureBlobStore } from '../../lib/storage/azureBlobStore.js';
 import { REPLAYABLE_ENDPOINTS, replayableReasonCodes, replayDepsFromServices, replayQuarantined, type ReplayableEndpoint } from '../../lib/quarantineReplay.js';
 import { ARCHIVE_DAMAGE_CODES, createQuarantine, quarantineReasonCodes } from '../../lib/storage/quarantine.js';
-import { appServices, EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
+import { appServices, blobServiceOf, EXIT, parseCommandArgs, UsageError, writeLine, type CliIo } from '../io.js';
 
 export const quarantineUsage = `iot-routing quarantine list [--endpoint E] [--reason CODE] [--device ID] [--format table|ndjson]
 iot-routing quarantine show <name>
   Reads the quarantine container. Storage: --connection-string CS, else the AzureWebJobsStorage setting (or its
   identity-based AzureWebJobsStorage__accountName form). Container: --container, else QUARANTINE_CONTAINER, else
   quarantine. \`show\` prints the whole record: reasons with hints, properties, provenance and the original body.
+  Exit 0; 1 for usage errors and a name not found; 4 when storage did not answer (check the connection, then run
+  it again).
 iot-routing quarantine replay [--endpoint events|criticalQueue] [--reason CODE] [--device ID] [--dry-run] [--config PATH]
   After fixing the cause (the device, or routing.config.json's checks), hands each quarantined message back to the
   handler of its endpoint with today's configuration (--config, else ./routing.config.json) and the app settings in
@@ -20,7 +22,8 @@ iot-routing quarantine replay [--endpoint events|criticalQueue] [--reason CODE] 
   without acting (checks with twins resolved, windows, the alert ledger's verdicts, the settings the run needs).
   Records are listed before the first is replayed: narrow a large quarantine with --endpoint, --device or --reason.
   Exit 0 when every message went through or was skipped (archive records, refused digests), 3 when some stay
-  quarantined, 4 when some failed for a transient reason (run it again), 1 for usage and configuration errors.`;
+  quarantined, 4 when some failed for a transient reason or storage did not answer (run it again), 1 for usage and
+  configuration errors.`;
 
 export async function quarantineCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs({
@@ -50,7 +53,7 @@ export async function quarantineCommand(args: string[], io: CliIo): Promise<numb
     return replay(io, { ...io.env, ...settings, QUARANTINE_CONTAINER: container }, values);
   }
   if (values['dry-run'] || values.config !== undefined) throw new UsageError('--dry-run and --config are for quarantine replay');
-  const quarantine = createQuarantine(new AzureBlobStore(blobServiceClientFromSettings(settings)), container, systemClock);
+  const quarantine = createQuarantine(new AzureBlobStore(blobServiceOf(io, settings)), container, systemClock);
 
   if (action === 'show') {
     const name = rest[0];

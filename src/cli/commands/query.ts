@@ -9,8 +9,8 @@ import { decodeContinuation, queryArchive, type QueryStats } from '../../lib/arc
 import type { ChecksConfig } from '../../lib/checks/expectations.js';
 import { loadRoutingConfig } from '../../lib/config.js';
 import { nearest } from '../../lib/editDistance.js';
-import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { EXIT, parseCommandArgs, routingConfigPath, timeRangeOptions, UsageError, wholeNumber, type CliIo } from '../io.js';
+import { AzureBlobStore } from '../../lib/storage/azureBlobStore.js';
+import { blobServiceOf, EXIT, parseCommandArgs, routingConfigPath, timeRangeOptions, UsageError, wholeNumber, type CliIo } from '../io.js';
 
 export const queryUsage = `iot-routing query --connection-string CS --container NAME [--device ID]... [--from ISO] [--to ISO]
                   [--level L] [--where field=value]... [--property key=value]... [--format ndjson|csv|json]
@@ -24,7 +24,8 @@ export const queryUsage = `iot-routing query --connection-string CS --container 
   defaults to AzureWebJobsStorage. Records go to stdout in blob-name order, progress and the summary to stderr (a
   progress bar when stderr is a terminal). With --limit,
   the token for the next page is printed on stderr. Exit 0, 2 when damaged blobs were met (their complete records
-  are still printed), 1 for usage errors (a --container the account does not have included).`;
+  are still printed), 1 for usage errors (a --container the account does not have included), 4 when storage did
+  not answer (check the connection string, then run it again; records already printed stand).`;
 
 const FLUSH_CHARS = 64 * 1024;
 
@@ -107,7 +108,7 @@ export async function queryCommand(args: string[], io: CliIo): Promise<number> {
     if ('error' in position) throw new UsageError(`--continuation: ${position.error}`);
   }
 
-  const service = blobServiceClientFromSettings({ AzureWebJobsStorage: connectionString });
+  const service = blobServiceOf(io, { AzureWebJobsStorage: connectionString });
   const store = new AzureBlobStore(service);
   const progress = isTerminal(io.stderr) ? new ProgressBar(io.stderr) : null;
   const query = queryArchive(store, container, archive, filter, {

@@ -6,15 +6,16 @@ import { parseReportsQuery, renderReports } from '../../lib/aggregate/reportsQue
 import { blobWindowStore } from '../../lib/aggregate/windowStore.js';
 import { isRoutingError } from '../../lib/errors.js';
 import { systemClock } from '../../lib/ports.js';
-import { AzureBlobStore, blobServiceClientFromSettings } from '../../lib/storage/azureBlobStore.js';
-import { EXIT, parseCommandArgs, routingConfigPath, UsageError, type CliIo } from '../io.js';
+import { AzureBlobStore } from '../../lib/storage/azureBlobStore.js';
+import { blobServiceOf, EXIT, parseCommandArgs, routingConfigPath, UsageError, type CliIo } from '../io.js';
 
 export const reportsUsage = `iot-routing reports [--device ID] [--from TIME] [--to TIME] [--window 1m] [--format csv|json] [--config PATH]
   Reads the windowed reports the telemetryStream function wrote to the reports container (AzureWebJobsStorage,
   REPORTS_CONTAINER), merging every partition's partial, exactly as GET /api/reports does. Windows starting in
   [--from, --to) (ISO 8601 with a zone, or a date; default the last 24 hours; at most 31 days). --window is one of
   the configured aggregation.windows (default the smallest), whose smallest must be the base window the container
-  was written with. Exit 0, or 1 for usage and configuration errors.`;
+  was written with. Exit 0; 1 for usage and configuration errors; 4 when storage did not answer (check
+  AzureWebJobsStorage, then run it again).`;
 
 export async function reportsCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandArgs({
@@ -39,7 +40,7 @@ export async function reportsCommand(args: string[], io: CliIo): Promise<number>
     throw new UsageError(parsed.errors.map(flag).join('\n'));
   }
 
-  const windows = blobWindowStore(new AzureBlobStore(blobServiceClientFromSettings(io.env)), reportsContainerOf(io.env));
+  const windows = blobWindowStore(new AzureBlobStore(blobServiceOf(io)), reportsContainerOf(io.env));
   // A container read with another base window than it was written with answers empty or partial reports, silently;
   // ConfigInvalid says so (exit 1), as it does for the function.
   await verifyBaseWindow(windows, aggregation.windows[0]!);

@@ -1,0 +1,81 @@
+/**
+ * The commands that read blob storage, run through the CLI's entry (`main`) with storage unreachable: a connection
+ * string to a loopback port nothing listens on. A transient failure is the user's to retry, not a crash: one line
+ * on stderr naming what failed and what to do, exit 4 (EXIT.transient), no stack trace. The storage clients' retries
+ * are shortened as test/storage/azureBlobStore.test.ts shortens them, so that each run takes well under a second
+ * instead of the SDK's default back-off of some fifteen seconds.
+ */
+import type { StoragePipelineOptions } from '@azure/storage-blob';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { azuriteConnectionString } from '../support/azurite.js';
+import { runCommand } from '../support/cli.js';
+import { closedPort } from '../support/listening.js';
+
+const FAST_FAIL: StoragePipelineOptions = { retryOptions: { maxTries: 2, retryDelayInMs: 10, maxRetryDelayInMs: 20, tryTimeoutInMs: 2_000 } };
+
+function cli(args: string[], env: Record<string, string>, storagePipeline: StoragePipelineOptions = FAST_FAIL) {
+  return runCommand((argv, io) => main(argv, { ...io, storagePipeline }), args, env);
+}
+
+let port: number;
+let unreachable: string;
+
+beforeAll(async () => {
+  port = await closedPort();
+  unreachable = azuriteConnectionString(`http://127.0.0.1:${port}/devstoreaccount1`);
+});
+
+describe('a command whose storage does not answer', () => {
+  const cases: Array<{ command: string; args: () => string[]; env: () => Record<string, string>; settings: RegExp }> = [
+    {
+      command: 'reports',
+      args: () => ['reports', '--from', '2024-03-01'],
+      env: () => ({ AzureWebJobsStorage: unreachable }),
+      settings: /check AzureWebJobsStorage /,
+    },
+    {
+      command: 'query',
+      args: () => ['query', '--connection-string', unreachable, '--container', 'archive', '--from', '2024-03-01T10:00:00Z', '--to', '2024-03-01T11:00:00Z'],
+      env: () => ({}),
+      settings: /check --connection-string \(else AzureWebJobsStorage\) /,
+    },
+    {
+      command: 'quarantine',
+      args: () => ['quarantine', 'list'],
+      env: () => ({ AzureWebJobsStorage: unreachable }),
+      settings: /check --connection-string \(else AzureWebJobsStorage\) /,
+    },
+  ];
+
+  it.each(cases)(
+    '$command says what failed and to retry, in one line, and exits 4',
+    async ({ command, args, env, settings }) => {
+      const run = await cli(args(), env());
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.stdout).toBe('');
+      const lines = run.stderr.split('\n');
+      expect(lines, run.stderr).toHaveLength(2);
+      expect(lines[1]).toBe('');
+      const [line] = lines as [string];
+      expect(line).toMatch(new RegExp(`^iot-routing ${command}: Blob storage \\w+ .* failed: .*ECONNREFUSED.*127\\.0\\.0\\.1:${port}`));
+      expect(line).toMatch(settings);
+      expect(line).toMatch(/and that the storage account is reachable, then run the command again$/);
+      // The account key is in the connection string: it never reaches the terminal.
+      expect(line).not.toContain('Eby8vdM02x');
+    },
+    10_000,
+  );
+
+  it('still throws a defect, so the process shows its stack and exits 1', async () => {
+    // An HTTP client that fails as code with a bug does: not a storage failure, and not to be read as one.
+    const broken: StoragePipelineOptions = {
+      httpClient: {
+        sendRequest: () => {
+          throw new TypeError("Cannot read properties of undefined (reading 'headers')");
+        },
+      },
+    };
+    await expect(cli(['quarantine', 'list'], { AzureWebJobsStorage: unreachable }, broken)).rejects.toThrow(TypeError);
+  });
+});
