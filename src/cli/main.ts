@@ -71,8 +71,17 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     // Storage (or a service) did not answer after the client's own retries: the user's to retry, not a crash, so one
     // line and no stack. Anything else not handled here is thrown on and shows its stack: a defect stays loud.
     if (isRoutingError(error) && error.kind === 'transient') {
-      io.stderr.write(`iot-routing ${name}: ${error.message.split('\n', 1)[0] ?? ''}; ${retryAdvice(error, command)}\n`);
+      io.stderr.write(`iot-routing ${name}: ${firstLine(error)}; ${retryAdvice(error, command)}\n`);
       return EXIT.transient;
+    }
+    // Storage answered and refused (a wrong account key, an expired SAS, an identity without a data role): the user's
+    // to fix, as a configuration error is, so one line naming the refusal and the connection to check, and exit 1.
+    if (isRoutingError(error) && error.code === 'StorageRejected') {
+      io.stderr.write(
+        `iot-routing ${name}: ${firstLine(error)}; the storage account refused the request: check ${storageSetting(command)} ` +
+          '(the account key, the SAS and its expiry, or the role of the identity on the account)\n',
+      );
+      return EXIT.usage;
     }
     if (FILE_ERRORS.has((error as NodeJS.ErrnoException).code ?? '')) {
       const file = (error as NodeJS.ErrnoException).path;
@@ -88,7 +97,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 function retryAdvice(error: RoutingError, command: Command): string {
   const again = `run the command again${error.retryAfterSeconds === undefined ? '' : ` in ${error.retryAfterSeconds} s`}`;
   if (error.code !== 'StorageUnavailable') return again;
-  return `check ${command.storage ?? 'the storage connection setting'} and that the storage account is reachable, then ${again}`;
+  return `check ${storageSetting(command)} and that the storage account is reachable, then ${again}`;
+}
+
+function storageSetting(command: Command): string {
+  return command.storage ?? 'the storage connection setting';
+}
+
+/** An error's first line: the storage errors' messages name the operation and the answer, never a secret. */
+function firstLine(error: Error): string {
+  return error.message.split('\n', 1)[0] ?? '';
 }
 
 /** A file named on the command line that cannot be read: the user's to fix, not a crash. */

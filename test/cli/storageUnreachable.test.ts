@@ -4,11 +4,14 @@
  * on stderr naming what failed and what to do, exit 4 (EXIT.transient), no stack trace. The storage clients' retries
  * are shortened as test/storage/azureBlobStore.test.ts shortens them, so that each run takes well under a second
  * instead of the SDK's default back-off of some fifteen seconds.
+ *
+ * Storage that answers and refuses the credentials (Azurite, a wrong account key) is the user's to fix: one line
+ * naming the refusal and the connection to check, exit 1 (EXIT.usage, as a configuration error), no stack trace.
  */
 import type { StoragePipelineOptions } from '@azure/storage-blob';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { azuriteConnectionString } from '../support/azurite.js';
+import { AZURITE_ACCOUNT_KEY, azuriteConnectionString, useAzurite } from '../support/azurite.js';
 import { runCommand } from '../support/cli.js';
 import { closedPort } from '../support/listening.js';
 
@@ -17,6 +20,8 @@ const FAST_FAIL: StoragePipelineOptions = { retryOptions: { maxTries: 2, retryDe
 function cli(args: string[], env: Record<string, string>, storagePipeline: StoragePipelineOptions = FAST_FAIL) {
   return runCommand((argv, io) => main(argv, { ...io, storagePipeline }), args, env);
 }
+
+const azurite = useAzurite();
 
 let port: number;
 let unreachable: string;
@@ -63,6 +68,27 @@ describe('a command whose storage does not answer', () => {
       expect(line).toMatch(/and that the storage account is reachable, then run the command again$/);
       // The account key is in the connection string: it never reaches the terminal.
       expect(line).not.toContain('Eby8vdM02x');
+    },
+    10_000,
+  );
+
+  it.each(cases.filter((c) => c.command !== 'reports'))(
+    '$command says the account refused the credentials, in one line, and exits 1',
+    async ({ command, args, env, settings }) => {
+      // Azurite answers, and refuses a signature made with another key: 403 AuthorizationFailure, as Azure does.
+      const wrongKey = Buffer.alloc(64, 7).toString('base64');
+      const refused = (value: string) => value.replaceAll(unreachable, azurite().connectionString.replace(AZURITE_ACCOUNT_KEY, wrongKey));
+      const run = await cli(args().map(refused), Object.fromEntries(Object.entries(env()).map(([k, v]) => [k, refused(v)])));
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stdout).toBe('');
+      const lines = run.stderr.split('\n');
+      expect(lines, run.stderr).toHaveLength(2);
+      expect(lines[1]).toBe('');
+      const [line] = lines as [string];
+      expect(line).toMatch(new RegExp(`^iot-routing ${command}: Blob storage \\w+ .* failed: 403 AuthorizationFailure; `));
+      expect(line).toMatch(settings);
+      expect(line).toMatch(/the storage account refused the request/);
+      expect(line).not.toContain(wrongKey);
     },
     10_000,
   );

@@ -11,8 +11,8 @@ iot-routing quarantine show <name>
   Reads the quarantine container. Storage: --connection-string CS, else the AzureWebJobsStorage setting (or its
   identity-based AzureWebJobsStorage__accountName form). Container: --container, else QUARANTINE_CONTAINER, else
   quarantine. \`show\` prints the whole record: reasons with hints, properties, provenance and the original body.
-  Exit 0; 1 for usage errors and a name not found; 4 when storage did not answer (check the connection, then run
-  it again).
+  Exit 0; 1 for usage errors, a name not found and storage refusing the connection's credentials; 4 when storage
+  did not answer (check the connection, then run it again).
 iot-routing quarantine replay [--endpoint events|criticalQueue] [--reason CODE] [--device ID] [--dry-run] [--config PATH]
   After fixing the cause (the device, or routing.config.json's checks), hands each quarantined message back to the
   handler of its endpoint with today's configuration (--config, else ./routing.config.json) and the app settings in

@@ -24,8 +24,8 @@ export const queryUsage = `iot-routing query --connection-string CS --container 
   defaults to AzureWebJobsStorage. Records go to stdout in blob-name order, progress and the summary to stderr (a
   progress bar when stderr is a terminal). With --limit,
   the token for the next page is printed on stderr. Exit 0, 2 when damaged blobs were met (their complete records
-  are still printed), 1 for usage errors (a --container the account does not have included), 4 when storage did
-  not answer (check the connection string, then run it again; records already printed stand).`;
+  are still printed), 1 for usage errors (a --container the account does not have, and credentials it refuses,
+  included), 4 when storage did not answer (check the connection string, then run it again; records already printed stand).`;
 
 const FLUSH_CHARS = 64 * 1024;
 
