@@ -72,7 +72,7 @@ describe('a command whose storage does not answer', () => {
     10_000,
   );
 
-  it.each(cases.filter((c) => c.command !== 'reports'))(
+  it.each(cases)(
     '$command says the account refused the credentials, in one line, and exits 1',
     async ({ command, args, env, settings }) => {
       // Azurite answers, and refuses a signature made with another key: 403 AuthorizationFailure, as Azure does.
@@ -89,6 +89,8 @@ describe('a command whose storage does not answer', () => {
       expect(line).toMatch(settings);
       expect(line).toMatch(/the storage account refused the request/);
       expect(line).not.toContain(wrongKey);
+      // Not read as a damaged record to delete (reports checks the container's base-window record first).
+      expect(line).not.toContain('base window record');
     },
     10_000,
   );

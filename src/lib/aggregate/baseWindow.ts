@@ -6,8 +6,8 @@
  * or counted twice, and replayed batches counted again, because the new partials do not hold the old identities.
  * A container therefore keeps one base size for good; changing it takes a new REPORTS_CONTAINER.
  */
-import { isRoutingError, RoutingError } from '../errors.js';
-import type { Decode } from '../storage/jsonDocuments.js';
+import { RoutingError } from '../errors.js';
+import { isUndecodableDocument, type Decode } from '../storage/jsonDocuments.js';
 import type { WindowSize } from './aggregationConfig.js';
 import type { WindowStore } from './windowStore.js';
 
@@ -59,8 +59,9 @@ export async function verifyBaseWindow(windows: WindowStore, base: WindowSize): 
   try {
     stored = await windows.get(BASE_WINDOW_DOC, decodeBaseWindowRecord);
   } catch (error) {
-    // A record that does not decode is a problem to name, not storage being down.
-    if (!isRoutingError(error) || error.code !== 'StorageRejected') throw error;
+    // A record that does not decode is a problem to name. Storage down, or refusing the request (a wrong key, a
+    // missing role: also StorageRejected), is thrown as it is: "delete the record" would be the wrong advice.
+    if (!isUndecodableDocument(error)) throw error;
     throw new RoutingError(
       'ConfigInvalid',
       `${BASE_WINDOW_DOC} in the reports container (REPORTS_CONTAINER) is not a base window record: restore it, or delete ` +

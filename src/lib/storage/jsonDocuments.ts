@@ -1,4 +1,4 @@
-import { RoutingError } from '../errors.js';
+import { isRoutingError, RoutingError } from '../errors.js';
 import type { BlobStore, BlobWriteOptions, CreateResult, ETag, ReplaceResult } from '../ports.js';
 
 /** Validates a parsed document; throw (any error) to reject it. Defaults to an unchecked cast. */
@@ -15,7 +15,26 @@ export function encodeJson(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value), 'utf8');
 }
 
-/** `null` when the blob does not exist. A blob that is not valid JSON (or fails `decode`) is `StorageRejected`. */
+/**
+ * Marks the `StorageRejected` of a blob that was read but is not the document (not JSON, or refused by `decode`), as
+ * against the service refusing the request (403, 404, ...). `Symbol.for`, so that the mark survives duplicated module
+ * copies, as the name-based guards in errors.ts do.
+ */
+const UNDECODABLE = Symbol.for('iot-routing.undecodableDocument');
+
+/** True for the error {@link getJson} and friends raise for a blob that was read and is not a valid document. */
+export function isUndecodableDocument(error: unknown): boolean {
+  return isRoutingError(error) && error.code === 'StorageRejected' && (error as { [UNDECODABLE]?: unknown })[UNDECODABLE] === true;
+}
+
+function undecodable(error: RoutingError): RoutingError {
+  return Object.assign(error, { [UNDECODABLE]: true });
+}
+
+/**
+ * `null` when the blob does not exist. A blob that is not valid JSON (or fails `decode`) is `StorageRejected`
+ * ({@link isUndecodableDocument}).
+ */
 export async function getJson<T>(
   store: BlobStore,
   container: string,
@@ -124,16 +143,14 @@ function parseJson<T>(body: Buffer, container: string, name: string, decode: Dec
     // A BOM is legal at the start of UTF-8 text written by other tools, but JSON.parse rejects it.
     raw = JSON.parse(body.toString('utf8').replace(/^\uFEFF/, ''));
   } catch (cause) {
-    throw new RoutingError('StorageRejected', `Blob ${container}/${name} is not valid JSON`, { cause });
+    throw undecodable(new RoutingError('StorageRejected', `Blob ${container}/${name} is not valid JSON`, { cause }));
   }
   if (decode === undefined) return raw as T;
   try {
     return decode(raw);
   } catch (cause) {
     const reason = cause instanceof Error ? `: ${cause.message}` : '';
-    throw new RoutingError('StorageRejected', `Blob ${container}/${name} is not a valid document${reason}`, {
-      cause,
-    });
+    throw undecodable(new RoutingError('StorageRejected', `Blob ${container}/${name} is not a valid document${reason}`, { cause }));
   }
 }
 
