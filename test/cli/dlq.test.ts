@@ -2,11 +2,10 @@
  * `iot-routing dlq` end to end: the command builds its own ServiceBusClient from the connection string and talks to
  * the loopback stand-in, as it would to a namespace.
  */
-import { Writable } from 'node:stream';
 import { ServiceBusClient } from '@azure/service-bus';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dlqCommand, dlqUsage } from '../../src/cli/commands/dlq.js';
-import type { CliIo } from '../../src/cli/io.js';
+import { runCommand, type CliRun } from '../support/cli.js';
 import { abandonUntilDeadLettered, startServiceBusStandIn, type ServiceBusStandIn } from '../support/serviceBusStandIn.js';
 import { closedPort } from '../support/listening.js';
 
@@ -15,29 +14,8 @@ const QUEUE = 'critical-alerts';
 let standIn: ServiceBusStandIn;
 let client: ServiceBusClient;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function collector(): { stream: Writable; text: () => string } {
-  const chunks: Buffer[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      chunks.push(Buffer.from(chunk));
-      callback();
-    },
-  });
-  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
-}
-
-async function dlq(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const stdout = collector();
-  const stderr = collector();
-  const io: CliIo = { stdout: stdout.stream, stderr: stderr.stream, env };
-  const code = await dlqCommand(args, io);
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
+function dlq(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+  return runCommand(dlqCommand, args, env);
 }
 
 /** `--connection-string` plus a short wait for selected messages that are not there, so the suite stays fast. */

@@ -5,11 +5,10 @@
  * `ServiceBusClient` connects with TLS (a test certificate trusted for the stand-in's port only) and puts that token
  * through CBS to the loopback Service Bus stand-in, which accepts only the tokens the test names.
  */
-import { Writable } from 'node:stream';
 import { ServiceBusClient } from '@azure/service-bus';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dlqCommand } from '../../src/cli/commands/dlq.js';
-import type { CliIo } from '../../src/cli/io.js';
+import { runCommand, type CliRun } from '../support/cli.js';
 import { createLoopbackCertificate, hasOpenssl, type TestCertificate } from '../support/loopbackTls.js';
 import { identityToken, installManagedIdentityEndpoint, type ManagedIdentityEndpoint } from '../support/managedIdentityEndpoint.js';
 import { abandonUntilDeadLettered, startServiceBusStandIn, type ServiceBusStandIn } from '../support/serviceBusStandIn.js';
@@ -59,29 +58,13 @@ async function namespaceWithDeadLetters(tokens: string[]): Promise<ServiceBusSta
   return standIn;
 }
 
-function collector(): { stream: Writable; text: () => string } {
-  const chunks: Buffer[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      chunks.push(Buffer.from(chunk));
-      callback();
-    },
-  });
-  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
-}
-
 /** `iot-routing dlq list` with nothing on the command line but the queue: the namespace and identity come from env. */
-async function dlqList(standIn: ServiceBusStandIn): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = collector();
-  const stderr = collector();
-  const env = {
+function dlqList(standIn: ServiceBusStandIn): Promise<CliRun> {
+  return runCommand(dlqCommand, ['list', '--queue', QUEUE, '--format', 'json'], {
     SERVICEBUS_CONNECTION__fullyQualifiedNamespace: standIn.fullyQualifiedNamespace,
     SERVICEBUS_CONNECTION__credential: 'managedidentity',
     SERVICEBUS_CONNECTION__clientId: CLIENT_ID,
-  };
-  const io: CliIo = { stdout: stdout.stream, stderr: stderr.stream, env };
-  const code = await dlqCommand(['list', '--queue', QUEUE, '--format', 'json'], io);
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
+  });
 }
 
 describe.runIf(hasOpenssl())('iot-routing dlq on an identity-based connection (real ServiceBusClient, managed identity, loopback AMQPS)', () => {
