@@ -112,6 +112,18 @@ describe('archive ingest under Event Grid redelivery, on one instance', () => {
     expect(s.observed.opened).toBe(1);
   });
 
+  it('a settled run is forgotten: a later delivery that gets past the manifest reads the blob again', async () => {
+    const s = await setup();
+    const [blob] = await writeArchive(s.store, s.container, FORMAT, [{ partition: '3', minute: MINUTE, records: 12, encoding: 'avro' }]);
+    expect(await s.deliver(blob!.name)).toMatchObject({ outcome: 'created', records: 12 });
+    // The manifest is deleted (an index rebuilt from scratch): the blob's same version is delivered again. The single
+    // flight must not answer from the run that settled (no manifest would be written); it keeps no entry after one.
+    await s.store.delete(s.index, manifestName(s.container, blob!.name));
+    expect(await s.deliver(blob!.name)).toMatchObject({ outcome: 'created', records: 12 });
+    expect(s.observed.count(s.observed.downloads, s.container, blob!.name)).toBe(2);
+    expect((await readManifest(s.store, s.index, s.container, blob!.name))?.manifest?.records).toBe(12);
+  });
+
   it("the shared run's storage failure is thrown to every delivery, and the next delivery downloads afresh", async () => {
     let failNext = true;
     let release: (() => void) | undefined;
