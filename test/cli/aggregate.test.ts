@@ -293,4 +293,13 @@ describe('iot-routing reports', () => {
     const cli = io({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' });
     await expect(reportsCommand(['--from', 'monday', '--window', '5m'], cli)).rejects.toThrow(/--from: .*\n--window: /s);
   });
+
+  it('refuses a --device with a space without the URL advice, which on a command line names another device', async () => {
+    // GET /api/reports decodes %2B to "+"; a command line does not, and "%" is allowed in device ids: "pump%2B7" is
+    // taken as is and reads a device that does not exist, an empty report instead of pump+7's.
+    const cli = io({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' });
+    const refused = reportsCommand(['--device', 'pump 7'], cli);
+    await expect(refused).rejects.toBeInstanceOf(UsageError);
+    await expect(refused).rejects.toThrow(/^--device: "pump 7" is not an IoT Hub device id \(1-128 characters: .*\)$/);
+  });
 });
