@@ -34,7 +34,7 @@ export async function reportsCommand(args: string[], io: CliIo): Promise<number>
   const params: Array<[string, string]> = [];
   const flags = { deviceId: values.device, from: values.from, to: values.to, window: values.window, format: values.format };
   for (const [name, value] of Object.entries(flags)) if (value !== undefined) params.push([name, value]);
-  const parsed = parseReportsQuery(params, aggregation, systemClock.now());
+  const parsed = parseReportsQuery(params, aggregation, systemClock.now(), 'flags');
   if ('errors' in parsed) {
     const flag = (problem: string) => problem.replace(/^deviceId:/, '--device:').replace(/^(from|to|window|format)\b/, '--$1');
     throw new UsageError(parsed.errors.map(flag).join('\n'));

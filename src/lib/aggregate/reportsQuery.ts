@@ -1,6 +1,7 @@
 /**
  * `GET /api/reports` and `iot-routing reports`: the query parameters, validated with every problem reported at
- * once, and the response. Host-independent: the HTTP function and the CLI hand over plain name/value pairs.
+ * once, and the response. Host-independent: the HTTP function and the CLI hand over plain name/value pairs, and say
+ * whether they came from a URL (only there does a "+" arrive as a space).
  *
  * Parameters: `deviceId` (optional; IoT Hub's device id rules), `from` / `to` (ISO 8601 with a zone, or a date;
  * windows *starting* in [from, to); default the 24 hours up to now, or after `from`; at most 31 days), `window` (a configured size;
@@ -32,10 +33,15 @@ const HOST_PARAMETERS = ['code'];
  * `deviceId` parameter (this endpoint and the dashboard's data), refused with {@link deviceIdProblem}.
  */
 export const DEVICE_ID = /^[A-Za-z0-9\-.+%_#*?!(),:=@$']{1,128}$/;
+
+/** Where the parameters were written: a URL's query string (the HTTP endpoints) or command-line flags (the CLI). */
+export type ParameterSource = 'url' | 'flags';
+
 export function parseReportsQuery(
   params: Iterable<readonly [string, string]>,
   config: AggregationConfig,
   now: Date,
+  source: ParameterSource = 'url',
 ): { value: ParsedReportsQuery } | { errors: string[] } {
   const errors: string[] = [];
   const values = new Map<string, string>();
@@ -51,7 +57,7 @@ export function parseReportsQuery(
   }
 
   const deviceId = values.get('deviceId');
-  if (deviceId !== undefined && !DEVICE_ID.test(deviceId)) errors.push(deviceIdProblem(deviceId));
+  if (deviceId !== undefined && !DEVICE_ID.test(deviceId)) errors.push(deviceIdProblem(deviceId, source));
 
   const instant = (name: 'from' | 'to'): number | undefined => instantParameter(name, values.get(name), errors);
   const fromGiven = instant('from');
@@ -87,10 +93,12 @@ export function parseReportsQuery(
 /**
  * What is wrong with a `deviceId` that is not an IoT Hub device id, showing what arrived: a device id may hold "+",
  * which an unencoded query string delivers as a space, so the refusal of an id the user believes valid says why.
+ * Only for a URL: a command line decodes nothing, and "%" is allowed in device ids, so `%2B` there would be taken
+ * as is and name another device.
  */
-export function deviceIdProblem(value: string): string {
+export function deviceIdProblem(value: string, source: ParameterSource): string {
   const problem = `deviceId: ${JSON.stringify(value.slice(0, 140))} is not an IoT Hub device id (1-128 characters: letters, digits and - . + % _ # * ? ! ( ) , : = @ $ ')`;
-  return value.includes(' ') ? `${problem}; a "+" in a URL reads as a space: write it as %2B` : problem;
+  return source === 'url' && value.includes(' ') ? `${problem}; a "+" in a URL reads as a space: write it as %2B` : problem;
 }
 
 export interface ReportsResponse {

@@ -97,7 +97,7 @@ export function parseDashboardQuery(
       errors.push(`${name}: unknown parameter (allowed: ${PARAMETERS.join(', ')})`);
     } else if (REPEATABLE.has(name)) {
       // GET /api/reports' rule and words: both endpoints take and refuse the same ids, and say so alike.
-      if (!DEVICE_ID.test(value)) errors.push(deviceIdProblem(value));
+      if (!DEVICE_ID.test(value)) errors.push(deviceIdProblem(value, 'url'));
       else if (!deviceIds.includes(value)) deviceIds.push(value);
     } else if (single.has(name)) {
       if (!repeated.has(name)) errors.push(`${name}: given more than once`);
