@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseAggregationConfig } from '../../src/lib/aggregate/aggregationConfig.js';
+import { BASE_WINDOW_DOC } from '../../src/lib/aggregate/baseWindow.js';
 import { createReportsEndpoint, parseReportsQuery } from '../../src/lib/aggregate/reportsQuery.js';
 import type { WindowStore } from '../../src/lib/aggregate/windowStore.js';
 import { memoryWindowStore } from '../../src/lib/aggregate/windowStore.js';
@@ -90,5 +91,29 @@ describe('reading reports', () => {
     expect(unavailable.status).toBe(503);
     expect(unavailable.headers['retry-after']).toBe('7');
     expect(JSON.parse(unavailable.body)).toEqual({ error: 'StorageUnavailable', problems: ['throttled'] });
+  });
+
+  it('reads the base window record once, but again after a refusal: a record put right needs no restart', async () => {
+    const windows = await threeWindows();
+    let asked = 0;
+    const observed: WindowStore = {
+      ...windows,
+      get(name, decode) {
+        if (name === BASE_WINDOW_DOC) asked++;
+        return windows.get(name, decode);
+      },
+    };
+    const movedConfig = parseAggregationConfig({ windows: ['5m', '1h'] });
+    if ('errors' in movedConfig) throw new Error(movedConfig.errors.join());
+    const endpoint = createReportsEndpoint({ windows: observed, config: movedConfig.value, clock });
+    expect((await endpoint([])).status).toBe(503);
+    expect((await endpoint([])).status).toBe(503);
+    expect(asked).toBe(2);
+
+    // The record put right by hand (every window there was in fact written with this configuration's base).
+    await windows.update(BASE_WINDOW_DOC, (record) => ({ ...(record as object), base: '5m' }), (raw) => raw);
+    expect((await endpoint([])).status).toBe(200);
+    expect((await endpoint([])).status).toBe(200);
+    expect(asked).toBe(3);
   });
 });
