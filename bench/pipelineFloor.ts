@@ -32,15 +32,21 @@ interface FloorField {
   squares: Expansion;
 }
 
-interface FloorWindow {
+export interface FloorWindow {
   startMs: number;
   ids: string[];
   contributions: Array<{ t: number; values: readonly number[] }>;
   fields: Map<string, FloorField>;
 }
 
-/** Messages per second through the essential loop, and the windows it kept (compared with the pipeline's). */
-export function runFloor(batches: readonly FloorBatch[], baseWindowMs: number): { rate: number; windows: number; counted: number } {
+/**
+ * Messages per second through the essential loop, the messages it counted and the windows it kept, by device (so
+ * that what it did can be compared with the pipeline's: test/bench/pipelineFloor.test.ts).
+ */
+export function runFloor(
+  batches: readonly FloorBatch[],
+  baseWindowMs: number,
+): { rate: number; windows: number; counted: number; kept: ReadonlyMap<string, readonly FloorWindow[]> } {
   const started = process.hrtime.bigint();
   const byDevice = new Map<string, FloorWindow[]>();
   let windows = 0;
@@ -95,5 +101,5 @@ export function runFloor(batches: readonly FloorBatch[], baseWindowMs: number): 
     }
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { rate: counted / seconds, windows, counted };
+  return { rate: counted / seconds, windows, counted, kept: byDevice };
 }
