@@ -12,6 +12,7 @@ import { parseAggregationConfig, type AggregationConfig } from '../src/lib/aggre
 import { createTelemetryStreamHandler, type TelemetryStreamHandler } from '../src/lib/aggregate/telemetryStream.js';
 import { createWindowAggregator } from '../src/lib/aggregate/windowAggregator.js';
 import { blobWindowStore, memoryWindowStore, type WindowStore } from '../src/lib/aggregate/windowStore.js';
+import { windowListPrefixes } from '../src/lib/aggregate/windows.js';
 import { admit } from '../src/lib/checks/admit.js';
 import { defaultChecksConfig } from '../src/lib/checks/expectations.js';
 import { decodeEventHubBatch } from '../src/lib/message/eventHubBatch.js';
@@ -137,10 +138,26 @@ function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** The essential loop's rate; it must count every message, as the pipeline does, or the run does not count. */
-function floorRate(batches: readonly TriggerBatch[], baseMs: number): number {
-  const { rate, counted } = runFloor(batches, baseMs);
+/** The base windows the pipeline keeps over `batches`: what the floor loop must keep too. */
+async function pipelineBaseWindows(batches: readonly TriggerBatch[], aggregation: AggregationConfig): Promise<number> {
+  const clock = new ManualClock(T0 + 86_400_000);
+  const windows = memoryWindowStore();
+  await runPipeline(batches, handler(windows, aggregation, clock, new MemoryBlobStore({ clock })));
+  let count = 0;
+  for (const prefix of windowListPrefixes(aggregation.windows[0]!, undefined, undefined)) {
+    for await (const _ of windows.list(prefix)) count++;
+  }
+  return count;
+}
+
+/**
+ * The essential loop's rate; it must count every message and keep every base window, as the pipeline does, or the
+ * run does not count: a loop that skipped either would be faster than the work it stands for.
+ */
+function floorRate(batches: readonly TriggerBatch[], baseMs: number, baseWindows: number): number {
+  const { rate, counted, windows } = runFloor(batches, baseMs);
   if (counted !== batches.length * BATCH) throw new Error(`floor counted ${counted} messages, expected ${batches.length * BATCH}`);
+  if (windows !== baseWindows) throw new Error(`floor kept ${windows} windows, the pipeline ${baseWindows}`);
   return rate;
 }
 
@@ -217,16 +234,17 @@ async function inMemory(options: BenchOptions, windows: string[], mix: Mix): Pro
   // Warm both up (JIT), then alternate, and report the median of the per-round ratios: on a shared machine a
   // round of one side and the next round of the other see about the same machine, two medians of rates need not.
   const baseMs = aggregation.windows[0]!.ms;
+  const baseWindows = await pipelineBaseWindows(batches, aggregation);
   for (let warm = 0; warm < 2; warm++) {
     await runPipeline(batches, inMemoryHandler(aggregation));
     runBaseline(batches);
-    floorRate(batches, baseMs);
+    floorRate(batches, baseMs, baseWindows);
   }
   const rounds: Array<{ ours: number; baseline: number; floor: number }> = [];
   for (let run = 0; run < RUNS; run++) {
     const ours = await runPipeline(batches, inMemoryHandler(aggregation));
     const baseline = runBaseline(batches);
-    rounds.push({ ours, baseline, floor: floorRate(batches, baseMs) });
+    rounds.push({ ours, baseline, floor: floorRate(batches, baseMs, baseWindows) });
   }
   const ratio = median(rounds.map((r) => r.ours / r.baseline));
   return {
