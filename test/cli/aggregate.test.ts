@@ -205,6 +205,18 @@ describe('iot-routing aggregate', () => {
     expect(mixed.stderr).toMatch(/\n {2}levels critical: .*--levels normal,critical aggregates them too\n/);
   });
 
+  it('names messages without a level "normal" in that hint, the name --levels takes for them', async () => {
+    const unlevelled = join(dir, 'no-level.json');
+    await writeFile(unlevelled, `${Array.from({ length: 6 }, (_, i) => jsonLine(i).replace(/"Properties":\{"level":"(normal|critical)"\}/, '"Properties":{}')).join('\n')}\n`);
+    const run = await aggregate([unlevelled, '--levels', 'storage']);
+    expect(run.stderr).toContain('received 6 = aggregated 0 + other levels 6');
+    expect(run.stderr).toMatch(/\n {2}levels normal: counted in messages and byLevel, without field statistics \(aggregated: storage\); --levels storage,normal aggregates them too\n/);
+    // The advice works as given.
+    const advised = await aggregate([unlevelled, '--levels', 'storage,normal']);
+    expect(advised.stderr).toContain('received 6 = aggregated 6');
+    expect(advised.stderr).not.toContain('without field statistics');
+  });
+
   it('takes windows, levels and fields from the aggregation section of --config', async () => {
     const custom = join(dir, 'custom.config.json');
     await writeFile(custom, JSON.stringify({ aggregation: { windows: ['1m', '1h'], levels: { aggregate: ['storage'] }, fields: ['humidity'] } }));
