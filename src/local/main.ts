@@ -14,9 +14,10 @@ import { format, parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { aggregationConfigOf } from '../lib/aggregate/aggregationConfig.js';
 import { isAlert } from '../lib/alerts/alertPolicy.js';
+import { verifyStoredConfiguration } from '../lib/aggregate/telemetryStream.js';
 import { archiveFromServices } from '../lib/archive/archiveDeps.js';
 import { loadRoutingConfig, type EndpointName } from '../lib/config.js';
-import { isRoutingError } from '../lib/errors.js';
+import { configInvalid, configProblems, isRoutingError } from '../lib/errors.js';
 import type { BlobStore } from '../lib/ports.js';
 import { compileRoutes } from '../lib/routing/routes.js';
 import { createServices, type Services } from '../lib/runtime.js';
@@ -246,6 +247,24 @@ async function hostJsonSettings(root: string): Promise<{ routePrefix: string; ma
   };
 }
 
+/**
+ * A reports container keeps the base window it was first written with (src/lib/aggregate/baseWindow.ts). Run on a
+ * state whose reports were written with another smallest window (routing.config.json's `aggregation.windows` edited
+ * since), every telemetryStream batch would throw ConfigInvalid and be retried for ever (its retry policy has no
+ * limit), the cause only in the log file, and Ctrl+C would wait on that drain for ever. So the run is refused before
+ * anything starts, with the words of GET /api/health and what to do locally.
+ */
+async function refuseOtherBaseWindow(services: Services, stateDirectory: string, persistent: boolean): Promise<void> {
+  try {
+    await verifyStoredConfiguration(services);
+  } catch (error) {
+    if (!isRoutingError(error) || error.code !== 'ConfigInvalid') throw error;
+    const fresh = persistent ? `or start on a fresh state with --state DIR or --in-memory (${stateDirectory} keeps the old reports)` : 'or use another Azurite';
+    const local = `locally: give REPORTS_CONTAINER a new container name (in the environment or local.settings.json), ${fresh}`;
+    throw configInvalid('The reports already in storage do not fit this configuration', configProblems(error).map((problem) => `${problem}; ${local}`));
+  }
+}
+
 export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary> {
   const root = path.resolve(options.root ?? process.cwd());
   const stateDirectory = path.resolve(root, options.stateDirectory ?? '.local');
@@ -320,6 +339,7 @@ export async function runLocal(options: LocalOptions = {}): Promise<LocalSummary
     cleanups.push(() => clock.cancelAll());
     cleanups.push(installProcessClock(clock));
     const services = await createServices(env, { root, clock });
+    await refuseOtherBaseWindow(services, stateDirectory, persistent);
     const routing = services.config.routing;
     const compiled = compileRoutes(routing.routes);
     if ('errors' in compiled) throw new Error(compiled.errors.join('; '));
