@@ -12,7 +12,8 @@ import { blobServiceOf, EXIT, parseCommandArgs, routingConfigPath, UsageError, t
 export const reportsUsage = `iot-routing reports [--device ID] [--from TIME] [--to TIME] [--window 1m] [--format csv|json] [--config PATH]
   Reads the windowed reports the telemetryStream function wrote to the reports container (AzureWebJobsStorage,
   REPORTS_CONTAINER), merging every partition's partial, exactly as GET /api/reports does. Windows starting in
-  [--from, --to) (ISO 8601 with a zone, or a date; default the last 24 hours; at most 31 days). --window is one of
+  [--from, --to) (ISO 8601 with a zone, or a date; default the last 24 hours; --from alone means the 24 hours after
+  it, --to alone the 24 hours before it; at most 31 days). --window is one of
   the configured aggregation.windows (default the smallest), whose smallest must be the base window the container
   was written with. Exit 0; 1 for usage and configuration errors; 4 when storage did not answer (check
   AzureWebJobsStorage, then run it again).`;
