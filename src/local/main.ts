@@ -962,10 +962,11 @@ export const localUsage = `npm start -- [options]     (node dist/src/local/main.
   --verbose            print every function log line
 Exit codes: 0 every message accounted for; 3 conservation failed; 1 usage or configuration errors.`;
 
-function numberFlag(value: string | undefined, name: string, check: (n: number) => boolean): number | undefined {
+/** A numeric flag; a refusal says what the flag takes, as the CLI's do ("--limit: expected ..., got ..."). */
+function numberFlag(value: string | undefined, name: string, expected: string, check: (n: number) => boolean): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || !check(n)) throw new Error(`--${name}: "${value}" is not valid`);
+  const n = value.trim() === '' ? Number.NaN : Number(value);
+  if (!Number.isFinite(n) || !check(n)) throw new Error(`--${name}: expected ${expected}, got "${value}"`);
   return n;
 }
 
@@ -996,15 +997,15 @@ export function parseLocalArgs(argv: string[]): LocalOptions | 'help' {
   const set = <K extends keyof LocalOptions>(key: K, value: LocalOptions[K] | undefined) => {
     if (value !== undefined) options[key] = value;
   };
-  set('devices', numberFlag(values.devices, 'devices', (n) => Number.isInteger(n) && n >= 0 && n <= 10_000));
-  set('durationSeconds', numberFlag(values.duration, 'duration', (n) => n > 0));
-  set('seed', numberFlag(values.seed, 'seed', (n) => Number.isInteger(n)));
-  set('speedup', numberFlag(values.speedup, 'speedup', (n) => n > 0 && n <= 100_000));
-  set('rate', numberFlag(values.rate, 'rate', (n) => n > 0 && n <= 1000));
-  set('legacyShare', numberFlag(values['legacy-share'], 'legacy-share', (n) => n >= 0 && n <= 1));
-  set('resendProbability', numberFlag(values.resend, 'resend', (n) => n >= 0 && n < 1));
-  set('partitions', numberFlag(values.partitions, 'partitions', (n) => Number.isInteger(n) && n >= 1 && n <= 32));
-  set('port', numberFlag(values.port, 'port', (n) => Number.isInteger(n) && n >= 0 && n <= 65_535));
+  set('devices', numberFlag(values.devices, 'devices', 'a whole number from 0 to 10000', (n) => Number.isInteger(n) && n >= 0 && n <= 10_000));
+  set('durationSeconds', numberFlag(values.duration, 'duration', 'simulated seconds, a number above 0 (120, not 2m)', (n) => n > 0));
+  set('seed', numberFlag(values.seed, 'seed', 'a whole number', (n) => Number.isInteger(n)));
+  set('speedup', numberFlag(values.speedup, 'speedup', 'a number above 0, at most 100000', (n) => n > 0 && n <= 100_000));
+  set('rate', numberFlag(values.rate, 'rate', 'messages per second per device, above 0, at most 1000', (n) => n > 0 && n <= 1000));
+  set('legacyShare', numberFlag(values['legacy-share'], 'legacy-share', 'a share from 0 to 1 (0.2, not 20%)', (n) => n >= 0 && n <= 1));
+  set('resendProbability', numberFlag(values.resend, 'resend', 'a probability from 0 to below 1', (n) => n >= 0 && n < 1));
+  set('partitions', numberFlag(values.partitions, 'partitions', 'a whole number from 1 to 32', (n) => Number.isInteger(n) && n >= 1 && n <= 32));
+  set('port', numberFlag(values.port, 'port', 'a whole number from 0 to 65535 (0 picks a free one)', (n) => Number.isInteger(n) && n >= 0 && n <= 65_535));
   set('summaryPath', values.summary);
   set('stateDirectory', values.state);
   set('inMemoryAzurite', values['in-memory']);
