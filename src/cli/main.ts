@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isRoutingError, type RoutingError } from '../lib/errors.js';
+import { isUndecodableDocument } from '../lib/storage/jsonDocuments.js';
 import { aggregateCommand, aggregateUsage } from './commands/aggregate.js';
 import { archiveCommand, archiveUsage } from './commands/archive.js';
 import { checkCommand, checkUsage } from './commands/check.js';
@@ -73,6 +74,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     if (isRoutingError(error) && error.kind === 'transient') {
       io.stderr.write(`iot-routing ${name}: ${firstLine(error)}; ${retryAdvice(error, command)}\n`);
       return EXIT.transient;
+    }
+    // Storage answered, and a blob it returned is not the document the command reads (damaged, or written by another
+    // tool): the credentials were accepted, so the line names the blob, never the account key. Before the refusal
+    // below, which the same code (StorageRejected) would otherwise take.
+    if (isUndecodableDocument(error)) {
+      io.stderr.write(
+        `iot-routing ${name}: ${firstLine(error)}; the storage account answered with a blob that is not a document ` +
+          'iot-routing reads (damaged, or written by another tool): restore it from a copy, or remove it if it does not belong there\n',
+      );
+      return EXIT.usage;
     }
     // Storage answered and refused (a wrong account key, an expired SAS, an identity without a data role): the user's
     // to fix, as a configuration error is, so one line naming the refusal and the connection to check, and exit 1.

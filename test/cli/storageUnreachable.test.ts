@@ -7,11 +7,14 @@
  *
  * Storage that answers and refuses the credentials (Azurite, a wrong account key) is the user's to fix: one line
  * naming the refusal and the connection to check, exit 1 (EXIT.usage, as a configuration error), no stack trace.
+ * Storage that answers with a blob that is not the document a command reads is neither: the account accepted the
+ * credentials, so the line names the blob and says so, without sending the user to check the account key.
  */
 import type { StoragePipelineOptions } from '@azure/storage-blob';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { AZURITE_ACCOUNT_KEY, azuriteConnectionString, useAzurite } from '../support/azurite.js';
+import { AzureBlobStore, blobServiceClientFromSettings } from '../../src/lib/storage/azureBlobStore.js';
+import { AZURITE_ACCOUNT_KEY, azuriteConnectionString, uniqueContainerName, useAzurite } from '../support/azurite.js';
 import { runCommand } from '../support/cli.js';
 import { closedPort } from '../support/listening.js';
 
@@ -105,5 +108,27 @@ describe('a command whose storage does not answer', () => {
       },
     };
     await expect(cli(['quarantine', 'list'], { AzureWebJobsStorage: unreachable }, broken)).rejects.toThrow(TypeError);
+  });
+});
+
+describe('a command that reads a stored document that does not decode', () => {
+  it('names the blob in one line, does not blame the credentials the account accepted, and exits 1', async () => {
+    // Another tool (or a hand edit) left a blob in the quarantine container that is not a quarantine record.
+    const container = uniqueContainerName('quarantine');
+    const name = 'messages/events/2024-05-01/m-1.json';
+    const store = new AzureBlobStore(blobServiceClientFromSettings({ AzureWebJobsStorage: azurite().connectionString }));
+    await store.ensureContainer(container);
+    await store.put(container, name, Buffer.from('{"kind": "message", "reasons": [', 'utf8'));
+
+    const run = await cli(['quarantine', 'show', name, '--container', container], { AzureWebJobsStorage: azurite().connectionString });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toBe('');
+    const lines = run.stderr.split('\n');
+    expect(lines, run.stderr).toHaveLength(2);
+    expect(lines[1]).toBe('');
+    const [line] = lines as [string];
+    expect(line).toMatch(new RegExp(`^iot-routing quarantine: Blob ${container}/${name} is not valid JSON; `));
+    expect(line).toMatch(/the storage account answered with a blob that is not a document iot-routing reads/);
+    expect(line).not.toMatch(/refused|account key|SAS/);
   });
 });

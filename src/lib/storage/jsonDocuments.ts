@@ -23,7 +23,7 @@ export function encodeJson(value: unknown): Buffer {
 const UNDECODABLE = Symbol.for('iot-routing.undecodableDocument');
 
 /** True for the error {@link getJson} and friends raise for a blob that was read and is not a valid document. */
-export function isUndecodableDocument(error: unknown): boolean {
+export function isUndecodableDocument(error: unknown): error is RoutingError {
   return isRoutingError(error) && error.code === 'StorageRejected' && (error as { [UNDECODABLE]?: unknown })[UNDECODABLE] === true;
 }
 
