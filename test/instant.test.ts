@@ -21,21 +21,23 @@ describe('parseInstant', () => {
 
 describe('instantProblem', () => {
   it('names the parameter and the forms it takes, and clips what was sent', () => {
-    expect(instantProblem('from', 'yesterday')).toBe('from: "yesterday" is not an ISO 8601 time with a zone (2024-03-01T10:00:00Z) or a date (2024-03-01)');
-    expect(instantProblem('to', 'x'.repeat(200))).toContain(`"${'x'.repeat(77)}..."`);
+    expect(instantProblem('from', 'yesterday', 'url')).toBe('from: "yesterday" is not an ISO 8601 time with a zone (2024-03-01T10:00:00Z) or a date (2024-03-01)');
+    expect(instantProblem('to', 'x'.repeat(200), 'url')).toContain(`"${'x'.repeat(77)}..."`);
   });
 
   it('says how to write the offset when a URL turned its "+" into a space', () => {
     // What `?from=2024-05-01T12:00:00+02:00` arrives as, unencoded.
-    expect(instantProblem('from', '2024-05-01T12:00:00 02:00')).toMatch(/; a "\+" in a URL reads as a space: write the offset as %2B02:00, or use Z$/);
-    expect(instantProblem('from', '2024-05-01 12:00')).not.toContain('%2B');
+    expect(instantProblem('from', '2024-05-01T12:00:00 02:00', 'url')).toMatch(/; a "\+" in a URL reads as a space: write the offset as %2B02:00, or use Z$/);
+    expect(instantProblem('from', '2024-05-01 12:00', 'url')).not.toContain('%2B');
+    // A command line decodes nothing: "%2B02:00" there would be refused again.
+    expect(instantProblem('--from', '2024-05-01T12:00:00 02:00', 'flags')).not.toContain('%2B');
   });
 
   it('adds the problem to the list a route reports at once', () => {
     const errors: string[] = [];
-    expect(instantParameter('from', undefined, errors)).toBeUndefined();
-    expect(instantParameter('from', '2024-03-01', errors)).toBe(Date.UTC(2024, 2, 1));
-    expect(instantParameter('to', 'soon', errors)).toBeUndefined();
-    expect(errors).toEqual([instantProblem('to', 'soon')]);
+    expect(instantParameter('from', undefined, errors, 'url')).toBeUndefined();
+    expect(instantParameter('from', '2024-03-01', errors, 'url')).toBe(Date.UTC(2024, 2, 1));
+    expect(instantParameter('to', 'soon', errors, 'url')).toBeUndefined();
+    expect(errors).toEqual([instantProblem('to', 'soon', 'url')]);
   });
 });

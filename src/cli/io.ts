@@ -83,7 +83,7 @@ export function timeRangeOptions(values: { from?: string | undefined; to?: strin
     const text = values[key];
     if (text === undefined) continue;
     const ms = parseInstant(text);
-    if (ms === null) throw new UsageError(instantProblem(`--${key}`, text));
+    if (ms === null) throw new UsageError(instantProblem(`--${key}`, text, 'flags'));
     range[key === 'from' ? 'fromMs' : 'toMs'] = ms;
   }
   if (range.fromMs !== undefined && range.toMs !== undefined && range.fromMs >= range.toMs) {

@@ -33,22 +33,28 @@ export function parseInstant(text: string): number | null {
   return ms;
 }
 
-/** What is wrong with `text` as the time `name`, in the words every route and command uses. */
-export function instantProblem(name: string, text: string): string {
+/** Where a parameter was written: a URL's query string (the HTTP endpoints) or command-line flags (the CLI). */
+export type ParameterSource = 'url' | 'flags';
+
+/**
+ * What is wrong with `text` as the time `name`, in the words every route and command uses. The `%2B` advice is for
+ * a URL only: a command line decodes nothing, so `%2B02:00` there would be refused again.
+ */
+export function instantProblem(name: string, text: string, source: ParameterSource): string {
   const shown = JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
   const problem = `${name}: ${shown} is not an ISO 8601 time with a zone (2024-03-01T10:00:00Z) or a date (2024-03-01)`;
-  return PLUS_AS_SPACE.test(text) ? `${problem}; a "+" in a URL reads as a space: write the offset as %2B02:00, or use Z` : problem;
+  return source === 'url' && PLUS_AS_SPACE.test(text) ? `${problem}; a "+" in a URL reads as a space: write the offset as %2B02:00, or use Z` : problem;
 }
 
 /**
  * A `from`/`to` parameter: absent is undefined; a value that is not an instant adds {@link instantProblem} to
  * `errors` and is undefined too.
  */
-export function instantParameter(name: string, text: string | undefined, errors: string[]): number | undefined {
+export function instantParameter(name: string, text: string | undefined, errors: string[], source: ParameterSource): number | undefined {
   if (text === undefined) return undefined;
   const ms = parseInstant(text);
   if (ms === null) {
-    errors.push(instantProblem(name, text));
+    errors.push(instantProblem(name, text, source));
     return undefined;
   }
   return ms;

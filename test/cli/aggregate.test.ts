@@ -314,4 +314,11 @@ describe('iot-routing reports', () => {
     await expect(refused).rejects.toBeInstanceOf(UsageError);
     await expect(refused).rejects.toThrow(/^--device: "pump 7" is not an IoT Hub device id \(1-128 characters: .*\)$/);
   });
+
+  it('refuses a --from with a space for a "+" without the URL advice, which a command line does not decode', async () => {
+    const cli = io({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' });
+    const refused = reportsCommand(['--from', '2024-03-01T12:00:00 02:00'], cli);
+    await expect(refused).rejects.toBeInstanceOf(UsageError);
+    await expect(refused).rejects.toThrow(/^--from: "2024-03-01T12:00:00 02:00" is not an ISO 8601 time with a zone \(.*\) or a date \(2024-03-01\)$/);
+  });
 });

@@ -116,6 +116,10 @@ describe('iot-routing query', () => {
 
   it('rejects bad arguments with a usage error', async () => {
     await expect(query(['--from', '2024-05-01T12:00'])).rejects.toThrow(/--from: "2024-05-01T12:00" is not an ISO 8601 time with a zone/);
+    // A "+" turned into a space is a URL's doing: a command line decodes nothing, so "%2B02:00" would be refused again.
+    await expect(query(['--from', '2024-05-01T12:00:00 02:00'])).rejects.toThrow(
+      /^--from: "2024-05-01T12:00:00 02:00" is not an ISO 8601 time with a zone \(2024-03-01T10:00:00Z\) or a date \(2024-03-01\)$/,
+    );
     await expect(query(['--format', 'xml'])).rejects.toThrow(/--format must be json, ndjson, csv/);
     await expect(query(['--where', 'temperature'])).rejects.toThrow(/--where/);
     await expect(query(['--limit', '0'])).rejects.toThrow(/--limit must be a whole number/);

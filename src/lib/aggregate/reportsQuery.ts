@@ -8,7 +8,7 @@
  * default the smallest), `format` (`json` default, or `csv`). `code` is the function key and is ignored here.
  */
 import { isRoutingError, readFailure } from '../errors.js';
-import { instantParameter } from '../instant.js';
+import { instantParameter, type ParameterSource } from '../instant.js';
 import type { Clock } from '../ports.js';
 import type { Services } from '../runtime.js';
 import { aggregationConfigOf, parseWindowSize, type AggregationConfig } from './aggregationConfig.js';
@@ -34,9 +34,6 @@ const HOST_PARAMETERS = ['code'];
  */
 export const DEVICE_ID = /^[A-Za-z0-9\-.+%_#*?!(),:=@$']{1,128}$/;
 
-/** Where the parameters were written: a URL's query string (the HTTP endpoints) or command-line flags (the CLI). */
-export type ParameterSource = 'url' | 'flags';
-
 export function parseReportsQuery(
   params: Iterable<readonly [string, string]>,
   config: AggregationConfig,
@@ -59,7 +56,7 @@ export function parseReportsQuery(
   const deviceId = values.get('deviceId');
   if (deviceId !== undefined && !DEVICE_ID.test(deviceId)) errors.push(deviceIdProblem(deviceId, source));
 
-  const instant = (name: 'from' | 'to'): number | undefined => instantParameter(name, values.get(name), errors);
+  const instant = (name: 'from' | 'to'): number | undefined => instantParameter(name, values.get(name), errors, source);
   const fromGiven = instant('from');
   const toGiven = instant('to');
   const toMs = toGiven ?? (fromGiven === undefined ? now.getTime() : fromGiven + DAY_MS);

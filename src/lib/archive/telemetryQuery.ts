@@ -80,7 +80,7 @@ export function parseTelemetryQuery(params: URLSearchParams, limits: TelemetryLi
       errors.push(`${key}: required (ISO 8601 with a zone, or a date); a query without a range would scan the whole archive`);
       continue;
     }
-    const ms = instantParameter(key, text, errors);
+    const ms = instantParameter(key, text, errors, 'url');
     if (ms === undefined) continue;
     if (key === 'from') from = new Date(ms);
     else to = new Date(ms);

@@ -119,7 +119,7 @@ export function parseDashboardQuery(
     if (window === undefined) errors.push(`window: ${JSON.stringify(windowText)} is not a configured window (${configured})`);
   }
 
-  const instant = (name: 'from' | 'to'): number | undefined => instantParameter(name, single.get(name), errors);
+  const instant = (name: 'from' | 'to'): number | undefined => instantParameter(name, single.get(name), errors, 'url');
   const rangeText = single.get('range');
   const fromGiven = instant('from');
   const toGiven = instant('to');
