@@ -3,12 +3,13 @@ import { parseAggregationConfig } from '../../src/lib/aggregate/aggregationConfi
 import { BASE_WINDOW_DOC } from '../../src/lib/aggregate/baseWindow.js';
 import { createReportsEndpoint, parseReportsQuery } from '../../src/lib/aggregate/reportsQuery.js';
 import type { WindowStore } from '../../src/lib/aggregate/windowStore.js';
-import { memoryWindowStore } from '../../src/lib/aggregate/windowStore.js';
+import { blobWindowStore, memoryWindowStore } from '../../src/lib/aggregate/windowStore.js';
 import { RoutingError } from '../../src/lib/errors.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
 import { readReports } from '../../src/lib/aggregate/reports.js';
 import { createWindowAggregator } from '../../src/lib/aggregate/windowAggregator.js';
 import { ManualClock } from '../../src/lib/ports.js';
+import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
 
 const parsed = parseAggregationConfig({ windows: ['1m', '1h'] });
 if ('errors' in parsed) throw new Error(parsed.errors.join());
@@ -115,5 +116,23 @@ describe('reading reports', () => {
     expect((await endpoint([])).status).toBe(200);
     expect((await endpoint([])).status).toBe(200);
     expect(asked).toBe(3);
+  });
+
+  it('names a base window record that does not decode, and what to do with it', async () => {
+    // Read through the product's blob store, so the record's bytes go through jsonDocuments as on Azure.
+    const store = new MemoryBlobStore({ clock });
+    await store.ensureContainer('reports');
+    for (const body of ['{"kind": "baseWind', '{"kind": "window", "base": 1}']) {
+      await store.put('reports', BASE_WINDOW_DOC, Buffer.from(body, 'utf8'));
+      const answer = await createReportsEndpoint({ windows: blobWindowStore(store, 'reports'), config: CONFIG, clock })([]);
+      expect(answer.status, body).toBe(503);
+      expect(JSON.parse(answer.body)).toEqual({
+        error: 'Misconfigured',
+        problems: [
+          `${BASE_WINDOW_DOC} in the reports container (REPORTS_CONTAINER) is not a base window record: restore it, or delete it if ` +
+            `every window there was written with this configuration's smallest window (${CONFIG.windows[0]!.label})`,
+        ],
+      });
+    }
   });
 });

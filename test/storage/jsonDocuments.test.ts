@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { isRoutingError } from '../../src/lib/errors.js';
+import { isRoutingError, RoutingError } from '../../src/lib/errors.js';
 import { ManualClock, type BlobStore, type ReplaceResult } from '../../src/lib/ports.js';
-import { createJson, getJson, updateJson } from '../../src/lib/storage/jsonDocuments.js';
+import { createJson, getJson, isUndecodableDocument, updateJson } from '../../src/lib/storage/jsonDocuments.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
 import { rejection } from '../support/rejections.js';
 
@@ -70,6 +70,27 @@ describe('JSON documents', () => {
     };
     const badShape = await rejection(getJson(store, 'docs', 'shape.json', decode));
     expect(isRoutingError(badShape) && badShape.message).toContain('n must be a number');
+  });
+
+  it('marks a read blob that is not the document, through every reader, and nothing else', async () => {
+    // verifyBaseWindow and the CLI tell "this blob is damaged" from "the account refused" by this mark alone, and a
+    // refusal is StorageRejected too: reading one as the other sends the user to the wrong fix.
+    const store = await storeWith();
+    await store.create('docs', 'bad.json', Buffer.from('{not json'));
+    await createJson(store, 'docs', 'shape.json', { n: 'one' });
+    const decode = (raw: unknown): { n: number } => {
+      if (typeof (raw as { n?: unknown }).n !== 'number') throw new Error('n must be a number');
+      return raw as { n: number };
+    };
+    const undecodable = [
+      await rejection(getJson(store, 'docs', 'bad.json')),
+      await rejection(getJson(store, 'docs', 'shape.json', decode)),
+      await rejection(updateJson(store, 'docs', 'bad.json', () => ({ n: 1 }))),
+      await rejection(updateJson(store, 'docs', 'shape.json', () => ({ n: 1 }), { decode })),
+    ];
+    for (const error of undecodable) expect(isUndecodableDocument(error), String(error)).toBe(true);
+    // The refusal side, a 403 from the account, is test/cli/storageUnreachable.test.ts's (Azurite, a wrong key).
+    expect(isUndecodableDocument(new RoutingError('StorageRejected', 'Blob storage get docs/a.json failed: 403 AuthorizationFailure'))).toBe(false);
   });
 
   it('reads JSON written with a UTF-8 byte-order mark', async () => {
