@@ -15,13 +15,22 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from '../../src/lib/storage/azureBlobStore.js';
 import { AZURITE_ACCOUNT_KEY, azuriteConnectionString, uniqueContainerName, useAzurite } from '../support/azurite.js';
-import { runCommand } from '../support/cli.js';
+import { runCommand, type CliRun } from '../support/cli.js';
 import { closedPort } from '../support/listening.js';
 
 const FAST_FAIL: StoragePipelineOptions = { retryOptions: { maxTries: 2, retryDelayInMs: 10, maxRetryDelayInMs: 20, tryTimeoutInMs: 2_000 } };
 
 function cli(args: string[], env: Record<string, string>, storagePipeline: StoragePipelineOptions = FAST_FAIL) {
   return runCommand((argv, io) => main(argv, { ...io, storagePipeline }), args, env);
+}
+
+/** The one line a command wrote on stderr, and nothing on stdout: what every case here must end with. */
+function oneLine(run: CliRun): string {
+  expect(run.stdout).toBe('');
+  const lines = run.stderr.split('\n');
+  expect(lines, run.stderr).toHaveLength(2);
+  expect(lines[1]).toBe('');
+  return lines[0]!;
 }
 
 const azurite = useAzurite();
@@ -61,11 +70,7 @@ describe('a command whose storage does not answer', () => {
     async ({ command, args, env, settings }) => {
       const run = await cli(args(), env());
       expect(run.code, run.stderr).toBe(4);
-      expect(run.stdout).toBe('');
-      const lines = run.stderr.split('\n');
-      expect(lines, run.stderr).toHaveLength(2);
-      expect(lines[1]).toBe('');
-      const [line] = lines as [string];
+      const line = oneLine(run);
       expect(line).toMatch(new RegExp(`^iot-routing ${command}: Blob storage \\w+ .* failed: .*ECONNREFUSED.*127\\.0\\.0\\.1:${port}`));
       expect(line).toMatch(settings);
       expect(line).toMatch(/and that the storage account is reachable, then run the command again$/);
@@ -83,11 +88,7 @@ describe('a command whose storage does not answer', () => {
       const refused = (value: string) => value.replaceAll(unreachable, azurite().connectionString.replace(AZURITE_ACCOUNT_KEY, wrongKey));
       const run = await cli(args().map(refused), Object.fromEntries(Object.entries(env()).map(([k, v]) => [k, refused(v)])));
       expect(run.code, run.stderr).toBe(1);
-      expect(run.stdout).toBe('');
-      const lines = run.stderr.split('\n');
-      expect(lines, run.stderr).toHaveLength(2);
-      expect(lines[1]).toBe('');
-      const [line] = lines as [string];
+      const line = oneLine(run);
       expect(line).toMatch(new RegExp(`^iot-routing ${command}: Blob storage \\w+ .* failed: 403 AuthorizationFailure; `));
       expect(line).toMatch(settings);
       expect(line).toMatch(/the storage account refused the request/);
@@ -122,11 +123,7 @@ describe('a command that reads a stored document that does not decode', () => {
 
     const run = await cli(['quarantine', 'show', name, '--container', container], { AzureWebJobsStorage: azurite().connectionString });
     expect(run.code, run.stderr).toBe(1);
-    expect(run.stdout).toBe('');
-    const lines = run.stderr.split('\n');
-    expect(lines, run.stderr).toHaveLength(2);
-    expect(lines[1]).toBe('');
-    const [line] = lines as [string];
+    const line = oneLine(run);
     expect(line).toMatch(new RegExp(`^iot-routing quarantine: Blob ${container}/${name} is not valid JSON; `));
     expect(line).toMatch(/the storage account answered with a blob that is not a document iot-routing reads/);
     expect(line).not.toMatch(/refused|account key|SAS/);
