@@ -9,7 +9,9 @@ import { archiveFromServices } from '../../src/lib/archive/archiveDeps.js';
 import { DIGEST_REJECTED_HINT } from '../../src/lib/alerts/digestRunner.js';
 import { createAlertLedger } from '../../src/lib/alerts/ledger.js';
 import { REASONS } from '../../src/lib/checks/reasons.js';
+import { decodeWindowDoc } from '../../src/lib/aggregate/windowStore.js';
 import {
+  cachedWindowStore,
   createDashboardDataSource,
   decodeLedgerView,
   describeReason,
@@ -21,6 +23,7 @@ import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
 import { ManualClock, type BlobStore } from '../../src/lib/ports.js';
 import { createServices, type Services } from '../../src/lib/runtime.js';
 import { DAMAGE_HINTS } from '../../src/lib/storage/quarantine.js';
+import { isUndecodableDocument } from '../../src/lib/storage/jsonDocuments.js';
 import { MemoryBlobStore } from '../../src/lib/storage/memoryBlobStore.js';
 import { seedDashboard, type Seeded } from './dashboardSeed.js';
 
@@ -399,6 +402,20 @@ describe('describeReason', () => {
     expect(describeReason('toString').hint).toBe(
       'Show the entries with `iot-routing quarantine list --reason toString` and `iot-routing quarantine show <name>`: each keeps its own hint.',
     );
+  });
+});
+
+describe('cachedWindowStore', () => {
+  it('reads a damaged window document as every other reader does: an undecodable document naming the blob', async () => {
+    const store = new MemoryBlobStore();
+    const name = 'windows/1m/2024-03-01/dev-1/2024-03-01T10:00:00Z/0.json';
+    await store.ensureContainer('reports');
+    await store.put('reports', name, Buffer.from('{"schema":2,"kind":"window",', 'utf8'));
+    const windows = cachedWindowStore(store, 'reports', new EtagCache(10));
+    for await (const _ of windows.list('windows/')) break; // the dashboard lists before it reads
+    const error: unknown = await windows.get(name, decodeWindowDoc).catch((e: unknown) => e);
+    expect(isUndecodableDocument(error)).toBe(true);
+    expect((error as Error).message).toBe(`Blob reports/${name} is not valid JSON`);
   });
 });
 

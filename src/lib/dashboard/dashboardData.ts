@@ -28,6 +28,7 @@ import { listArchiveBlobs, nameMinuteWindow } from '../archive/fileNameFormat.js
 import { readManifest, type ArchiveManifest } from '../archive/manifest.js';
 import { ENDPOINT_NAMES, isReasonCode, REASONS, type EndpointName } from '../checks/reasons.js';
 import type { BlobItem, BlobStore, Clock } from '../ports.js';
+import { getJson } from '../storage/jsonDocuments.js';
 import { DAMAGE_HINTS, digestDayPrefix, messageDayPrefix, quarantineListing, type ArchiveDamageCode } from '../storage/quarantine.js';
 import { MAX_DEVICE_FILTER, MAX_POINTS, type DashboardQuery } from './dashboardParams.js';
 import type { EtagCache } from './etagCache.js';
@@ -343,11 +344,12 @@ export function cachedWindowStore(store: BlobStore, container: string, cache: Et
         const hit = cache.get(key, etag);
         if (hit !== undefined) return hit as T;
       }
-      const document = await store.get(container, name);
+      // getJson, as every reader of the container: a damaged document is named (isUndecodableDocument), not a bare
+      // SyntaxError.
+      const document = await getJson(store, container, name, decode);
       if (document === null) return null;
-      const value = decode(JSON.parse(document.body.toString('utf8')));
-      cache.set(key, document.etag, value);
-      return value;
+      cache.set(key, document.etag, document.value);
+      return document.value;
     },
     async *list(prefix: string) {
       for await (const item of store.list(container, prefix)) {
