@@ -70,3 +70,22 @@ export async function verifyBaseWindow(windows: WindowStore, base: WindowSize): 
   }
   if (stored !== null && stored.base !== base.label) throw mismatch(stored.base, base);
 }
+
+/**
+ * What every long-lived reader of a reports container calls before it reads (GET /api/reports, the dashboard's
+ * data): {@link verifyBaseWindow} against `base`, the configuration's smallest window. Read with another base, a
+ * container answers empty base windows and roll-ups missing what they would look up as base partials of the wrong
+ * size: a report that looks complete and is not. The problem names settings and sizes only, as GET /api/health
+ * does. Asked once per reader, since a container keeps its base window for good; a failure (the mismatch, or
+ * storage down) asks again on the next call.
+ */
+export function baseWindowCheck(windows: WindowStore, base: WindowSize): () => Promise<void> {
+  let verified: Promise<void> | undefined;
+  return () => {
+    verified ??= verifyBaseWindow(windows, base).catch((error: unknown) => {
+      verified = undefined;
+      throw error;
+    });
+    return verified;
+  };
+}

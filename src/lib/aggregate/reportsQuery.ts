@@ -12,7 +12,7 @@ import { instantParameter, type ParameterSource } from '../instant.js';
 import type { Clock } from '../ports.js';
 import type { Services } from '../runtime.js';
 import { aggregationConfigOf, parseWindowSize, type AggregationConfig } from './aggregationConfig.js';
-import { verifyBaseWindow } from './baseWindow.js';
+import { baseWindowCheck } from './baseWindow.js';
 import { readReports, reportsToCsv, type ReportQuery, type WindowReport } from './reports.js';
 import { blobWindowStore, type WindowStore } from './windowStore.js';
 
@@ -137,27 +137,8 @@ function problem(status: number, error: string, problems: readonly string[], hea
   };
 }
 
-/**
- * What every reader of a reports container calls before it reads (GET /api/reports, the dashboard's data): throws
- * ConfigInvalid when the container was written with another base window than `config`'s smallest. Read with another
- * base, a container answers empty base windows and roll-ups missing what they would look up as base partials of the
- * wrong size: a report that looks complete and is not. The problem names settings and sizes only, as
- * GET /api/health does. Asked once per reader, since a container keeps its base window for good; a failure (the
- * mismatch, or storage down) asks again on the next call.
- */
-export function baseWindowCheck(windows: WindowStore, config: AggregationConfig): () => Promise<void> {
-  let verified: Promise<void> | undefined;
-  return () => {
-    verified ??= verifyBaseWindow(windows, config.windows[0]!).catch((error: unknown) => {
-      verified = undefined;
-      throw error;
-    });
-    return verified;
-  };
-}
-
 export function createReportsEndpoint(deps: ReportsEndpointDeps): ReportsEndpoint {
-  const verifyBase = baseWindowCheck(deps.windows, deps.config);
+  const verifyBase = baseWindowCheck(deps.windows, deps.config.windows[0]!);
   return async (params) => {
     const parsed = parseReportsQuery(params, deps.config, deps.clock.now());
     if ('errors' in parsed) return problem(400, 'BadRequest', parsed.errors);

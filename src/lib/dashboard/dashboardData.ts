@@ -17,7 +17,7 @@
 import type { AggregationConfig } from '../aggregate/aggregationConfig.js';
 import { mapLimit } from '../aggregate/mapLimit.js';
 import { readReports, type WindowReport } from '../aggregate/reports.js';
-import { baseWindowCheck } from '../aggregate/reportsQuery.js';
+import { baseWindowCheck } from '../aggregate/baseWindow.js';
 import { blobWindowStore, type WindowStore } from '../aggregate/windowStore.js';
 import { windowListPrefixes } from '../aggregate/windows.js';
 import { EMAIL_REJECTED_HINT } from '../alerts/criticalAlertHandler.js';
@@ -183,7 +183,7 @@ export function createDashboardDataSource(deps: DashboardDeps): DashboardDataSou
   const limits: DashboardLimits = { ...DEFAULT_DASHBOARD_LIMITS, ...deps.limits };
   // Before anything is read: charts from a container written with another base window would be empty or partial
   // and look complete. ConfigInvalid, which the data endpoint answers as 503 Misconfigured, as GET /api/reports does.
-  const verifyBase = baseWindowCheck(blobWindowStore(deps.store, deps.reportsContainer), deps.aggregation);
+  const verifyBase = baseWindowCheck(blobWindowStore(deps.store, deps.reportsContainer), deps.aggregation.windows[0]!);
   return async (query) => {
     await verifyBase();
     const filter = query.deviceIds.length > 0 ? new Set(query.deviceIds) : null;
