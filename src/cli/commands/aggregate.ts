@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { parseWindowSize, withWindow, type AggregationConfig } from '../../lib/aggregate/aggregationConfig.js';
+import { LEVEL_WHEN_ABSENT, parseWindowSize, withWindow, type AggregationConfig } from '../../lib/aggregate/aggregationConfig.js';
 import { loadAggregationConfigFile } from '../../lib/aggregate/aggregationConfigFile.js';
 import { createBackfill } from '../../lib/aggregate/backfill.js';
 import { reportsToCsv, type WindowReport } from '../../lib/aggregate/reports.js';
@@ -27,13 +27,13 @@ function list(value: string | undefined, flag: string): string[] | undefined {
 /**
  * The levels of the reported messages that were counted without their fields. Archive files mostly hold the storage
  * route's level, which the stream does not aggregate, so a backfill without --levels would print windows with no
- * field statistics and not say why. A message without a level counts as `normal` (named so for --levels).
+ * field statistics and not say why. A message without a level is named as the aggregator counts it, for --levels.
  */
 function levelsWithoutFields(reports: readonly WindowReport[], aggregateLevels: readonly string[]): string[] {
   const levels = new Set<string>();
   for (const report of reports) {
     for (const level of Object.keys(report.byLevel)) {
-      const named = level === NO_LEVEL ? 'normal' : level;
+      const named = level === NO_LEVEL ? LEVEL_WHEN_ABSENT : level;
       if (!aggregateLevels.includes(named)) levels.add(named);
     }
   }

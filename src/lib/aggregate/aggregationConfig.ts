@@ -33,7 +33,7 @@ export interface AggregationConfig {
   fields: readonly string[] | null;
   /** How long after a window's end (in event time) it still accepts messages as on time. */
   allowedLatenessMs: number;
-  /** `level` values whose messages are aggregated; a message without a level counts as `normal`. */
+  /** `level` values whose messages are aggregated; a message without a level counts as {@link LEVEL_WHEN_ABSENT}. */
   aggregateLevels: readonly string[];
   /** A partition with no batch for this long is idle: the finalize timer advances its watermark by the clock. */
   idlePartitionMs: number;
@@ -56,11 +56,17 @@ const UNITS: ReadonlyArray<[string, number]> = [
   ['s', SECOND],
 ];
 
+/**
+ * The level a message without one is aggregated under: on the built-in endpoint it is normal telemetry (the fallback
+ * route's traffic). The one spelling of that rule, for the aggregator and for whatever names levels back to the user.
+ */
+export const LEVEL_WHEN_ABSENT = 'normal';
+
 export const DEFAULT_AGGREGATION_CONFIG: AggregationConfig = Object.freeze({
   windows: Object.freeze([{ label: '1m', ms: 60_000 }]),
   fields: null,
   allowedLatenessMs: 600 * SECOND,
-  aggregateLevels: Object.freeze(['normal']),
+  aggregateLevels: Object.freeze([LEVEL_WHEN_ABSENT]),
   idlePartitionMs: 60 * SECOND,
 });
 

@@ -12,7 +12,7 @@ import { deviceScopedIdentity, legacyDeviceScopedIdentity } from '../message/ide
 import { ObjectShapes, setOwnProperty } from '../message/objectShapes.js';
 import type { DecodedBody, JsonValue, PropertyValue, RoutedMessage } from '../message/RoutedMessage.js';
 import type { Clock } from '../ports.js';
-import { MAX_FIELDS_PER_MESSAGE, type AggregationConfig, type WindowSize } from './aggregationConfig.js';
+import { LEVEL_WHEN_ABSENT, MAX_FIELDS_PER_MESSAGE, type AggregationConfig, type WindowSize } from './aggregationConfig.js';
 import { claimBaseWindow } from './baseWindow.js';
 import { mapLimit } from './mapLimit.js';
 import {
@@ -477,8 +477,7 @@ function contributionOf(
   const level = raw === undefined || raw === null || raw === '' ? null : String(raw);
   const outcome = check.outcome === 'warn' ? 'warn' : 'accept';
   const reasons = check.findings.length > 0 ? [...new Set(check.findings.map((f) => f.code))].sort() : undefined;
-  // On the built-in endpoint a message without a level is normal telemetry (the fallback route's traffic).
-  if (!aggregateLevels.has(level ?? 'normal')) return reasons === undefined ? { t: time, level, outcome } : { t: time, level, outcome, reasons };
+  if (!aggregateLevels.has(level ?? LEVEL_WHEN_ABSENT)) return reasons === undefined ? { t: time, level, outcome } : { t: time, level, outcome, reasons };
   // Each literal has its properties in serialisation order and every one the common case needs, so that none is
   // added later (which allocates a property store per message); `omitted` is rare.
   const scanned = scannedValues(message.decoded, fields);
