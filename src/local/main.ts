@@ -962,7 +962,7 @@ export const localUsage = `npm start -- [options]     (node dist/src/local/main.
   --verbose            print every function log line
 Exit codes: 0 every message accounted for; 3 conservation failed; 1 usage or configuration errors.`;
 
-/** A numeric flag; a refusal says what the flag takes, as the CLI's do ("--limit: expected ..., got ..."). */
+/** A numeric flag; a refusal says what the flag takes, as GET /api/telemetry's parameters do ("limit: expected ..., got ..."). */
 function numberFlag(value: string | undefined, name: string, expected: string, check: (n: number) => boolean): number | undefined {
   if (value === undefined) return undefined;
   const n = value.trim() === '' ? Number.NaN : Number(value);

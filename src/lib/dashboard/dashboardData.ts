@@ -501,7 +501,7 @@ interface QuarantineScan {
   /** Critical messages quarantined because the e-mail service refused them: their ledger record counts them. */
   failedAlerts: number;
   reasons: Map<string, number>;
-  /** Refused digests of the range, newest first, by when they were refused. */
+  /** Refused digests of the range, by when they were refused, in listing order (`readRefusedDigests` takes the newest). */
   digests: ListedDigest[];
   days: string[];
   scanned: number;
