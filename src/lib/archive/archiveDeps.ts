@@ -5,7 +5,7 @@
  */
 import { configInvalid } from '../errors.js';
 import type { Services } from '../runtime.js';
-import { parseArchiveSettings, type ArchiveConfig } from './config.js';
+import { parseArchiveSettings, type ArchiveConfig, type ArchiveSettings } from './config.js';
 import { parseFileNameFormat, type FileNameFormat } from './fileNameFormat.js';
 import type { ArchiveIngestDeps } from './ingest.js';
 import type { TelemetryQueryDeps } from './telemetryQuery.js';
@@ -27,20 +27,7 @@ export interface ResolvedArchive {
 export function resolveArchive(config: ArchiveConfig, env: Env): ResolvedArchive {
   const problems: string[] = [];
   const settings = parseArchiveSettings(env, config, problems);
-  const format = parseFileNameFormat(config.fileNameFormat);
-  if ('errors' in format) problems.push(...format.errors.map((e) => `archive.fileNameFormat: ${e}`));
-  if (settings.container === null) {
-    problems.push(MISSING_CONTAINER);
-  }
-  if (problems.length > 0 || 'errors' in format || settings.container === null) {
-    throw configInvalid('Archive configuration is invalid', problems);
-  }
-  return {
-    config,
-    format: format.value,
-    container: settings.container,
-    indexContainer: settings.indexContainer,
-  };
+  return resolved(config, settings, problems);
 }
 
 /**
@@ -49,18 +36,22 @@ export function resolveArchive(config: ArchiveConfig, env: Env): ResolvedArchive
  * so an app that does not run the archive paths still starts without it.
  */
 export function archiveFromServices(services: Pick<Services, 'config'>): ResolvedArchive {
-  const { archive } = services.config.routing;
-  const settings = services.config.settings.archive;
-  const format = parseFileNameFormat(archive.fileNameFormat);
-  if ('errors' in format || settings.container === null) {
-    const problems = [
-      ...('errors' in format ? format.errors.map((e) => `archive.fileNameFormat: ${e}`) : []),
-      ...(settings.container === null ? [MISSING_CONTAINER] : []),
-    ];
+  return resolved(services.config.routing.archive, services.config.settings.archive);
+}
+
+/**
+ * The one assembly of a ResolvedArchive: the file name format parsed and the container required here, after the
+ * settings' own `problems` (if any), so that both entry points name the same problems in the same words.
+ */
+function resolved(config: ArchiveConfig, settings: ArchiveSettings, problems: string[] = []): ResolvedArchive {
+  const format = parseFileNameFormat(config.fileNameFormat);
+  if ('errors' in format) problems.push(...format.errors.map((e) => `archive.fileNameFormat: ${e}`));
+  if (settings.container === null) problems.push(MISSING_CONTAINER);
+  if (problems.length > 0 || 'errors' in format || settings.container === null) {
     throw configInvalid('Archive configuration is invalid', problems);
   }
   return {
-    config: archive,
+    config,
     format: format.value,
     container: settings.container,
     indexContainer: settings.indexContainer,
