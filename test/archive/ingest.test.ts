@@ -103,6 +103,19 @@ describe('archive ingest', () => {
     expect((await readManifest(s.store, s.index, s.container, blob!.name))?.etag).toBe(before?.etag);
   });
 
+  it('a replay of an indexed version lists the blob once: the version that answers is the one the hour summary checks', async () => {
+    const [blob] = await writeArchive(s.store, s.container, FORMAT, [{ partition: '1', minute: MINUTE + 60_000, records: 3, encoding: 'json' }]);
+    await s.ingest(blob!.name);
+    const before = s.observed.count(s.observed.listings, s.container, blob!.name);
+    const replay = await s.ingest(blob!.name);
+    expect(replay).toMatchObject({ outcome: 'unchanged', records: 3 });
+    expect(s.observed.count(s.observed.listings, s.container, blob!.name) - before).toBe(1);
+    // The summary the replay completes is still there, for the version listed.
+    const cache = new HourSummaryCache(s.store, s.index, s.container);
+    const parsed = { iothub: FIXTURE_HUB, partition: '1', minuteMs: MINUTE + 60_000 };
+    expect(await cache.factsFor(blob!.name, replay.etag!, parsed)).toMatchObject({ records: 3, damaged: false });
+  });
+
   it('replaces the manifest when the blob is rewritten', async () => {
     const [blob] = await writeArchive(s.store, s.container, FORMAT, [{ partition: '2', minute: MINUTE, records: 5, encoding: 'avro' }]);
     const first = await s.ingest(blob!.name);

@@ -1,4 +1,4 @@
-import type { BlobDocument, BlobReadStream, BlobStore } from '../../src/lib/ports.js';
+import type { BlobDocument, BlobItem, BlobReadStream, BlobStore, ListOptions } from '../../src/lib/ports.js';
 
 /**
  * A real store, observed: counts downloads and document reads by name, and lets a test act at the moment one
@@ -10,6 +10,8 @@ export class ObservedStore {
   /** `container/name` of every openRead and get that has answered, in order. */
   readonly downloads: string[] = [];
   readonly reads: string[] = [];
+  /** `container/prefix` of every listing started, in order. */
+  readonly listings: string[] = [];
   /** Runs once, right after the next openRead has answered and before its stream is handed over. */
   afterOpen: (() => Promise<void>) | undefined;
   /** Runs after every get has answered and before its document is handed over. */
@@ -52,6 +54,12 @@ export class ObservedStore {
             this.reads.push(`${container}/${name}`);
             await this.afterGet?.(container, name);
             return document;
+          };
+        }
+        if (key === 'list') {
+          return (container: string, prefix?: string, options?: ListOptions): AsyncIterable<BlobItem> => {
+            this.listings.push(`${container}/${prefix ?? ''}`);
+            return target.list(container, prefix, options);
           };
         }
         const value = Reflect.get(target, key, receiver) as unknown;

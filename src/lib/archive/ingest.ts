@@ -75,11 +75,13 @@ export function createArchiveIngestHandler(deps: ArchiveIngestDeps): ArchiveInge
   const nothingRead = (blobName: string) =>
     ({ blobName, manifest: manifestName(archive.container, blobName), records: 0, admitted: 0, quarantined: 0, damage: null }) as const;
   const currentEtag = async (name: string): Promise<ETag | null> => (await currentVersion(name))?.etag ?? null;
-  /** Hour summaries are written after the manifest, only for the version that is still current. */
-  const summarize = async (manifest: ArchiveManifest): Promise<void> => {
+  /**
+   * Hour summaries are written after the manifest, only for the version that is still current: `current` is the
+   * blob as listed after the manifest was written or found (the listing also gives the summary its Last-Modified).
+   */
+  const summarize = async (manifest: ArchiveManifest, current: BlobItem | null): Promise<void> => {
     const parsed = archive.format.parse(manifest.blob.name);
     if (parsed === null) return;
-    const current = await currentVersion(manifest.blob.name);
     if (current?.etag !== manifest.blob.etag) return;
     await recordInHourSummary(store, archive.indexContainer, manifest, parsed, current.lastModified);
   };
@@ -127,7 +129,7 @@ export function createArchiveIngestHandler(deps: ArchiveIngestDeps): ArchiveInge
       indexedAt: deps.clock.now(),
     });
     const outcome = await storeManifest(store, archive.indexContainer, built, () => currentEtag(blobName));
-    if (outcome !== 'stale') await summarize(built);
+    if (outcome !== 'stale') await summarize(built, await currentVersion(blobName));
     return {
       blobName,
       etag: blob.etag,
@@ -149,15 +151,16 @@ export function createArchiveIngestHandler(deps: ArchiveIngestDeps): ArchiveInge
 
     const existing = await readManifest(store, archive.indexContainer, archive.container, blobName);
     if (existing !== null && existing.manifest !== null) {
-      const current = await currentEtag(blobName);
+      // One listing answers both questions: is the indexed version current, and may its hour summary be written.
+      const current = await currentVersion(blobName);
       if (current === null) return { ...empty, etag: null, outcome: 'missing', format: null };
-      if (current === existing.manifest.blob.etag) {
+      if (current.etag === existing.manifest.blob.etag) {
         const m = existing.manifest;
         // A replay after a failure between the manifest and the summary completes the summary; otherwise a no-op.
-        await summarize(m);
+        await summarize(m, current);
         return {
           ...empty,
-          etag: current,
+          etag: current.etag,
           outcome: 'unchanged',
           format: m.format,
           records: m.records,
