@@ -2,7 +2,7 @@ import { app, type InvocationContext } from '@azure/functions';
 import { ingestDepsFromServices } from '../lib/archive/archiveDeps.js';
 import { blobCreatedTarget } from '../lib/archive/blobCreatedEvent.js';
 import { archiveTriggerSourceOf } from '../lib/archive/config.js';
-import { createArchiveIngestHandler, type ArchiveIngestHandler, type IngestSummary } from '../lib/archive/ingest.js';
+import { createArchiveIngestHandler, describeIngest, type ArchiveIngestHandler, type IngestSummary } from '../lib/archive/ingest.js';
 import { processServices, type Services } from '../lib/runtime.js';
 
 /**
@@ -36,11 +36,7 @@ function sharedIngest(getServices: () => Promise<Services>): () => Promise<{ con
 function loggedIngest(ingest: ArchiveIngestHandler): LoggedIngest {
   return async (name, context) => {
     const summary = await ingest(name);
-    const damage = summary.damage === null ? '' : `; ${summary.damage.code} at byte ${summary.damage.byteOffset}, quarantined`;
-    context.log(
-      `archiveIngest ${name} (${summary.etag ?? 'gone'}): ${summary.outcome}, ${summary.format ?? 'no'} format, ` +
-        `${summary.records} records, ${summary.quarantined} quarantined${damage}`,
-    );
+    context.log(`archiveIngest ${name} (${summary.etag ?? 'gone'}): ${summary.outcome}, ${summary.format ?? 'no'} format, ${describeIngest(summary)}`);
     return summary;
   };
 }

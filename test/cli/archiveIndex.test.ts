@@ -178,6 +178,9 @@ describe('archive index: catching the index up', () => {
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(EXIT.damaged);
     expect(run.stdout).toContain('7 blobs listed (indexed 2, missing 4, stale 1): created 4, already indexed 2, damaged 1, missing since listing 0, failed 0');
     expect(ingested(run)).toEqual([...neverIngested.filter((n) => n !== truncated).map((n) => `created ${n}`), `created ${stale}`, `damaged ${truncated}`].sort());
+    // The damage is said as the function's log line says it (describeIngest), quarantine included.
+    const escaped = truncated.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    expect(run.stderr).toMatch(new RegExp(`^\\[\\d+\\] damaged +${escaped}  \\d+ records, \\d+ quarantined; ArchiveTruncated at byte \\d+, quarantined$`, 'm'));
     // The manifests of the blobs indexed before were not touched; every blob is now indexed at its current version.
     const after = await a.manifestVersions(all);
     for (const name of indexed) expect(after[name], name).toBe(before[name]);

@@ -7,6 +7,7 @@ import {
   type CatchUpOutcome,
   type IndexState,
 } from '../../lib/archive/indexCatchUp.js';
+import { describeIngest } from '../../lib/archive/ingest.js';
 import { connectionFrom } from '../../lib/config.js';
 import { isTransient } from '../../lib/errors.js';
 import type { ServiceOverrides } from '../../lib/runtime.js';
@@ -136,7 +137,6 @@ function progressLine(entry: CatchUpEntry, outcomes: Record<CatchUpOutcome, numb
       ? (entry.error ?? '')
       : summary === undefined || entry.outcome === 'missing-since-listing'
         ? ''
-        : `${summary.records} records, ${summary.quarantined} quarantined` +
-          (summary.damage === null ? '' : `, ${summary.damage.code} at byte ${summary.damage.byteOffset}`);
+        : describeIngest(summary);
   return `[${settled}] ${(entry.outcome ?? '').padEnd(21)} ${entry.name}${detail === '' ? '' : `  ${detail}`}`;
 }

@@ -55,6 +55,15 @@ export interface IngestSummary {
 
 export type ArchiveIngestHandler = (blobName: string) => Promise<IngestSummary>;
 
+/**
+ * What an ingest found in the blob, as the function's log line and `iot-routing archive index`'s progress line
+ * both say it: the records read, how many were quarantined, and the damage (whose record is in the quarantine).
+ */
+export function describeIngest(summary: Pick<IngestSummary, 'records' | 'quarantined' | 'damage'>): string {
+  const damage = summary.damage === null ? '' : `; ${summary.damage.code} at byte ${summary.damage.byteOffset}, quarantined`;
+  return `${summary.records} records, ${summary.quarantined} quarantined${damage}`;
+}
+
 export function createArchiveIngestHandler(deps: ArchiveIngestDeps): ArchiveIngestHandler {
   const { store, archive } = deps;
   let ready: Promise<void> | undefined;
