@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { quarantineCommand } from '../../src/cli/commands/quarantine.js';
 import { EXIT } from '../../src/cli/io.js';
 import { decodeEventHubBatch } from '../../src/lib/message/eventHubBatch.js';
-import { systemClock } from '../../src/lib/ports.js';
+import { ManualClock, systemClock } from '../../src/lib/ports.js';
 import { AzureBlobStore } from '../../src/lib/storage/azureBlobStore.js';
 import { createQuarantine, reasonFor } from '../../src/lib/storage/quarantine.js';
 import { uniqueContainerName, useAzurite } from '../support/azurite.js';
@@ -36,6 +36,19 @@ describe('iot-routing quarantine', () => {
     expect((await quarantineCli(['list', '--endpoint', 'archive'])).stderr).toBe(`0 quarantined records in ${container}\n`);
     const shown = await quarantineCli(['show', entry!.name]);
     expect(JSON.parse(shown.stdout)).toMatchObject({ kind: 'message', reasons: [expect.objectContaining({ code: 'BodyNotJson', hint: expect.any(String) })] });
+  });
+
+  it('dates a record by when it was quarantined (the app clock, which a rewrite by a replay keeps), not by Last-Modified', async () => {
+    const dated = uniqueContainerName('quarantine');
+    const quarantinedAt = '2024-05-01T12:05:00.000Z';
+    const store = new AzureBlobStore(BlobServiceClient.fromConnectionString(azurite().connectionString));
+    const [message] = decodeEventHubBatch([Buffer.from('{"t":')], {
+      systemPropertiesArray: [{ 'iothub-connection-device-id': 'pump-8', 'iothub-enqueuedtime': '2024-05-01T12:00:00.000Z', 'message-id': 'm-2' }],
+      propertiesArray: [{}],
+    });
+    await createQuarantine(store, dated, new ManualClock(quarantinedAt)).putMessage(message!, 'events', [reasonFor('BodyNotJson', 'cut short')]);
+    const run = await runCommand(quarantineCommand, ['list', '--container', dated], { AzureWebJobsStorage: azurite().connectionString });
+    expect(run.stdout).toMatch(new RegExp(`^${quarantinedAt}  events +pump-8 +BodyNotJson +messages/events/2024/05/01/`));
   });
 
   it('takes the storage connection in every form the app reads it (`:` for `__` here), refusing only a blank one', async () => {

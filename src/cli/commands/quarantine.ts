@@ -87,7 +87,9 @@ export async function quarantineCommand(args: string[], io: CliIo): Promise<numb
       io.stdout,
       values.format === 'ndjson'
         ? JSON.stringify(item)
-        : `${item.lastModified.toISOString()}  ${item.endpoint.padEnd(13)} ${(item.deviceId ?? '-').padEnd(24)} ${item.reasons.join(',').padEnd(40)} ${item.name}`,
+        : // When it was quarantined, as the dashboard dates it: a replay that refuses it again rewrites the record
+          // (today's reasons), which moves Last-Modified but keeps quarantinedAt; earlier builds stored none.
+          `${(item.quarantinedAt ?? item.lastModified).toISOString()}  ${item.endpoint.padEnd(13)} ${(item.deviceId ?? '-').padEnd(24)} ${item.reasons.join(',').padEnd(40)} ${item.name}`,
     );
   }
   io.stderr.write(`${count} quarantined record${count === 1 ? '' : 's'} in ${container}\n`);
