@@ -680,6 +680,23 @@ export function parseRouteQuery(text: string): ParseResult {
   }
 }
 
+/**
+ * Where the condition's string literals are ([start, end), quotes included), read by the lexer the parser uses, up
+ * to the first token it refuses: for checks that must tell text a route compares from the names around it.
+ */
+export function stringLiteralSpans(text: string): Array<{ start: number; end: number }> {
+  const lexer = new Lexer(text);
+  const spans: Array<{ start: number; end: number }> = [];
+  try {
+    for (let token = lexer.next(); token.type !== 'eof'; token = lexer.next()) {
+      if (token.type === 'string') spans.push({ start: token.position, end: token.end });
+    }
+  } catch (failure) {
+    if (!(failure instanceof ParseFailure)) throw failure;
+  }
+  return spans;
+}
+
 function makeError(text: string, detail: string, position: number, hint?: string): ParseError {
   const message = `${detail} at ${position}${hint === undefined ? '' : ` (${hint})`}`;
   return { message, position, ...lineAndColumn(text, position) };

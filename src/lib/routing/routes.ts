@@ -19,7 +19,7 @@ import {
   type PreparedContext,
   type RouteContext,
 } from './evaluate.js';
-import { parseRouteQuery, printRouteQuery, referencesOf, type Expr, type ParseResult, type ReferenceExpr } from './parser.js';
+import { parseRouteQuery, printRouteQuery, referencesOf, stringLiteralSpans, type Expr, type ParseResult, type ReferenceExpr } from './parser.js';
 
 /** The endpoint the fallback route delivers to: IoT Hub's built-in, Event Hubs-compatible endpoint. */
 export const FALLBACK_ENDPOINT: EndpointName = 'events';
@@ -65,21 +65,15 @@ const TYPOGRAPHIC_QUOTES = /[\u2018-\u201f\u00ab\u00bb\u2039\u203a]/;
 
 /**
  * The position of the first typographic quote outside the condition's string literals, or -1. Inside a literal
- * (`site = 'Joe’s Plant'`) it is text the route compares, as meant; outside, the lexer takes it into a name.
- * Literals as the lexer reads them: straight quotes, a backslash escaping the next character.
+ * (`site = 'Joe’s Plant'`) it is text the route compares, as meant; outside, the lexer takes it into a name. The
+ * literals are the parser's own (`stringLiteralSpans`); past a token the lexer refuses, the rest counts as outside.
  */
 function typographicQuoteOutsideLiterals(condition: string): number {
-  let quote: string | null = null;
-  for (let i = 0; i < condition.length; i++) {
-    const ch = condition[i]!;
-    if (quote !== null) {
-      if (ch === '\\') i++;
-      else if (ch === quote) quote = null;
-    } else if (ch === "'" || ch === '"') {
-      quote = ch;
-    } else if (TYPOGRAPHIC_QUOTES.test(ch)) {
-      return i;
-    }
+  let from = 0;
+  for (const literal of [...stringLiteralSpans(condition), { start: condition.length, end: condition.length }]) {
+    const at = condition.slice(from, literal.start).search(TYPOGRAPHIC_QUOTES);
+    if (at >= 0) return from + at;
+    from = literal.end;
   }
   return -1;
 }
