@@ -300,16 +300,18 @@ export function parseSettings(env: Env, problems: string[], archive: Pick<Archiv
     problems.push('IOTHUB_SERVICE_CONNECTION__*: an identity-based connection needs IOTHUB_SERVICE_CONNECTION__hostName');
   }
   // The clients this app builds itself sign in as the host would for each identity-based connection
-  // (connectionCredential.ts); a wrong identity setting is reported here rather than as a token failure later.
-  const identityConnections = [
-    storage?.kind === 'identity' ? 'AzureWebJobsStorage' : null,
-    iotHubService?.kind === 'identity' ? 'IOTHUB_SERVICE_CONNECTION' : null,
-    env['SERVICEBUS_CONNECTION']?.trim() ? null : 'SERVICEBUS_CONNECTION',
-    env['ACS_CONNECTION_STRING']?.trim() ? null : 'ACS_ENDPOINT',
+  // (connectionCredential.ts); a wrong identity setting is reported here rather than as a token failure later. Each
+  // connection is read as its clients read it: one given as a connection string reads no identity setting. ACS_ENDPOINT
+  // names the endpoint itself, so it is identity-based unless ACS_CONNECTION_STRING is given instead.
+  const connections: ReadonlyArray<[string, Connection | null]> = [
+    ['AzureWebJobsStorage', storage],
+    ['IOTHUB_SERVICE_CONNECTION', iotHubService],
+    ['SERVICEBUS_CONNECTION', connectionFrom(env, 'SERVICEBUS_CONNECTION')],
   ];
-  for (const connection of identityConnections) {
-    if (connection !== null) problems.push(...connectionCredentialProblems(env, connection));
+  for (const [name, connection] of connections) {
+    if (connection?.kind === 'identity') problems.push(...connectionCredentialProblems(env, name));
   }
+  if (connectionSetting(env, 'ACS_CONNECTION_STRING') === undefined) problems.push(...connectionCredentialProblems(env, 'ACS_ENDPOINT'));
   const reports = parseReportsContainer(env);
   if ('errors' in reports) problems.push(...reports.errors);
   const alerts = parseAlertSettings(env);
