@@ -16,6 +16,7 @@
  * and arithmetic; lookups reuse the message's own objects.
  */
 
+import { SYSTEM_FIELD_ALIASES } from '../message/normalize.js';
 import type { DecodedBody, JsonValue, PropertyValue } from '../message/RoutedMessage.js';
 import type { BinaryOp, CallExpr, Expr, PathSegment, ReferenceExpr } from './parser.js';
 
@@ -500,18 +501,20 @@ function applicationProperty(message: RouteMessage, name: string, lower: string)
  * System properties by their query names. [routing] names `$contentType`, `$contentEncoding`,
  * `$connectionDeviceId`, `$connectionModuleId`, `$enqueuedTime` (older revisions: `enqueuedTime`), `$dt-dataschema`
  * and `$dt-subject`, and refers to "Create and read IoT Hub messages" for the rest; each is found under its AMQP
- * name (`iothub-connection-device-id`), its storage-encoding name (`connectionDeviceId`) or the model's field.
+ * name (`iothub-connection-device-id`), its storage-encoding name (`connectionDeviceId`) or the model's field. The
+ * fields the message model also has are found under the decoders' own aliases, so a route condition and the model
+ * never read a different key for the same fact.
  */
 const SYSTEM_KEYS: Readonly<Record<string, readonly string[]>> = {
-  contenttype: ['content-type', 'contentType', 'iothub-content-type'],
-  contentencoding: ['content-encoding', 'contentEncoding', 'iothub-content-encoding'],
-  connectiondeviceid: ['iothub-connection-device-id', 'connectionDeviceId'],
-  connectionmoduleid: ['iothub-connection-module-id', 'connectionModuleId'],
+  contenttype: SYSTEM_FIELD_ALIASES.contentType,
+  contentencoding: SYSTEM_FIELD_ALIASES.contentEncoding,
+  connectiondeviceid: SYSTEM_FIELD_ALIASES.deviceId,
+  connectionmoduleid: SYSTEM_FIELD_ALIASES.moduleId,
   connectionauthmethod: ['iothub-connection-auth-method', 'connectionAuthMethod'],
   connectionauthgenerationid: ['iothub-connection-auth-generation-id', 'connectionDeviceGenerationId'],
-  enqueuedtime: ['iothub-enqueuedtime', 'enqueuedTime'],
-  'iothub-enqueuedtime': ['iothub-enqueuedtime', 'enqueuedTime'],
-  messageid: ['message-id', 'messageId'],
+  enqueuedtime: SYSTEM_FIELD_ALIASES.enqueuedTime,
+  'iothub-enqueuedtime': SYSTEM_FIELD_ALIASES.enqueuedTime,
+  messageid: SYSTEM_FIELD_ALIASES.messageId,
   correlationid: ['correlation-id', 'correlationId'],
   userid: ['user-id', 'userId'],
   messagesource: ['iothub-message-source'],
