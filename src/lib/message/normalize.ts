@@ -15,20 +15,18 @@ export const SYSTEM_FIELD_ALIASES = {
   contentEncoding: ['content-encoding', 'contentEncoding', 'iothub-content-encoding'],
 } as const;
 
-const ALIASES = SYSTEM_FIELD_ALIASES;
-
-export type SystemField = keyof typeof ALIASES;
+export type SystemField = keyof typeof SYSTEM_FIELD_ALIASES;
 
 /** Every alias, lower-cased, to its field and its rank among that field's aliases (lower wins). */
 const ALIAS_INDEX = new Map<string, { field: SystemField; rank: number }>(
-  (Object.entries(ALIASES) as Array<[SystemField, readonly string[]]>).flatMap(([field, names]) =>
+  (Object.entries(SYSTEM_FIELD_ALIASES) as Array<[SystemField, readonly string[]]>).flatMap(([field, names]) =>
     names.map((name, rank) => [name.toLowerCase(), { field, rank }] as const),
   ),
 );
 
 type SystemFields = Partial<Record<SystemField, string>>;
 
-const FIELDS = Object.keys(ALIASES) as SystemField[];
+const FIELDS = Object.keys(SYSTEM_FIELD_ALIASES) as SystemField[];
 
 /**
  * What a key, exactly as spelled, says, as one small integer: the field it names (an index into FIELDS) times
@@ -42,7 +40,7 @@ const NO_ALIAS = -1;
 function aliasOf(key: string): number {
   const alias = ALIAS_INDEX.get(key) ?? ALIAS_INDEX.get(key.toLowerCase());
   if (alias === undefined) return NO_ALIAS;
-  const names = ALIASES[alias.field];
+  const names = SYSTEM_FIELD_ALIASES[alias.field];
   const rank = names[alias.rank] === key ? alias.rank : names.length + alias.rank;
   return FIELDS.indexOf(alias.field) * RANK_RANGE + rank;
 }
@@ -232,7 +230,7 @@ export function systemField(
   systemProperties: Readonly<Record<string, PropertyValue>>,
   field: SystemField,
 ): string | undefined {
-  const value = lookupProperty(systemProperties, ALIASES[field]);
+  const value = lookupProperty(systemProperties, SYSTEM_FIELD_ALIASES[field]);
   if (value === undefined || value === null || value === '') return undefined;
   return typeof value === 'string' ? value : String(value);
 }
