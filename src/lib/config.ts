@@ -11,7 +11,7 @@ import {
   parseReportsContainer,
   type AggregationConfig,
 } from './aggregate/aggregationConfig.js';
-import { defaultAlertsConfig, parseAlertSettings, parseAlertsConfig, type AlertSettings, type AlertsConfig } from './alerts/alertsConfig.js';
+import { DEFAULT_DASHBOARD_URL, defaultAlertsConfig, parseAlertSettings, parseAlertsConfig, type AlertSettings, type AlertsConfig } from './alerts/alertsConfig.js';
 import {
   DEFAULT_ARCHIVE_CONFIG,
   parseArchiveConfig,
@@ -325,7 +325,7 @@ export function parseSettings(env: Env, problems: string[], archive: Pick<Archiv
     alerts:
       'value' in alerts
         ? alerts.value
-        : { container: 'alerts', queueName: null, dashboardUrl: 'http://localhost:7071/api/dashboard', acs: null, sender: null },
+        : { container: 'alerts', queueName: null, dashboardUrl: DEFAULT_DASHBOARD_URL, acs: null, sender: null },
   };
 }
 
