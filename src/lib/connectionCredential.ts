@@ -27,6 +27,7 @@ import {
   ManagedIdentityCredential,
   type TokenCredential,
 } from '@azure/identity';
+import type { Connection } from './config.js';
 import { configInvalid } from './errors.js';
 
 type Settings = Readonly<Record<string, string | undefined>>;
@@ -120,4 +121,22 @@ export function connectionCredential(settings: Settings, connection: string): To
     ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
     ...(resourceId === undefined ? {} : { managedIdentityResourceId: resourceId }),
   });
+}
+
+/**
+ * An IoT Hub service connection as the azure-iothub clients (twin reader, device notifier) take it: a shared access
+ * policy's connection string (`HostName=<hub>.azure-devices.net;SharedAccessKeyName=...;SharedAccessKey=...`), or
+ * the hub's host name (`<hub>.azure-devices.net`) with a Microsoft Entra credential.
+ */
+export type IotHubServiceConnection = { connectionString: string } | { hostName: string; credential: TokenCredential };
+
+/**
+ * IOTHUB_SERVICE_CONNECTION as parseSettings read it (`connection`), in the form the clients take: an identity-based
+ * one signs in as the host would ({@link connectionCredential}). Every client of the hub this app builds gets its
+ * connection here, so they cannot choose the form or the identity differently.
+ */
+export function iotHubServiceConnection(settings: Settings, connection: Connection): IotHubServiceConnection {
+  return connection.kind === 'connectionString'
+    ? { connectionString: connection.value }
+    : { hostName: connection.properties['hostName'] ?? '', credential: connectionCredential(settings, 'IOTHUB_SERVICE_CONNECTION') };
 }

@@ -4,10 +4,10 @@
  * handlers run everywhere; only the settings (and, in tests, the clock or store) differ.
  */
 import type { AdmitDeps } from './checks/admit.js';
-import { registryTwinReaderFromConnectionString, registryTwinReaderFromTokenCredential } from './checks/twins/registryTwinReader.js';
+import { registryTwinReader } from './checks/twins/registryTwinReader.js';
 import { createTwinResolver, type TwinResolver } from './checks/twins/twinResolver.js';
 import { loadAppConfig, type AppConfig } from './config.js';
-import { connectionCredential } from './connectionCredential.js';
+import { iotHubServiceConnection } from './connectionCredential.js';
 import { systemClock, type BlobStore, type Clock } from './ports.js';
 import { AzureBlobStore, blobServiceClientFromSettings } from './storage/azureBlobStore.js';
 import { createQuarantine, type Quarantine } from './storage/quarantine.js';
@@ -53,15 +53,8 @@ function twinResolverFor(env: Env, config: AppConfig, clock: Clock): TwinResolve
   const { twinResolution } = config.routing;
   const connection = config.settings.iotHubService;
   if (!twinResolution.enabled || connection === null) return undefined;
-  const reader =
-    connection.kind === 'connectionString'
-      ? registryTwinReaderFromConnectionString(connection.value)
-      : registryTwinReaderFromTokenCredential(
-          connection.properties['hostName'] ?? '',
-          connectionCredential(env, 'IOTHUB_SERVICE_CONNECTION'),
-        );
   return createTwinResolver({
-    reader,
+    reader: registryTwinReader(iotHubServiceConnection(env, connection)),
     clock,
     ttlMs: twinResolution.cacheTtlSeconds * 1000,
     maxConcurrency: twinResolution.maxConcurrency,

@@ -7,7 +7,7 @@
 
 import path from 'node:path';
 import type { AppConfig, RoutingConfig } from '../config.js';
-import { connectionCredential } from '../connectionCredential.js';
+import { connectionCredential, iotHubServiceConnection } from '../connectionCredential.js';
 import { configInvalid, RoutingError } from '../errors.js';
 import { processServices, type Services } from '../runtime.js';
 import { createAcsEmailSender } from './acsEmailSender.js';
@@ -77,14 +77,8 @@ export function createAlertServices(services: Services, overrides: AlertServiceO
   const sender = overrides.sender ?? senderFor(config, settings, services);
   let notifier: DeviceNotifier | undefined;
   if (config.notifyDevice) {
-    notifier =
-      overrides.notifier ??
-      (iotHub?.kind === 'connectionString'
-        ? createIotHubDeviceNotifier({ connectionString: iotHub.value })
-        : createIotHubDeviceNotifier({
-            hostName: iotHub?.properties['hostName'] ?? '',
-            credential: connectionCredential(services.env, 'IOTHUB_SERVICE_CONNECTION'),
-          }));
+    // Without a connection deploymentProblems has refused already, unless a notifier was handed in.
+    notifier = overrides.notifier ?? (iotHub === null ? undefined : createIotHubDeviceNotifier(iotHubServiceConnection(services.env, iotHub)));
   }
   const stores = createAlertStores(services.store, settings.container, services.clock, config);
   const deps: AlertDeps = {

@@ -11,22 +11,13 @@
  * can send cloud-to-device messages, such as "IoT Hub Data Contributor".
  */
 
-import type { TokenCredential } from '@azure/identity';
 import iothub from 'azure-iothub';
 import type { Client } from 'azure-iothub';
 import { Message } from 'azure-iothub/dist/common-core/message.js';
 import type { RetryPolicy } from 'azure-iothub/dist/common-core/retry_policy.js';
+import type { IotHubServiceConnection } from '../connectionCredential.js';
 import { RoutingError } from '../errors.js';
 import type { DeviceNotification, DeviceNotifier, NotifyResult } from './deviceNotification.js';
-
-export type IotHubServiceConnection =
-  /** `HostName=<hub>.azure-devices.net;SharedAccessKeyName=...;SharedAccessKey=...` */
-  | { connectionString: string }
-  /**
-   * Microsoft Entra ID: `hostName` is `<hub>.azure-devices.net`; the credential comes from
-   * `connectionCredential(settings, 'IOTHUB_SERVICE_CONNECTION')`.
-   */
-  | { hostName: string; credential: TokenCredential };
 
 export interface IotHubDeviceNotifierOptions {
   /**

@@ -10,12 +10,20 @@ import type { TokenCredential } from '@azure/identity';
 import iothub from 'azure-iothub';
 import type { Registry } from 'azure-iothub';
 
+import type { IotHubServiceConnection } from '../../connectionCredential.js';
 import { RoutingError } from '../../errors.js';
 import { describeTwinOwner, isModuleTwin } from './twinResolver.js';
 import type { TwinDocument, TwinOwner, TwinReader } from './twinResolver.js';
 
 /** The Registry operations this adapter uses, so callers holding a Registry for other work can share it. */
 export type TwinRegistry = Pick<Registry, 'getTwin' | 'getModuleTwin'>;
+
+/** Reads twins over either form of the hub's service connection (`iotHubServiceConnection`). */
+export function registryTwinReader(connection: IotHubServiceConnection): TwinReader {
+  return 'connectionString' in connection
+    ? registryTwinReaderFromConnectionString(connection.connectionString)
+    : registryTwinReaderFromTokenCredential(connection.hostName, connection.credential);
+}
 
 /** Reads twins with a hub-level shared access policy (`HostName=...;SharedAccessKeyName=...;SharedAccessKey=...`). */
 export function registryTwinReaderFromConnectionString(connectionString: string): TwinReader {
