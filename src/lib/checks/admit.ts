@@ -18,14 +18,10 @@ export interface AdmitDeps {
   now: () => Date;
 }
 
-export interface AdmittedMessage {
-  /** The message as checked: its `$twin` placeholders resolved from its device's or module's twin, when configured. */
-  message: RoutedMessage;
+/** An admitted message: admit's judgement of it, and the message as it came. */
+export interface AdmittedMessage extends Admission {
   /** The message as delivered; what a later stage quarantines, so that a replay resolves its twins again. */
   delivered: RoutedMessage;
-  check: CheckResult;
-  /** Enrichment keys whose `$twin` placeholder was resolved from the twin (the module twin for a module's message). */
-  twinResolved: readonly string[];
 }
 
 export interface AdmitResult {
@@ -104,8 +100,10 @@ export function quarantiningCodes(check: CheckResult): ReasonCode[] {
 
 /** What `admit` decides on: the message with its twins resolved, and the checks' verdict on it. */
 export interface Admission {
+  /** The message as checked: its `$twin` placeholders resolved from its device's or module's twin, when configured. */
   message: RoutedMessage;
   check: CheckResult;
+  /** Enrichment keys whose `$twin` placeholder was resolved from the twin (the module twin for a module's message). */
   twinResolved: readonly string[];
 }
 
