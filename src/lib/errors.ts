@@ -89,17 +89,22 @@ export function isTransient(error: unknown): boolean {
 /** How a read behind an HTTP endpoint failed, as the answer says it (see `readFailure`). */
 export interface ReadFailure {
   status: 400 | 503;
-  error: 'BadRequest' | 'StorageUnavailable';
+  error: 'BadRequest' | 'StorageUnavailable' | 'Misconfigured';
   problems: string[];
   headers: Record<string, string>;
 }
 
 /**
  * A failed read as an HTTP answer: a request the reader refused as too large (`UsageInvalid`) is the caller's to
- * narrow (400); a transient storage failure is the client's to retry (503 with Retry-After, the store's hint or 5 s).
- * Anything else is undefined: a defect, thrown on to the host.
+ * narrow (400); a configuration the stored data contradicts (`ConfigInvalid`, e.g. a reports container written with
+ * another base window) is the operator's to fix (503 Misconfigured, its problems as /api/health lists them); a
+ * transient storage failure is the client's to retry (503 with Retry-After, the store's hint or 5 s). Anything else
+ * is undefined: a defect, thrown on to the host.
  */
 export function readFailure(error: unknown): ReadFailure | undefined {
+  if (isRoutingError(error) && error.code === 'ConfigInvalid') {
+    return { status: 503, error: 'Misconfigured', problems: configProblems(error), headers: {} };
+  }
   if (isRoutingError(error) && error.code === 'UsageInvalid') {
     return { status: 400, error: 'BadRequest', problems: [error.message], headers: {} };
   }

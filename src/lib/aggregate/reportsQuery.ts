@@ -7,7 +7,7 @@
  * windows *starting* in [from, to); default the 24 hours up to now, or after `from`; at most 31 days), `window` (a configured size;
  * default the smallest), `format` (`json` default, or `csv`). `code` is the function key and is ignored here.
  */
-import { configProblems, isRoutingError, readFailure } from '../errors.js';
+import { readFailure } from '../errors.js';
 import { instantParameter, type ParameterSource } from '../instant.js';
 import type { Clock } from '../ports.js';
 import type { Services } from '../runtime.js';
@@ -146,7 +146,6 @@ export function createReportsEndpoint(deps: ReportsEndpointDeps): ReportsEndpoin
       await verifyBase();
       return renderReports(parsed.value, await readReports(deps.windows, deps.config, parsed.value.query));
     } catch (error) {
-      if (isRoutingError(error) && error.code === 'ConfigInvalid') return problem(503, 'Misconfigured', configProblems(error));
       const failure = readFailure(error);
       if (failure === undefined) throw error;
       return problem(failure.status, failure.error, failure.problems, failure.headers);

@@ -76,8 +76,7 @@ export function createDashboardDataEndpoint(deps: DashboardDataEndpointDeps): Da
     try {
       return { status: 200, headers: { ...JSON_HEADERS }, body: `${JSON.stringify(await deps.source(parsed.value))}\n` };
     } catch (error) {
-      // The reports container was written with another base window (the source checks before it reads).
-      if (isRoutingError(error) && error.code === 'ConfigInvalid') return problem(503, 'Misconfigured', configProblems(error));
+      // Misconfigured among them: the reports container was written with another base window (checked before reading).
       const failure = readFailure(error);
       if (failure === undefined) throw error;
       return problem(failure.status, failure.error, failure.problems, failure.headers);
